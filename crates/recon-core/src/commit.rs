@@ -1,0 +1,409 @@
+//! The one place where snapshots reach the mirror.
+//!
+//! Every path (webhook, sweep, on-demand, replay) builds a [`Batch`] and
+//! calls [`commit`]. In one store transaction it:
+//! 1. inserts the batch's events into the ledger; a duplicate event stops
+//!    there and its snapshots are not applied;
+//! 2. loads the stored rows of every snapshot still to apply;
+//! 3. decides per snapshot with [`decide`] (the monotonic guard);
+//! 4. upserts the winners (the guard is repeated in SQL), logs drift for
+//!    the ones that changed the mirror, moves cursors;
+//! 5. commits, or with `dry_run` rolls back, having counted the same.
+//!
+//! # Guarantees
+//! - Ledger and snapshot writes commit together (exactly-once effect).
+//! - A snapshot whose version is lower than the stored one, or lower than the
+//!   last complete sweep's floor, is never written (monotonic state).
+//! - A snapshot whose version equals the stored one but whose content
+//!   differs is not written; it is reported as a [`Decision::Tie`] so the
+//!   caller fetches the object and commits that with [`Guard::NewerOrEqual`].
+//!
+//! # Caveats
+//! - Outcomes are decided from a read that takes no lock; the SQL guard keeps
+//!   the mirror right under concurrency, and a row the guard refused is
+//!   reported as stale.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::store::{Cursor, Guard, LedgerRow, Store};
+use crate::types::{DriftCause, DriftRecord, ProviderEvent, Snapshot, Source, StoredObject, now_ms};
+
+/// The cursor name under which a kind's sweep floor is kept: the version at
+/// which the last complete sweep of the kind started. Every object of the
+/// kind was observed at or after it.
+pub fn sweep_floor_name(kind: &str) -> String {
+    format!("sweep:{kind}")
+}
+
+/// How to log drift for a change that alters the mirror.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftMeta {
+    /// Which path.
+    pub source: Source,
+    /// Which run.
+    pub run_id: Option<String>,
+}
+
+/// One snapshot to apply.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Change {
+    /// The state to apply.
+    pub snapshot: Snapshot,
+    /// The guard.
+    pub guard: Guard,
+    /// Log drift if this changes the mirror.
+    pub drift: Option<DriftMeta>,
+}
+
+/// An event to put through the ledger.
+#[derive(Debug, Clone)]
+pub struct EventEntry {
+    /// The event (its snapshots are applied only if the event is new).
+    pub event: ProviderEvent,
+    /// Which path brought it.
+    pub source: Source,
+    /// Log drift for what it changes (replay: a change that no webhook had
+    /// delivered is drift).
+    pub drift: Option<DriftMeta>,
+}
+
+/// What to commit together.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    /// Events, in the order they happened.
+    pub events: Vec<EventEntry>,
+    /// Snapshots with no event (sweeps, fetches).
+    pub changes: Vec<Change>,
+    /// Cursors to move when this commits.
+    pub cursors: Vec<Cursor>,
+}
+
+/// The monotonic guard's verdict for one snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Not in the mirror: written.
+    Insert,
+    /// Newer and different: written.
+    Update,
+    /// Same content as stored: nothing written.
+    Unchanged,
+    /// Older than what the mirror knows: not written.
+    Stale,
+    /// Same version, different content: not written; fetch to settle.
+    Tie,
+    /// Another snapshot of the same object in this batch superseded it.
+    Superseded,
+}
+
+impl Decision {
+    /// Whether the mirror changes.
+    pub fn writes(self) -> bool {
+        matches!(self, Decision::Insert | Decision::Update)
+    }
+}
+
+/// The monotonic guard. `floor` is the kind's sweep floor, if any.
+pub fn decide(stored: Option<&StoredObject>, floor: Option<i64>, new: &Snapshot, guard: Guard) -> Decision {
+    let Some(stored) = stored else {
+        return Decision::Insert;
+    };
+    let s = &stored.snapshot;
+    if s.hash == new.hash && s.deleted == new.deleted {
+        return Decision::Unchanged;
+    }
+    if s.deleted && !new.deleted && new.version <= s.version {
+        // A tombstone is only lifted by a strictly newer live state.
+        return Decision::Stale;
+    }
+    let effective = match floor {
+        Some(f) if guard == Guard::Newer => s.version.max(f),
+        _ => s.version,
+    };
+    match (new.version.cmp(&effective), guard) {
+        (std::cmp::Ordering::Greater, _) => Decision::Update,
+        (std::cmp::Ordering::Equal, Guard::NewerOrEqual) => Decision::Update,
+        (std::cmp::Ordering::Equal, Guard::Newer) => Decision::Tie,
+        (std::cmp::Ordering::Less, _) => Decision::Stale,
+    }
+}
+
+/// What happened to one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventOutcome {
+    /// `false`: the ledger already had it; nothing applied.
+    pub new: bool,
+    /// Per snapshot of the event, in order.
+    pub decisions: Vec<Decision>,
+}
+
+/// What [`commit`] did.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// Per event of the batch.
+    pub events: Vec<EventOutcome>,
+    /// Per change of the batch.
+    pub changes: Vec<Decision>,
+    /// Drift records written (or that would be, in a dry run).
+    pub drift: Vec<DriftRecord>,
+}
+
+impl Outcome {
+    /// Snapshots that tied and need a fetch, with their keys.
+    pub fn ties<'a>(&self, batch: &'a Batch) -> Vec<&'a Snapshot> {
+        let mut out = Vec::new();
+        for (e, o) in batch.events.iter().zip(&self.events) {
+            for (s, d) in e.event.snapshots.iter().zip(&o.decisions) {
+                if *d == Decision::Tie {
+                    out.push(s);
+                }
+            }
+        }
+        for (c, d) in batch.changes.iter().zip(&self.changes) {
+            if *d == Decision::Tie {
+                out.push(&c.snapshot);
+            }
+        }
+        out
+    }
+
+    /// Count decisions of a kind over events and changes.
+    pub fn count(&self, which: Decision) -> u64 {
+        let ev = self
+            .events
+            .iter()
+            .flat_map(|e| e.decisions.iter())
+            .filter(|d| **d == which)
+            .count();
+        let ch = self.changes.iter().filter(|d| **d == which).count();
+        (ev + ch) as u64
+    }
+}
+
+struct Item<'a> {
+    snapshot: &'a Snapshot,
+    guard: Guard,
+    drift: Option<&'a DriftMeta>,
+    /// (event index, snapshot index) or (usize::MAX, change index)
+    slot: (usize, usize),
+}
+
+/// Commit a batch: see the module documentation.
+pub async fn commit(store: &dyn Store, batch: &Batch, dry_run: bool) -> Result<Outcome> {
+    let mut tx = store.begin().await?;
+
+    // 1. Ledger.
+    let rows: Vec<LedgerRow<'_>> = batch
+        .events
+        .iter()
+        .map(|e| LedgerRow {
+            event: &e.event,
+            source: e.source,
+            run_id: e.drift.as_ref().and_then(|d| d.run_id.as_deref()),
+        })
+        .collect();
+    let fresh = if rows.is_empty() {
+        Vec::new()
+    } else {
+        tx.ledger_insert(&rows).await?
+    };
+    // A batch may repeat an event id (a duplicate delivery in the same page).
+    let mut seen_ids: HashMap<(&str, &str), ()> = HashMap::new();
+    let mut fresh_dedup = Vec::with_capacity(fresh.len());
+    for (e, f) in batch.events.iter().zip(&fresh) {
+        let k = (e.event.account.as_str(), e.event.event_id.as_str());
+        let first = seen_ids.insert(k, ()).is_none();
+        fresh_dedup.push(*f && first);
+    }
+
+    // 2. Items to apply, in order; a later snapshot of the same key with a
+    // version at least as high supersedes an earlier one.
+    let mut items: Vec<Item<'_>> = Vec::new();
+    for (ei, (e, new)) in batch.events.iter().zip(&fresh_dedup).enumerate() {
+        if !*new {
+            continue;
+        }
+        for (si, s) in e.event.snapshots.iter().enumerate() {
+            items.push(Item {
+                snapshot: s,
+                guard: Guard::Newer,
+                drift: e.drift.as_ref(),
+                slot: (ei, si),
+            });
+        }
+    }
+    for (ci, c) in batch.changes.iter().enumerate() {
+        items.push(Item {
+            snapshot: &c.snapshot,
+            guard: c.guard,
+            drift: c.drift.as_ref(),
+            slot: (usize::MAX, ci),
+        });
+    }
+
+    let mut decisions: Vec<Decision> = vec![Decision::Superseded; items.len()];
+    let mut winner: HashMap<&crate::types::ObjectKey, usize> = HashMap::new();
+    for (i, it) in items.iter().enumerate() {
+        match winner.get(&it.snapshot.key) {
+            Some(&j) if items[j].snapshot.version > it.snapshot.version => {}
+            _ => {
+                winner.insert(&it.snapshot.key, i);
+            }
+        }
+    }
+
+    // 3. Load stored rows and floors per (provider, account, kind).
+    let mut groups: HashMap<(&str, &str, &str), Vec<usize>> = HashMap::new();
+    for &i in winner.values() {
+        let k = &items[i].snapshot.key;
+        groups
+            .entry((k.provider.as_str(), k.account.as_str(), k.kind.as_str()))
+            .or_default()
+            .push(i);
+    }
+    let mut group_keys: Vec<_> = groups.keys().copied().collect();
+    group_keys.sort();
+    let mut to_write: Vec<(usize, Option<StoredObject>)> = Vec::new();
+    for g in group_keys {
+        let mut idx = groups.remove(&g).unwrap_or_default();
+        idx.sort_by(|a, b| items[*a].snapshot.key.id.cmp(&items[*b].snapshot.key.id));
+        let (provider, account, kind) = g;
+        let floor = tx
+            .cursor(provider, account, &sweep_floor_name(kind))
+            .await?
+            .map(|c| c.value);
+        let ids: Vec<&str> = idx.iter().map(|i| items[*i].snapshot.key.id.as_str()).collect();
+        let stored = tx.load(provider, account, kind, &ids).await?;
+        let mut by_id: HashMap<String, StoredObject> = stored
+            .into_iter()
+            .map(|s| (s.snapshot.key.id.clone(), s))
+            .collect();
+        for i in idx {
+            let it = &items[i];
+            let prev = by_id.remove(&it.snapshot.key.id);
+            let d = decide(prev.as_ref(), floor, it.snapshot, it.guard);
+            decisions[i] = d;
+            if d.writes() {
+                to_write.push((i, prev));
+            }
+        }
+    }
+
+    // 4. Write, in key order, one statement per guard.
+    let mut drift = Vec::new();
+    to_write.sort_by(|a, b| items[a.0].snapshot.key.cmp(&items[b.0].snapshot.key));
+    for guard in [Guard::Newer, Guard::NewerOrEqual] {
+        let part: Vec<&(usize, Option<StoredObject>)> =
+            to_write.iter().filter(|(i, _)| items[*i].guard == guard).collect();
+        if part.is_empty() {
+            continue;
+        }
+        let snaps: Vec<&Snapshot> = part.iter().map(|(i, _)| items[*i].snapshot).collect();
+        let written = if dry_run {
+            vec![true; snaps.len()]
+        } else {
+            tx.upsert(&snaps, guard).await?
+        };
+        let now = now_ms();
+        for ((i, prev), ok) in part.into_iter().zip(written) {
+            if !ok {
+                decisions[*i] = Decision::Stale;
+                continue;
+            }
+            let it = &items[*i];
+            if let Some(meta) = it.drift {
+                let cause = match (prev, it.snapshot.deleted) {
+                    (_, true) => DriftCause::Deleted,
+                    (None, false) => DriftCause::Missing,
+                    (Some(p), false) if p.snapshot.deleted => DriftCause::Missing,
+                    (Some(_), false) => DriftCause::Changed,
+                };
+                drift.push(DriftRecord {
+                    key: it.snapshot.key.clone(),
+                    run_id: meta.run_id.clone(),
+                    source: meta.source,
+                    cause,
+                    before: prev.as_ref().map(|p| p.snapshot.data.clone()),
+                    after: Some(it.snapshot.data.clone()),
+                    detected_at: now,
+                });
+            }
+        }
+    }
+    if !dry_run {
+        if !drift.is_empty() {
+            tx.insert_drift(&drift).await?;
+        }
+        for c in &batch.cursors {
+            tx.set_cursor(c).await?;
+        }
+        tx.commit().await?;
+    }
+
+    // 5. Shape the outcome like the batch.
+    let mut out = Outcome {
+        events: batch
+            .events
+            .iter()
+            .zip(&fresh_dedup)
+            .map(|(e, new)| EventOutcome {
+                new: *new,
+                decisions: if *new {
+                    vec![Decision::Superseded; e.event.snapshots.len()]
+                } else {
+                    Vec::new()
+                },
+            })
+            .collect(),
+        changes: vec![Decision::Superseded; batch.changes.len()],
+        drift,
+    };
+    for (it, d) in items.iter().zip(decisions) {
+        match it.slot {
+            (usize::MAX, ci) => out.changes[ci] = d,
+            (ei, si) => out.events[ei].decisions[si] = d,
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::ObjectKey;
+
+    fn snap(v: i64, body: &str) -> Snapshot {
+        Snapshot::live(
+            ObjectKey::new("p", "default", "k", "x"),
+            v,
+            serde_json::json!({ "id": "x", "b": body }),
+        )
+    }
+
+    fn stored(s: Snapshot) -> StoredObject {
+        StoredObject {
+            snapshot: s,
+            confirmed_at: 0,
+        }
+    }
+
+    #[test]
+    fn guard_rules() {
+        let cur = stored(snap(10, "a"));
+        assert_eq!(decide(None, None, &snap(1, "a"), Guard::Newer), Decision::Insert);
+        assert_eq!(decide(Some(&cur), None, &snap(11, "b"), Guard::Newer), Decision::Update);
+        assert_eq!(decide(Some(&cur), None, &snap(9, "b"), Guard::Newer), Decision::Stale);
+        assert_eq!(decide(Some(&cur), None, &snap(10, "b"), Guard::Newer), Decision::Tie);
+        assert_eq!(decide(Some(&cur), None, &snap(10, "b"), Guard::NewerOrEqual), Decision::Update);
+        assert_eq!(decide(Some(&cur), None, &snap(3, "a"), Guard::Newer), Decision::Unchanged);
+        // The sweep floor raises the bar for event-carried snapshots.
+        assert_eq!(decide(Some(&cur), Some(20), &snap(15, "b"), Guard::Newer), Decision::Stale);
+        assert_eq!(decide(Some(&cur), Some(20), &snap(20, "b"), Guard::Newer), Decision::Tie);
+        // A tombstone is lifted only by a strictly newer live state.
+        let dead = stored(Snapshot::tombstone(ObjectKey::new("p", "default", "k", "x"), 10));
+        assert_eq!(decide(Some(&dead), None, &snap(10, "a"), Guard::NewerOrEqual), Decision::Stale);
+    }
+}

@@ -1,0 +1,872 @@
+//! The five paths, written once against [`Provider`] and [`Store`].
+//!
+//! | path | entry point | ends in |
+//! |---|---|---|
+//! | webhook ingest | [`Engine::ingest_webhook`] | [`commit`] with the event in the ledger |
+//! | full sweep | [`Engine::sweep`] | [`commit`] per chunk, deletions after a complete listing |
+//! | on demand | [`Engine::reconcile_one`], [`Engine::reconcile_owner`] | [`commit`] of fetched state |
+//! | event replay | [`Engine::replay`] | [`commit`] of events + cursor together |
+//! | diagnostics | [`crate::diagnostics`] | read-only queries |
+//!
+//! # Guarantees
+//! - A sweep deletes nothing unless its listing completed: an error, a
+//!   timeout or a cancel ends it as `failed`/`cancelled` before the deletion
+//!   phase, and every deletion is confirmed by a direct fetch first.
+//! - With the circuit breaker armed (a mirror of at least
+//!   [`EngineConfig::breaker_min_base`] objects, no `force`), a sweep stages
+//!   its planned changes and writes none of them if they exceed
+//!   [`EngineConfig::breaker_share`] of the mirror.
+//! - A run is recorded `running` first and `succeeded` only at the very end;
+//!   a crash leaves it `running`, never `succeeded`.
+//!
+//! # Assumptions
+//! - The provider's versions on every path share one unit and clock
+//!   ([`Provider::version_now`]).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::commit::{Batch, Change, Decision, DriftMeta, EventEntry, Outcome, commit, sweep_floor_name};
+use crate::error::{Error, ErrorKind, Result};
+use crate::provider::{Fetched, Headers, Provider};
+use crate::store::{Cursor, Guard, Store};
+use crate::types::{
+    ObjectKey, RunCounts, RunKind, RunRecord, RunStatus, Snapshot, Source, now_ms,
+};
+
+/// Engine tuning. `#[non_exhaustive]`: build it with `Default` and set fields.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct EngineConfig {
+    /// The circuit breaker trips when a sweep would change more than this
+    /// share of the mirror's live objects of the kind (0.0–1.0).
+    pub breaker_share: f64,
+    /// The breaker is armed only when the mirror holds at least this many
+    /// live objects of the kind (a first backfill is all inserts).
+    pub breaker_min_base: u64,
+    /// Concurrent cursors for a partitioned listing.
+    pub partitions: usize,
+    /// Objects committed together during a sweep.
+    pub commit_chunk: usize,
+    /// Concurrent direct fetches when confirming deletions.
+    pub fetch_concurrency: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            breaker_share: 0.5,
+            breaker_min_base: 20,
+            partitions: 8,
+            commit_chunk: 500,
+            fetch_concurrency: 8,
+        }
+    }
+}
+
+/// Live counters of a running sweep or replay, for progress bars.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Objects or events read from the provider.
+    pub objects: AtomicU64,
+    /// Pages read.
+    pub pages: AtomicU64,
+    /// Differences found.
+    pub drift: AtomicU64,
+}
+
+/// Options of one sweep.
+#[derive(Debug, Clone, Default)]
+pub struct SweepOptions {
+    /// Compare and report; write nothing.
+    pub dry_run: bool,
+    /// Ignore the circuit breaker.
+    pub force: bool,
+    /// Cancel (shutdown): the sweep stops, deletes nothing, ends `cancelled`.
+    pub cancel: CancellationToken,
+    /// Live counters.
+    pub progress: Option<Arc<Progress>>,
+}
+
+/// What ingesting one webhook did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngestReport {
+    /// The event id (ledger key).
+    pub event_id: String,
+    /// The event type.
+    pub event_type: String,
+    /// The ledger already had it: nothing applied.
+    pub duplicate: bool,
+    /// Snapshots written.
+    pub applied: u32,
+    /// Snapshots refused as older than the mirror.
+    pub stale: u32,
+    /// Version ties settled by fetching the object.
+    pub ties_fetched: u32,
+    /// The event carried nothing recon mirrors (recorded and acknowledged).
+    pub ignored: bool,
+}
+
+/// The answer of an on-demand reconcile for one object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum OneOutcome {
+    /// The mirror differed and was fixed.
+    Fixed {
+        /// The object.
+        key: ObjectKey,
+        /// What the mirror had (None: nothing).
+        was: Option<serde_json::Value>,
+        /// What it has now.
+        now: serde_json::Value,
+    },
+    /// The mirror already matched.
+    AlreadySynced {
+        /// The object.
+        key: ObjectKey,
+    },
+    /// The provider deleted it; the mirror now says so.
+    Deleted {
+        /// The object.
+        key: ObjectKey,
+        /// Whether the mirror still had it live before.
+        was_live: bool,
+    },
+    /// Neither the provider nor the mirror knows it.
+    NotFound {
+        /// The object.
+        key: ObjectKey,
+    },
+}
+
+/// The engine for one provider account and one store.
+#[derive(Clone)]
+pub struct Engine {
+    store: Arc<dyn Store>,
+    provider: Arc<dyn Provider>,
+    config: EngineConfig,
+}
+
+impl Engine {
+    /// An engine with default tuning.
+    pub fn new(store: Arc<dyn Store>, provider: Arc<dyn Provider>) -> Self {
+        Engine {
+            store,
+            provider,
+            config: EngineConfig::default(),
+        }
+    }
+
+    /// Replace the tuning.
+    pub fn with_config(mut self, config: EngineConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The provider.
+    pub fn provider(&self) -> &Arc<dyn Provider> {
+        &self.provider
+    }
+
+    /// The tuning.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    fn key(&self, kind: &str, id: &str) -> ObjectKey {
+        ObjectKey::new(self.provider.name(), self.provider.account(), kind, id)
+    }
+
+    async fn commit_retrying(&self, batch: &Batch, dry_run: bool) -> Result<Outcome> {
+        let mut attempt = 0;
+        loop {
+            match commit(self.store.as_ref(), batch, dry_run).await {
+                Err(e) if e.kind() == ErrorKind::Conflict && attempt < 5 => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, attempt, "store conflict; retrying commit");
+                    tokio::time::sleep(std::time::Duration::from_millis(5 << attempt)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Settle version ties by fetching each object and committing what the
+    /// provider says now. Returns how many were fetched.
+    async fn settle_ties(&self, ties: Vec<&Snapshot>, drift: Option<DriftMeta>, dry_run: bool) -> Result<u64> {
+        if ties.is_empty() {
+            return Ok(0);
+        }
+        let mut changes = Vec::with_capacity(ties.len());
+        for s in &ties {
+            let snap = match self.provider.fetch(&s.key.kind, &s.key.id).await? {
+                Fetched::Found(s) | Fetched::Deleted(s) => s,
+                Fetched::NotFound => Snapshot::tombstone(s.key.clone(), self.provider.version_now()),
+            };
+            changes.push(Change {
+                snapshot: snap,
+                guard: Guard::NewerOrEqual,
+                drift: drift.clone(),
+            });
+        }
+        let batch = Batch {
+            changes,
+            ..Batch::default()
+        };
+        self.commit_retrying(&batch, dry_run).await?;
+        Ok(ties.len() as u64)
+    }
+
+    // ----------------------------------------------------------------- ingest
+
+    /// Path 1: verify a webhook on its raw body, then ledger + apply in one
+    /// transaction. Returns only after the commit, so the caller may answer
+    /// 2xx. A bad signature is [`ErrorKind::BadSignature`], a bad body
+    /// [`ErrorKind::InvalidInput`]; neither writes anything.
+    pub async fn ingest_webhook(&self, headers: &Headers, body: &[u8]) -> Result<IngestReport> {
+        let now_s = now_ms() / 1000;
+        let event = self.provider.verify_webhook(headers, body, now_s)?;
+        self.ingest_event(event, Source::Webhook).await
+    }
+
+    /// Ledger + apply an already verified event.
+    pub async fn ingest_event(&self, event: crate::types::ProviderEvent, source: Source) -> Result<IngestReport> {
+        let ignored = event.snapshots.is_empty();
+        let batch = Batch {
+            events: vec![EventEntry {
+                event,
+                source,
+                drift: None,
+            }],
+            ..Batch::default()
+        };
+        let out = self.commit_retrying(&batch, false).await?;
+        let ties = out.ties(&batch);
+        let ties_fetched = self.settle_ties(ties, None, false).await? as u32;
+        let ev = &out.events[0];
+        let e = &batch.events[0].event;
+        Ok(IngestReport {
+            event_id: e.event_id.clone(),
+            event_type: e.event_type.clone(),
+            duplicate: !ev.new,
+            applied: ev.decisions.iter().filter(|d| d.writes()).count() as u32,
+            stale: ev.decisions.iter().filter(|d| **d == Decision::Stale).count() as u32,
+            ties_fetched,
+            ignored,
+        })
+    }
+
+    // ------------------------------------------------------------------ sweep
+
+    fn new_run(&self, kind: &str, run_kind: RunKind, dry_run: bool) -> RunRecord {
+        RunRecord {
+            id: uuid::Uuid::now_v7().to_string(),
+            provider: self.provider.name().to_string(),
+            account: self.provider.account().to_string(),
+            kind: kind.to_string(),
+            run_kind,
+            status: RunStatus::Running,
+            dry_run,
+            started_at: now_ms(),
+            finished_at: None,
+            counts: RunCounts::default(),
+            mismatch_ratio: 0.0,
+            error: None,
+        }
+    }
+
+    async fn finish(&self, mut run: RunRecord, status: RunStatus, error: Option<String>) -> Result<RunRecord> {
+        run.status = status;
+        run.error = error;
+        run.finished_at = Some(now_ms());
+        run.mismatch_ratio = if run.counts.compared == 0 {
+            0.0
+        } else {
+            run.counts.drift as f64 / run.counts.compared as f64
+        };
+        self.store.update_run(&run).await?;
+        let _ = self.store.clear_scratch(&run.id).await;
+        match status {
+            RunStatus::Succeeded => tracing::info!(run = %run.id, kind = %run.kind, ?run.counts, "run succeeded"),
+            _ => tracing::error!(run = %run.id, kind = %run.kind, status = status.as_str(), error = ?run.error, "run did not succeed"),
+        }
+        Ok(run)
+    }
+
+    /// Sweep every kind the provider lists, in order. Stops at the first run
+    /// that does not succeed.
+    pub async fn sweep_all(&self, opts: &SweepOptions) -> Result<Vec<RunRecord>> {
+        let mut out = Vec::new();
+        for kind in self.provider.kinds() {
+            let run = self.sweep(kind, opts).await?;
+            let ok = run.status == RunStatus::Succeeded;
+            out.push(run);
+            if !ok {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Path 2: a full sweep of one kind. Returns the recorded run, whatever
+    /// its status; `Err` only when the run could not even be recorded.
+    pub async fn sweep(&self, kind: &str, opts: &SweepOptions) -> Result<RunRecord> {
+        if !self.provider.kinds().contains(&kind) {
+            return Err(Error::invalid(format!(
+                "{} has no kind {kind:?}; kinds: {}",
+                self.provider.name(),
+                self.provider.kinds().join(", ")
+            )));
+        }
+        let mut run = self.new_run(kind, RunKind::Sweep, opts.dry_run);
+        self.store.insert_run(&run).await?;
+        let mut state = SweepState::default();
+        let result = self.sweep_inner(kind, opts, &mut run, &mut state).await;
+        let (status, error) = match result {
+            Ok(()) => (RunStatus::Succeeded, None),
+            Err(e) if e.kind() == ErrorKind::CircuitOpen => (RunStatus::CircuitOpen, Some(e.to_string())),
+            Err(e) if e.kind() == ErrorKind::Cancelled => (RunStatus::Cancelled, Some(e.to_string())),
+            Err(e) => (RunStatus::Failed, Some(e.to_string())),
+        };
+        self.finish(run, status, error).await
+    }
+
+    async fn sweep_inner(
+        &self,
+        kind: &str,
+        opts: &SweepOptions,
+        run: &mut RunRecord,
+        st: &mut SweepState,
+    ) -> Result<()> {
+        let start_version = self.provider.version_now();
+        let base = self
+            .store
+            .count_live(self.provider.name(), self.provider.account(), kind)
+            .await?;
+        st.base = base;
+        st.staging = !opts.force && !opts.dry_run && base >= self.config.breaker_min_base;
+        let meta = DriftMeta {
+            source: Source::Sweep,
+            run_id: Some(run.id.clone()),
+        };
+
+        // Listing: one producer task per scope, pages through a bounded channel.
+        let scopes = if self.provider.capabilities().partitioned_listing && self.config.partitions > 1 {
+            self.provider.partitions(kind, self.config.partitions).await?
+        } else {
+            vec![crate::provider::ListScope::all()]
+        };
+        let stop = opts.cancel.child_token();
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<crate::provider::Page>>(scopes.len() * 2 + 2);
+        let mut producers = tokio::task::JoinSet::new();
+        for scope in scopes {
+            let provider = self.provider.clone();
+            let tx = tx.clone();
+            let stop = stop.clone();
+            let kind = kind.to_string();
+            producers.spawn(async move {
+                let mut cursor: Option<String> = None;
+                loop {
+                    let page = tokio::select! {
+                        _ = stop.cancelled() => return,
+                        p = provider.list_page(&kind, &scope, cursor.as_deref()) => p,
+                    };
+                    let next = page.as_ref().ok().and_then(|p| p.next.clone());
+                    let failed = page.is_err();
+                    if tx.send(page).await.is_err() || failed {
+                        return;
+                    }
+                    match next {
+                        Some(n) => cursor = Some(n),
+                        None => return,
+                    }
+                }
+            });
+        }
+        drop(tx);
+
+        let mut chunk: Vec<Snapshot> = Vec::with_capacity(self.config.commit_chunk);
+        let res: Result<()> = async {
+            loop {
+                let msg = tokio::select! {
+                    _ = opts.cancel.cancelled() => {
+                        return Err(Error::new(ErrorKind::Cancelled, "sweep cancelled before the listing completed; nothing deleted"));
+                    }
+                    m = rx.recv() => m,
+                };
+                let Some(page) = msg else { break };
+                let page = page.map_err(|e| {
+                    Error::new(e.kind(), format!("listing {kind} failed after {} pages: {e}; nothing deleted", run.counts.pages))
+                        .with_component(e.component())
+                })?;
+                run.counts.pages += 1;
+                run.counts.listed += page.items.len() as u64;
+                if let Some(p) = &opts.progress {
+                    p.pages.fetch_add(1, Ordering::Relaxed);
+                    p.objects.fetch_add(page.items.len() as u64, Ordering::Relaxed);
+                }
+                chunk.extend(page.items);
+                if chunk.len() >= self.config.commit_chunk {
+                    let items = std::mem::take(&mut chunk);
+                    self.sweep_chunk(items, &meta, opts, run, st, true).await?;
+                }
+            }
+            if !chunk.is_empty() {
+                let items = std::mem::take(&mut chunk);
+                self.sweep_chunk(items, &meta, opts, run, st, true).await?;
+            }
+            Ok(())
+        }
+        .await;
+        stop.cancel();
+        producers.abort_all();
+        res?;
+        if opts.cancel.is_cancelled() {
+            return Err(Error::new(ErrorKind::Cancelled, "sweep cancelled; nothing deleted"));
+        }
+
+        // The listing completed: confirm local objects it did not contain.
+        let mut after: Option<String> = None;
+        loop {
+            if opts.cancel.is_cancelled() {
+                return Err(Error::new(ErrorKind::Cancelled, "sweep cancelled during deletion checks"));
+            }
+            let ids = self
+                .store
+                .unseen_live(self.provider.name(), self.provider.account(), kind, &run.id, after.as_deref(), 500)
+                .await?;
+            let Some(last) = ids.last().cloned() else { break };
+            after = Some(last);
+            let fetched: Vec<Result<Snapshot>> = futures::stream::iter(ids.into_iter().map(|id| {
+                let provider = self.provider.clone();
+                let key = self.key(kind, &id);
+                async move {
+                    Ok(match provider.fetch(&key.kind, &key.id).await? {
+                        Fetched::Found(s) | Fetched::Deleted(s) => s,
+                        Fetched::NotFound => Snapshot::tombstone(key, provider.version_now()),
+                    })
+                }
+            }))
+            .buffered(self.config.fetch_concurrency.max(1))
+            .collect()
+            .await;
+            let snaps = fetched.into_iter().collect::<Result<Vec<_>>>().map_err(|e| {
+                Error::new(e.kind(), format!("confirming deletions failed: {e}"))
+            })?;
+            run.counts.compared += snaps.len() as u64;
+            self.sweep_chunk_with(snaps, Guard::NewerOrEqual, &meta, opts, run, st, false)
+                .await?;
+        }
+
+        if st.staging {
+            let planned = run.counts.inserted + run.counts.updated + run.counts.deleted;
+            self.check_breaker(planned, st.base)?;
+            // Apply the staged changes for real.
+            let planned_counts = run.counts.clone();
+            run.counts.inserted = 0;
+            run.counts.updated = 0;
+            run.counts.deleted = 0;
+            let mut seq = -1;
+            while let Some((s, payload)) = self.store.next_staged(&run.id, seq).await? {
+                seq = s;
+                let changes: Vec<Change> = serde_json::from_slice(&payload)?;
+                let batch = Batch {
+                    changes,
+                    ..Batch::default()
+                };
+                let out = self.commit_retrying(&batch, false).await?;
+                tally(&batch, &out, run);
+                run.counts.stale_skipped += out.count(Decision::Stale);
+            }
+            run.counts.drift = planned_counts.drift;
+        }
+        if !opts.dry_run {
+            let floor = Cursor {
+                provider: self.provider.name().to_string(),
+                account: self.provider.account().to_string(),
+                name: sweep_floor_name(kind),
+                value: start_version,
+                updated_at: now_ms(),
+            };
+            let batch = Batch {
+                cursors: vec![floor],
+                ..Batch::default()
+            };
+            self.commit_retrying(&batch, false).await?;
+        }
+        Ok(())
+    }
+
+    fn check_breaker(&self, planned: u64, base: u64) -> Result<()> {
+        if base >= self.config.breaker_min_base && base > 0 {
+            let share = planned as f64 / base as f64;
+            if share > self.config.breaker_share {
+                return Err(Error::new(
+                    ErrorKind::CircuitOpen,
+                    format!(
+                        "circuit breaker: the sweep would change {planned} of {base} objects ({:.0}%, limit {:.0}%); nothing written. Check the API key and account, then rerun with --force if this is expected",
+                        share * 100.0,
+                        self.config.breaker_share * 100.0
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    async fn sweep_chunk(
+        &self,
+        items: Vec<Snapshot>,
+        meta: &DriftMeta,
+        opts: &SweepOptions,
+        run: &mut RunRecord,
+        st: &mut SweepState,
+        listed: bool,
+    ) -> Result<()> {
+        run.counts.compared += items.len() as u64;
+        self.sweep_chunk_with(items, Guard::Newer, meta, opts, run, st, listed).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn sweep_chunk_with(
+        &self,
+        items: Vec<Snapshot>,
+        guard: Guard,
+        meta: &DriftMeta,
+        opts: &SweepOptions,
+        run: &mut RunRecord,
+        st: &mut SweepState,
+        listed: bool,
+    ) -> Result<()> {
+        if listed {
+            let ids: Vec<&str> = items.iter().map(|s| s.key.id.as_str()).collect();
+            self.store.mark_seen(&run.id, &ids).await?;
+        }
+        let changes: Vec<Change> = items
+            .into_iter()
+            .map(|snapshot| Change {
+                snapshot,
+                guard,
+                drift: Some(meta.clone()),
+            })
+            .collect();
+        let batch = Batch {
+            changes,
+            ..Batch::default()
+        };
+        let plan_only = opts.dry_run || st.staging;
+        let out = self.commit_retrying(&batch, plan_only).await?;
+        tally(&batch, &out, run);
+        run.counts.unchanged += out.count(Decision::Unchanged);
+        run.counts.stale_skipped += out.count(Decision::Stale);
+
+        // Ties: fetch now, and apply (or stage) the fetched state.
+        let ties = out.ties(&batch);
+        let mut tie_changes = Vec::new();
+        for t in &ties {
+            let snap = match self.provider.fetch(&t.key.kind, &t.key.id).await? {
+                Fetched::Found(s) | Fetched::Deleted(s) => s,
+                Fetched::NotFound => Snapshot::tombstone(t.key.clone(), self.provider.version_now()),
+            };
+            tie_changes.push(Change {
+                snapshot: snap,
+                guard: Guard::NewerOrEqual,
+                drift: Some(meta.clone()),
+            });
+        }
+        run.counts.ties_fetched += ties.len() as u64;
+        let tie_batch = Batch {
+            changes: tie_changes,
+            ..Batch::default()
+        };
+        if !tie_batch.changes.is_empty() {
+            let tie_out = self.commit_retrying(&tie_batch, plan_only).await?;
+            tally(&tie_batch, &tie_out, run);
+            if st.staging {
+                st.stage(self.store.as_ref(), &run.id, &tie_batch, &tie_out).await?;
+            }
+        }
+        let drift_now = run.counts.inserted + run.counts.updated + run.counts.deleted;
+        run.counts.drift = drift_now;
+        if let Some(p) = &opts.progress {
+            p.drift.store(drift_now, Ordering::Relaxed);
+        }
+        if st.staging {
+            st.stage(self.store.as_ref(), &run.id, &batch, &out).await?;
+            // Trip early: the planned changes already exceed the share.
+            self.check_breaker(drift_now, st.base)?;
+        }
+        Ok(())
+    }
+
+    // -------------------------------------------------------------- on demand
+
+    /// Path 3: reconcile one object by id. `kind` may be omitted when the id
+    /// says it (`cus_…`).
+    pub async fn reconcile_one(&self, kind: Option<&str>, id: &str, dry_run: bool) -> Result<OneOutcome> {
+        let kind = match kind {
+            Some(k) => k.to_string(),
+            None => self
+                .provider
+                .kind_of(id)
+                .ok_or_else(|| {
+                    Error::invalid(format!(
+                        "cannot tell the kind of {id:?} from its id; pass --kind ({})",
+                        self.provider.kinds().join(", ")
+                    ))
+                })?
+                .to_string(),
+        };
+        let key = self.key(&kind, id);
+        let fetched = self.provider.fetch(&kind, id).await?;
+        self.apply_fetched(key, fetched, dry_run, None).await
+    }
+
+    async fn apply_fetched(
+        &self,
+        key: ObjectKey,
+        fetched: Fetched,
+        dry_run: bool,
+        run_id: Option<&str>,
+    ) -> Result<OneOutcome> {
+        let stored = self
+            .store
+            .get_many(&key.provider, &key.account, &key.kind, &[key.id.as_str()])
+            .await?
+            .into_iter()
+            .next();
+        let was_live = stored.as_ref().is_some_and(|s| !s.snapshot.deleted);
+        let snap = match fetched {
+            Fetched::Found(s) => s,
+            Fetched::Deleted(s) => s,
+            Fetched::NotFound if stored.is_some() => Snapshot::tombstone(key.clone(), self.provider.version_now()),
+            Fetched::NotFound => return Ok(OneOutcome::NotFound { key }),
+        };
+        let deleted = snap.deleted;
+        let now = snap.data.clone();
+        let batch = Batch {
+            changes: vec![Change {
+                snapshot: snap,
+                guard: Guard::NewerOrEqual,
+                drift: Some(DriftMeta {
+                    source: Source::OnDemand,
+                    run_id: run_id.map(str::to_string),
+                }),
+            }],
+            ..Batch::default()
+        };
+        let out = self.commit_retrying(&batch, dry_run).await?;
+        let d = out.changes[0];
+        Ok(if deleted {
+            OneOutcome::Deleted { key, was_live }
+        } else if d.writes() {
+            OneOutcome::Fixed {
+                key,
+                was: stored.map(|s| s.snapshot.data),
+                now,
+            }
+        } else {
+            OneOutcome::AlreadySynced { key }
+        })
+    }
+
+    /// Path 3: reconcile everything one customer or user owns, the owner
+    /// included. Objects the mirror attributes to the owner but the provider
+    /// no longer lists are fetched one by one.
+    pub async fn reconcile_owner(&self, owner: &str, dry_run: bool) -> Result<Vec<OneOutcome>> {
+        let current = self.provider.owned_by(owner).await?;
+        let stored = self
+            .store
+            .owned_by(self.provider.name(), self.provider.account(), owner)
+            .await?;
+        let listed: HashSet<ObjectKey> = current.iter().map(|s| s.key.clone()).collect();
+        let mut out = Vec::new();
+        for snap in current {
+            let key = snap.key.clone();
+            let f = if snap.deleted { Fetched::Deleted(snap) } else { Fetched::Found(snap) };
+            out.push(self.apply_fetched(key, f, dry_run, None).await?);
+        }
+        for s in stored {
+            if listed.contains(&s.snapshot.key) || s.snapshot.deleted {
+                continue;
+            }
+            let key = s.snapshot.key.clone();
+            let f = self.provider.fetch(&key.kind, &key.id).await?;
+            out.push(self.apply_fetched(key, f, dry_run, None).await?);
+        }
+        Ok(out)
+    }
+
+    // ----------------------------------------------------------------- replay
+
+    /// The stored event cursor, if a replay ran before.
+    pub async fn event_cursor(&self) -> Result<Option<i64>> {
+        Ok(self
+            .store
+            .cursor(self.provider.name(), self.provider.account(), "events")
+            .await?
+            .map(|c| c.value))
+    }
+
+    /// Path 4: replay the provider's event log from `since` (provider units,
+    /// `>=`), oldest first, through the ledger; the cursor moves in the same
+    /// transaction as each page. Events the ledger did not have are missed
+    /// webhooks: what they change is logged as drift.
+    pub async fn replay(&self, since: i64, opts: &SweepOptions) -> Result<RunRecord> {
+        let caps = self.provider.capabilities();
+        if !caps.event_log {
+            return Err(Error::unsupported(format!(
+                "{} has no event log, so there is nothing to replay; run `recon reconcile {}` to repair the mirror with a full sweep",
+                self.provider.name(),
+                self.provider.name()
+            )));
+        }
+        if let Some(h) = caps.event_horizon {
+            let oldest = self.provider.version_now() - h;
+            if since < oldest {
+                return Err(Error::invalid(format!(
+                    "{} keeps events for a limited time and --since reaches further back than that; replay from a later point, and run `recon reconcile {}` to repair anything older",
+                    self.provider.name(),
+                    self.provider.name()
+                )));
+            }
+        }
+        let mut run = self.new_run("*", RunKind::Replay, opts.dry_run);
+        self.store.insert_run(&run).await?;
+        let res = self.replay_inner(since, opts, &mut run).await;
+        let (status, error) = match res {
+            Ok(()) => (RunStatus::Succeeded, None),
+            Err(e) if e.kind() == ErrorKind::Cancelled => (RunStatus::Cancelled, Some(e.to_string())),
+            Err(e) => (RunStatus::Failed, Some(e.to_string())),
+        };
+        self.finish(run, status, error).await
+    }
+
+    async fn replay_inner(&self, since: i64, opts: &SweepOptions, run: &mut RunRecord) -> Result<()> {
+        let meta = DriftMeta {
+            source: Source::Replay,
+            run_id: Some(run.id.clone()),
+        };
+        let mut cursor: Option<String> = None;
+        let mut high = since;
+        loop {
+            if opts.cancel.is_cancelled() {
+                return Err(Error::new(ErrorKind::Cancelled, "replay cancelled"));
+            }
+            let page = self.provider.events_page(since, cursor.as_deref()).await?;
+            run.counts.pages += 1;
+            run.counts.listed += page.events.len() as u64;
+            if let Some(p) = &opts.progress {
+                p.pages.fetch_add(1, Ordering::Relaxed);
+                p.objects.fetch_add(page.events.len() as u64, Ordering::Relaxed);
+            }
+            for e in &page.events {
+                high = high.max(e.created);
+            }
+            let batch = Batch {
+                events: page
+                    .events
+                    .into_iter()
+                    .map(|event| EventEntry {
+                        event,
+                        source: Source::Replay,
+                        drift: Some(meta.clone()),
+                    })
+                    .collect(),
+                changes: Vec::new(),
+                cursors: vec![Cursor {
+                    provider: self.provider.name().to_string(),
+                    account: self.provider.account().to_string(),
+                    name: "events".to_string(),
+                    value: high,
+                    updated_at: now_ms(),
+                }],
+            };
+            let out = self.commit_retrying(&batch, opts.dry_run).await?;
+            for ev in &out.events {
+                run.counts.compared += 1;
+                if ev.new {
+                    run.counts.events_applied += 1;
+                } else {
+                    run.counts.events_duplicate += 1;
+                }
+            }
+            run.counts.inserted += out.count(Decision::Insert);
+            run.counts.updated += out.count(Decision::Update);
+            run.counts.stale_skipped += out.count(Decision::Stale);
+            run.counts.drift += out.drift.len() as u64;
+            if let Some(p) = &opts.progress {
+                p.drift.store(run.counts.drift, Ordering::Relaxed);
+            }
+            let ties = out.ties(&batch);
+            run.counts.ties_fetched += self.settle_ties(ties, Some(meta.clone()), opts.dry_run).await?;
+            match page.next {
+                Some(n) => cursor = Some(n),
+                None => break,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Count the writes of a committed batch into the run.
+fn tally(batch: &Batch, out: &Outcome, run: &mut RunRecord) {
+    for (c, d) in batch.changes.iter().zip(&out.changes) {
+        match d {
+            Decision::Insert if !c.snapshot.deleted => run.counts.inserted += 1,
+            Decision::Insert | Decision::Update if c.snapshot.deleted => run.counts.deleted += 1,
+            Decision::Update => run.counts.updated += 1,
+            _ => {}
+        }
+    }
+}
+
+#[derive(Default)]
+struct SweepState {
+    base: u64,
+    staging: bool,
+    seq: i64,
+}
+
+impl SweepState {
+    async fn stage(&mut self, store: &dyn Store, run_id: &str, batch: &Batch, out: &Outcome) -> Result<()> {
+        let writes: Vec<&Change> = batch
+            .changes
+            .iter()
+            .zip(&out.changes)
+            .filter(|(_, d)| d.writes())
+            .map(|(c, _)| c)
+            .collect();
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let payload = serde_json::to_vec(&writes)?;
+        self.seq += 1;
+        store.stage(run_id, self.seq, &payload).await
+    }
+}
+
+/// Group on-demand outcomes for a one-line summary.
+pub fn summarize(outcomes: &[OneOutcome]) -> HashMap<&'static str, usize> {
+    let mut m = HashMap::new();
+    for o in outcomes {
+        let k = match o {
+            OneOutcome::Fixed { .. } => "fixed",
+            OneOutcome::AlreadySynced { .. } => "already_synced",
+            OneOutcome::Deleted { .. } => "deleted",
+            OneOutcome::NotFound { .. } => "not_found",
+        };
+        *m.entry(k).or_insert(0) += 1;
+    }
+    m
+}

@@ -1,0 +1,238 @@
+//! The contract a store (`recon-store-postgres`, `recon-store-sqlite`) implements.
+//!
+//! A store is deliberately dumb: it offers a transaction with a handful of
+//! batched primitives ([`StoreTx`]) and read-only queries. The rules that
+//! make the mirror correct (ledger first, monotonic guard, ties, drift
+//! logging) live once in [`crate::commit`], so both stores behave the same.
+//!
+//! # Guarantees a store must give
+//! - Everything done through one [`StoreTx`] commits together or not at all.
+//! - [`StoreTx::ledger_insert`] on an event id that another open transaction
+//!   has inserted waits for that transaction, then reports it as a duplicate
+//!   if it committed. (Postgres does this with a unique index; SQLite by
+//!   serialising writers.)
+//! - [`StoreTx::upsert`] never lowers a stored version, whatever the caller
+//!   decided: the guard is repeated in SQL so concurrent writers stay safe.
+//! - Every write is batched: one statement per call, never one per object.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::types::{DriftRecord, ProviderEvent, RunRecord, Snapshot, Source, StoredObject};
+
+/// A row for the event ledger.
+#[derive(Debug, Clone)]
+pub struct LedgerRow<'a> {
+    /// The verified event.
+    pub event: &'a ProviderEvent,
+    /// Which path brought it.
+    pub source: Source,
+    /// The run that replayed it, if any.
+    pub run_id: Option<&'a str>,
+}
+
+/// How [`StoreTx::upsert`] guards a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Guard {
+    /// Write only if the stored version is strictly lower.
+    Newer,
+    /// Write if the stored version is lower or equal: for states fetched
+    /// directly from the provider, which settle ties.
+    NewerOrEqual,
+}
+
+/// A position kept between runs (an event-log cursor, a sweep floor).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    /// Provider.
+    pub provider: String,
+    /// Account.
+    pub account: String,
+    /// Name, e.g. `events` or `sweep:customers`.
+    pub name: String,
+    /// Value in the provider's version unit.
+    pub value: i64,
+    /// When it was written (unix ms).
+    pub updated_at: i64,
+}
+
+/// Filter for [`Store::drift`].
+#[derive(Debug, Clone, Default)]
+pub struct DriftQuery {
+    /// Only this provider.
+    pub provider: Option<String>,
+    /// Only this run.
+    pub run_id: Option<String>,
+    /// Only detected at or after (unix ms).
+    pub since: Option<i64>,
+    /// At most this many, newest first.
+    pub limit: u32,
+}
+
+/// An object the provider has not confirmed for a while.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StaleObject {
+    /// Provider.
+    pub provider: String,
+    /// Account.
+    pub account: String,
+    /// Kind.
+    pub kind: String,
+    /// Id.
+    pub id: String,
+    /// Last confirmed (unix ms): the later of its own write and the last
+    /// complete sweep of its kind.
+    pub confirmed_at: i64,
+}
+
+/// A reference rule for diagnostics: live objects of `kind` whose `owner`
+/// should exist in `owner_kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reference {
+    /// Referring kind (e.g. `subscriptions`).
+    pub kind: &'static str,
+    /// Owner kind (e.g. `customers`).
+    pub owner_kind: &'static str,
+    /// Only objects in these statuses count; empty means all.
+    pub statuses: &'static [&'static str],
+}
+
+/// A live object whose owner is deleted or absent from the mirror.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dangling {
+    /// Provider.
+    pub provider: String,
+    /// Account.
+    pub account: String,
+    /// Kind of the referring object.
+    pub kind: String,
+    /// Its id.
+    pub id: String,
+    /// Its status.
+    pub status: Option<String>,
+    /// The owner id it points to.
+    pub owner: String,
+    /// `deleted` or `absent`.
+    pub problem: String,
+}
+
+/// One open store transaction. Dropping it without [`StoreTx::commit`] rolls
+/// it back.
+#[async_trait]
+pub trait StoreTx: Send {
+    /// Insert ledger rows; returns, per row, whether it was new (`false`: a
+    /// duplicate event id for that provider and account).
+    async fn ledger_insert(&mut self, rows: &[LedgerRow<'_>]) -> Result<Vec<bool>>;
+
+    /// Load stored objects of one `(provider, account, kind)` by id.
+    async fn load(
+        &mut self,
+        provider: &str,
+        account: &str,
+        kind: &str,
+        ids: &[&str],
+    ) -> Result<Vec<StoredObject>>;
+
+    /// Upsert snapshots under `guard`; returns, per row, whether it was
+    /// written. Rows are unique by key within one call.
+    async fn upsert(&mut self, rows: &[&Snapshot], guard: Guard) -> Result<Vec<bool>>;
+
+    /// Append drift records.
+    async fn insert_drift(&mut self, records: &[DriftRecord]) -> Result<()>;
+
+    /// Set a cursor.
+    async fn set_cursor(&mut self, cursor: &Cursor) -> Result<()>;
+
+    /// Read a cursor inside the transaction.
+    async fn cursor(&mut self, provider: &str, account: &str, name: &str) -> Result<Option<Cursor>>;
+
+    /// Commit.
+    async fn commit(self: Box<Self>) -> Result<()>;
+}
+
+/// A store: the mirror, the ledger, the drift log, runs and cursors.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `postgres` or `sqlite`.
+    fn backend(&self) -> &'static str;
+
+    /// Create or upgrade the schema. Idempotent.
+    async fn migrate(&self) -> Result<()>;
+
+    /// Reachable and migrated to the version this build expects.
+    async fn check_ready(&self) -> Result<()>;
+
+    /// Open a write transaction.
+    async fn begin(&self) -> Result<Box<dyn StoreTx>>;
+
+    /// Read stored objects of one kind by id, outside a transaction.
+    async fn get_many(
+        &self,
+        provider: &str,
+        account: &str,
+        kind: &str,
+        ids: &[&str],
+    ) -> Result<Vec<StoredObject>>;
+
+    /// Stored objects (any kind) whose owner is `owner`, plus the owner itself.
+    async fn owned_by(&self, provider: &str, account: &str, owner: &str) -> Result<Vec<StoredObject>>;
+
+    /// Live (not deleted) objects of a kind.
+    async fn count_live(&self, provider: &str, account: &str, kind: &str) -> Result<u64>;
+
+    /// Whether the ledger holds this event id.
+    async fn ledger_contains(&self, provider: &str, account: &str, event_id: &str) -> Result<bool>;
+
+    /// Read a cursor.
+    async fn cursor(&self, provider: &str, account: &str, name: &str) -> Result<Option<Cursor>>;
+
+    /// Remember that a sweep run listed these ids (scratch bookkeeping for
+    /// deletion detection; not part of the mirror).
+    async fn mark_seen(&self, run_id: &str, ids: &[&str]) -> Result<()>;
+
+    /// Live ids of a kind that the run did not list, in id order after
+    /// `after`, at most `limit`.
+    async fn unseen_live(
+        &self,
+        provider: &str,
+        account: &str,
+        kind: &str,
+        run_id: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>>;
+
+    /// Stage a page of planned changes (circuit-breaker mode).
+    async fn stage(&self, run_id: &str, seq: i64, payload: &[u8]) -> Result<()>;
+
+    /// The next staged page after `after_seq`.
+    async fn next_staged(&self, run_id: &str, after_seq: i64) -> Result<Option<(i64, Vec<u8>)>>;
+
+    /// Drop a run's scratch data (seen ids, staged pages).
+    async fn clear_scratch(&self, run_id: &str) -> Result<()>;
+
+    /// Record a run as started.
+    async fn insert_run(&self, run: &RunRecord) -> Result<()>;
+
+    /// Record a run's end state and counts.
+    async fn update_run(&self, run: &RunRecord) -> Result<()>;
+
+    /// Recent runs, newest first.
+    async fn runs(&self, limit: u32) -> Result<Vec<RunRecord>>;
+
+    /// Drift records, newest first.
+    async fn drift(&self, query: &DriftQuery) -> Result<Vec<DriftRecord>>;
+
+    /// Live objects not confirmed since `before` (unix ms), oldest first.
+    async fn stale(&self, before: i64, limit: u32) -> Result<Vec<StaleObject>>;
+
+    /// Live objects whose owner is deleted or absent, for one rule.
+    async fn dangling(
+        &self,
+        provider: &str,
+        account: &str,
+        rule: &Reference,
+        limit: u32,
+    ) -> Result<Vec<Dangling>>;
+}
