@@ -1,0 +1,1 @@
+//! recon-stripe (in progress)
