@@ -29,7 +29,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::store::{Cursor, Guard, LedgerRow, Store};
-use crate::types::{DriftCause, DriftRecord, ProviderEvent, Snapshot, Source, StoredObject, now_ms};
+use crate::types::{
+    DriftCause, DriftRecord, ProviderEvent, Snapshot, Source, StoredObject, now_ms,
+};
 
 /// The cursor name under which a kind's sweep floor is kept: the version at
 /// which the last complete sweep of the kind started. Every object of the
@@ -107,7 +109,12 @@ impl Decision {
 }
 
 /// The monotonic guard. `floor` is the kind's sweep floor, if any.
-pub fn decide(stored: Option<&StoredObject>, floor: Option<i64>, new: &Snapshot, guard: Guard) -> Decision {
+pub fn decide(
+    stored: Option<&StoredObject>,
+    floor: Option<i64>,
+    new: &Snapshot,
+    guard: Guard,
+) -> Decision {
     let Some(stored) = stored else {
         return Decision::Insert;
     };
@@ -275,7 +282,10 @@ pub async fn commit(store: &dyn Store, batch: &Batch, dry_run: bool) -> Result<O
             .cursor(provider, account, &sweep_floor_name(kind))
             .await?
             .map(|c| c.value);
-        let ids: Vec<&str> = idx.iter().map(|i| items[*i].snapshot.key.id.as_str()).collect();
+        let ids: Vec<&str> = idx
+            .iter()
+            .map(|i| items[*i].snapshot.key.id.as_str())
+            .collect();
         let stored = tx.load(provider, account, kind, &ids).await?;
         let mut by_id: HashMap<String, StoredObject> = stored
             .into_iter()
@@ -296,8 +306,10 @@ pub async fn commit(store: &dyn Store, batch: &Batch, dry_run: bool) -> Result<O
     let mut drift = Vec::new();
     to_write.sort_by(|a, b| items[a.0].snapshot.key.cmp(&items[b.0].snapshot.key));
     for guard in [Guard::Newer, Guard::NewerOrEqual] {
-        let part: Vec<&(usize, Option<StoredObject>)> =
-            to_write.iter().filter(|(i, _)| items[*i].guard == guard).collect();
+        let part: Vec<&(usize, Option<StoredObject>)> = to_write
+            .iter()
+            .filter(|(i, _)| items[*i].guard == guard)
+            .collect();
         if part.is_empty() {
             continue;
         }
@@ -393,17 +405,47 @@ mod tests {
     #[test]
     fn guard_rules() {
         let cur = stored(snap(10, "a"));
-        assert_eq!(decide(None, None, &snap(1, "a"), Guard::Newer), Decision::Insert);
-        assert_eq!(decide(Some(&cur), None, &snap(11, "b"), Guard::Newer), Decision::Update);
-        assert_eq!(decide(Some(&cur), None, &snap(9, "b"), Guard::Newer), Decision::Stale);
-        assert_eq!(decide(Some(&cur), None, &snap(10, "b"), Guard::Newer), Decision::Tie);
-        assert_eq!(decide(Some(&cur), None, &snap(10, "b"), Guard::NewerOrEqual), Decision::Update);
-        assert_eq!(decide(Some(&cur), None, &snap(3, "a"), Guard::Newer), Decision::Unchanged);
+        assert_eq!(
+            decide(None, None, &snap(1, "a"), Guard::Newer),
+            Decision::Insert
+        );
+        assert_eq!(
+            decide(Some(&cur), None, &snap(11, "b"), Guard::Newer),
+            Decision::Update
+        );
+        assert_eq!(
+            decide(Some(&cur), None, &snap(9, "b"), Guard::Newer),
+            Decision::Stale
+        );
+        assert_eq!(
+            decide(Some(&cur), None, &snap(10, "b"), Guard::Newer),
+            Decision::Tie
+        );
+        assert_eq!(
+            decide(Some(&cur), None, &snap(10, "b"), Guard::NewerOrEqual),
+            Decision::Update
+        );
+        assert_eq!(
+            decide(Some(&cur), None, &snap(3, "a"), Guard::Newer),
+            Decision::Unchanged
+        );
         // The sweep floor raises the bar for event-carried snapshots.
-        assert_eq!(decide(Some(&cur), Some(20), &snap(15, "b"), Guard::Newer), Decision::Stale);
-        assert_eq!(decide(Some(&cur), Some(20), &snap(20, "b"), Guard::Newer), Decision::Tie);
+        assert_eq!(
+            decide(Some(&cur), Some(20), &snap(15, "b"), Guard::Newer),
+            Decision::Stale
+        );
+        assert_eq!(
+            decide(Some(&cur), Some(20), &snap(20, "b"), Guard::Newer),
+            Decision::Tie
+        );
         // A tombstone is lifted only by a strictly newer live state.
-        let dead = stored(Snapshot::tombstone(ObjectKey::new("p", "default", "k", "x"), 10));
-        assert_eq!(decide(Some(&dead), None, &snap(10, "a"), Guard::NewerOrEqual), Decision::Stale);
+        let dead = stored(Snapshot::tombstone(
+            ObjectKey::new("p", "default", "k", "x"),
+            10,
+        ));
+        assert_eq!(
+            decide(Some(&dead), None, &snap(10, "a"), Guard::NewerOrEqual),
+            Decision::Stale
+        );
     }
 }

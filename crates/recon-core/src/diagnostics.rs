@@ -31,7 +31,12 @@ pub struct Scope<'a> {
 
 /// Build a diagnostics report. `stale_after_ms`: objects not confirmed for
 /// longer than this are stale.
-pub async fn report(store: &dyn Store, scopes: &[Scope<'_>], stale_after_ms: i64, limit: u32) -> Result<Report> {
+pub async fn report(
+    store: &dyn Store,
+    scopes: &[Scope<'_>],
+    stale_after_ms: i64,
+    limit: u32,
+) -> Result<Report> {
     let stale = store.stale(now_ms() - stale_after_ms, limit).await?;
     let mut dangling = Vec::new();
     for s in scopes {

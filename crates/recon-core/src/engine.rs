@@ -31,13 +31,13 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::commit::{Batch, Change, Decision, DriftMeta, EventEntry, Outcome, commit, sweep_floor_name};
+use crate::commit::{
+    Batch, Change, Decision, DriftMeta, EventEntry, Outcome, commit, sweep_floor_name,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::provider::{Fetched, Headers, Provider};
 use crate::store::{Cursor, Guard, Store};
-use crate::types::{
-    ObjectKey, RunCounts, RunKind, RunRecord, RunStatus, Snapshot, Source, now_ms,
-};
+use crate::types::{ObjectKey, RunCounts, RunKind, RunRecord, RunStatus, Snapshot, Source, now_ms};
 
 /// Engine tuning. `#[non_exhaustive]`: build it with `Default` and set fields.
 #[derive(Debug, Clone)]
@@ -203,7 +203,12 @@ impl Engine {
 
     /// Settle version ties by fetching each object and committing what the
     /// provider says now. Returns how many were fetched.
-    async fn settle_ties(&self, ties: Vec<&Snapshot>, drift: Option<DriftMeta>, dry_run: bool) -> Result<u64> {
+    async fn settle_ties(
+        &self,
+        ties: Vec<&Snapshot>,
+        drift: Option<DriftMeta>,
+        dry_run: bool,
+    ) -> Result<u64> {
         if ties.is_empty() {
             return Ok(0);
         }
@@ -211,7 +216,9 @@ impl Engine {
         for s in &ties {
             let snap = match self.provider.fetch(&s.key.kind, &s.key.id).await? {
                 Fetched::Found(s) | Fetched::Deleted(s) => s,
-                Fetched::NotFound => Snapshot::tombstone(s.key.clone(), self.provider.version_now()),
+                Fetched::NotFound => {
+                    Snapshot::tombstone(s.key.clone(), self.provider.version_now())
+                }
             };
             changes.push(Change {
                 snapshot: snap,
@@ -240,7 +247,11 @@ impl Engine {
     }
 
     /// Ledger + apply an already verified event.
-    pub async fn ingest_event(&self, event: crate::types::ProviderEvent, source: Source) -> Result<IngestReport> {
+    pub async fn ingest_event(
+        &self,
+        event: crate::types::ProviderEvent,
+        source: Source,
+    ) -> Result<IngestReport> {
         let ignored = event.snapshots.is_empty();
         let batch = Batch {
             events: vec![EventEntry {
@@ -260,7 +271,11 @@ impl Engine {
             event_type: e.event_type.clone(),
             duplicate: !ev.new,
             applied: ev.decisions.iter().filter(|d| d.writes()).count() as u32,
-            stale: ev.decisions.iter().filter(|d| **d == Decision::Stale).count() as u32,
+            stale: ev
+                .decisions
+                .iter()
+                .filter(|d| **d == Decision::Stale)
+                .count() as u32,
             ties_fetched,
             ignored,
         })
@@ -285,7 +300,12 @@ impl Engine {
         }
     }
 
-    async fn finish(&self, mut run: RunRecord, status: RunStatus, error: Option<String>) -> Result<RunRecord> {
+    async fn finish(
+        &self,
+        mut run: RunRecord,
+        status: RunStatus,
+        error: Option<String>,
+    ) -> Result<RunRecord> {
         run.status = status;
         run.error = error;
         run.finished_at = Some(now_ms());
@@ -297,8 +317,12 @@ impl Engine {
         self.store.update_run(&run).await?;
         let _ = self.store.clear_scratch(&run.id).await;
         match status {
-            RunStatus::Succeeded => tracing::info!(run = %run.id, kind = %run.kind, ?run.counts, "run succeeded"),
-            _ => tracing::error!(run = %run.id, kind = %run.kind, status = status.as_str(), error = ?run.error, "run did not succeed"),
+            RunStatus::Succeeded => {
+                tracing::info!(run = %run.id, kind = %run.kind, ?run.counts, "run succeeded")
+            }
+            _ => {
+                tracing::error!(run = %run.id, kind = %run.kind, status = status.as_str(), error = ?run.error, "run did not succeed")
+            }
         }
         Ok(run)
     }
@@ -334,8 +358,12 @@ impl Engine {
         let result = self.sweep_inner(kind, opts, &mut run, &mut state).await;
         let (status, error) = match result {
             Ok(()) => (RunStatus::Succeeded, None),
-            Err(e) if e.kind() == ErrorKind::CircuitOpen => (RunStatus::CircuitOpen, Some(e.to_string())),
-            Err(e) if e.kind() == ErrorKind::Cancelled => (RunStatus::Cancelled, Some(e.to_string())),
+            Err(e) if e.kind() == ErrorKind::CircuitOpen => {
+                (RunStatus::CircuitOpen, Some(e.to_string()))
+            }
+            Err(e) if e.kind() == ErrorKind::Cancelled => {
+                (RunStatus::Cancelled, Some(e.to_string()))
+            }
             Err(e) => (RunStatus::Failed, Some(e.to_string())),
         };
         self.finish(run, status, error).await
@@ -361,13 +389,17 @@ impl Engine {
         };
 
         // Listing: one producer task per scope, pages through a bounded channel.
-        let scopes = if self.provider.capabilities().partitioned_listing && self.config.partitions > 1 {
-            self.provider.partitions(kind, self.config.partitions).await?
-        } else {
-            vec![crate::provider::ListScope::all()]
-        };
+        let scopes =
+            if self.provider.capabilities().partitioned_listing && self.config.partitions > 1 {
+                self.provider
+                    .partitions(kind, self.config.partitions)
+                    .await?
+            } else {
+                vec![crate::provider::ListScope::all()]
+            };
         let stop = opts.cancel.child_token();
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<crate::provider::Page>>(scopes.len() * 2 + 2);
+        let (tx, mut rx) =
+            tokio::sync::mpsc::channel::<Result<crate::provider::Page>>(scopes.len() * 2 + 2);
         let mut producers = tokio::task::JoinSet::new();
         for scope in scopes {
             let provider = self.provider.clone();
@@ -432,20 +464,35 @@ impl Engine {
         producers.abort_all();
         res?;
         if opts.cancel.is_cancelled() {
-            return Err(Error::new(ErrorKind::Cancelled, "sweep cancelled; nothing deleted"));
+            return Err(Error::new(
+                ErrorKind::Cancelled,
+                "sweep cancelled; nothing deleted",
+            ));
         }
 
         // The listing completed: confirm local objects it did not contain.
         let mut after: Option<String> = None;
         loop {
             if opts.cancel.is_cancelled() {
-                return Err(Error::new(ErrorKind::Cancelled, "sweep cancelled during deletion checks"));
+                return Err(Error::new(
+                    ErrorKind::Cancelled,
+                    "sweep cancelled during deletion checks",
+                ));
             }
             let ids = self
                 .store
-                .unseen_live(self.provider.name(), self.provider.account(), kind, &run.id, after.as_deref(), 500)
+                .unseen_live(
+                    self.provider.name(),
+                    self.provider.account(),
+                    kind,
+                    &run.id,
+                    after.as_deref(),
+                    500,
+                )
                 .await?;
-            let Some(last) = ids.last().cloned() else { break };
+            let Some(last) = ids.last().cloned() else {
+                break;
+            };
             after = Some(last);
             let fetched: Vec<Result<Snapshot>> = futures::stream::iter(ids.into_iter().map(|id| {
                 let provider = self.provider.clone();
@@ -460,9 +507,10 @@ impl Engine {
             .buffered(self.config.fetch_concurrency.max(1))
             .collect()
             .await;
-            let snaps = fetched.into_iter().collect::<Result<Vec<_>>>().map_err(|e| {
-                Error::new(e.kind(), format!("confirming deletions failed: {e}"))
-            })?;
+            let snaps = fetched
+                .into_iter()
+                .collect::<Result<Vec<_>>>()
+                .map_err(|e| Error::new(e.kind(), format!("confirming deletions failed: {e}")))?;
             run.counts.compared += snaps.len() as u64;
             self.sweep_chunk_with(snaps, Guard::NewerOrEqual, &meta, opts, run, st, false)
                 .await?;
@@ -534,7 +582,8 @@ impl Engine {
         listed: bool,
     ) -> Result<()> {
         run.counts.compared += items.len() as u64;
-        self.sweep_chunk_with(items, Guard::Newer, meta, opts, run, st, listed).await
+        self.sweep_chunk_with(items, Guard::Newer, meta, opts, run, st, listed)
+            .await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -576,7 +625,9 @@ impl Engine {
         for t in &ties {
             let snap = match self.provider.fetch(&t.key.kind, &t.key.id).await? {
                 Fetched::Found(s) | Fetched::Deleted(s) => s,
-                Fetched::NotFound => Snapshot::tombstone(t.key.clone(), self.provider.version_now()),
+                Fetched::NotFound => {
+                    Snapshot::tombstone(t.key.clone(), self.provider.version_now())
+                }
             };
             tie_changes.push(Change {
                 snapshot: snap,
@@ -593,7 +644,8 @@ impl Engine {
             let tie_out = self.commit_retrying(&tie_batch, plan_only).await?;
             tally(&tie_batch, &tie_out, run);
             if st.staging {
-                st.stage(self.store.as_ref(), &run.id, &tie_batch, &tie_out).await?;
+                st.stage(self.store.as_ref(), &run.id, &tie_batch, &tie_out)
+                    .await?;
             }
         }
         let drift_now = run.counts.inserted + run.counts.updated + run.counts.deleted;
@@ -613,7 +665,12 @@ impl Engine {
 
     /// Path 3: reconcile one object by id. `kind` may be omitted when the id
     /// says it (`cus_…`).
-    pub async fn reconcile_one(&self, kind: Option<&str>, id: &str, dry_run: bool) -> Result<OneOutcome> {
+    pub async fn reconcile_one(
+        &self,
+        kind: Option<&str>,
+        id: &str,
+        dry_run: bool,
+    ) -> Result<OneOutcome> {
         let kind = match kind {
             Some(k) => k.to_string(),
             None => self
@@ -649,7 +706,9 @@ impl Engine {
         let snap = match fetched {
             Fetched::Found(s) => s,
             Fetched::Deleted(s) => s,
-            Fetched::NotFound if stored.is_some() => Snapshot::tombstone(key.clone(), self.provider.version_now()),
+            Fetched::NotFound if stored.is_some() => {
+                Snapshot::tombstone(key.clone(), self.provider.version_now())
+            }
             Fetched::NotFound => return Ok(OneOutcome::NotFound { key }),
         };
         let deleted = snap.deleted;
@@ -693,7 +752,11 @@ impl Engine {
         let mut out = Vec::new();
         for snap in current {
             let key = snap.key.clone();
-            let f = if snap.deleted { Fetched::Deleted(snap) } else { Fetched::Found(snap) };
+            let f = if snap.deleted {
+                Fetched::Deleted(snap)
+            } else {
+                Fetched::Found(snap)
+            };
             out.push(self.apply_fetched(key, f, dry_run, None).await?);
         }
         for s in stored {
@@ -746,13 +809,20 @@ impl Engine {
         let res = self.replay_inner(since, opts, &mut run).await;
         let (status, error) = match res {
             Ok(()) => (RunStatus::Succeeded, None),
-            Err(e) if e.kind() == ErrorKind::Cancelled => (RunStatus::Cancelled, Some(e.to_string())),
+            Err(e) if e.kind() == ErrorKind::Cancelled => {
+                (RunStatus::Cancelled, Some(e.to_string()))
+            }
             Err(e) => (RunStatus::Failed, Some(e.to_string())),
         };
         self.finish(run, status, error).await
     }
 
-    async fn replay_inner(&self, since: i64, opts: &SweepOptions, run: &mut RunRecord) -> Result<()> {
+    async fn replay_inner(
+        &self,
+        since: i64,
+        opts: &SweepOptions,
+        run: &mut RunRecord,
+    ) -> Result<()> {
         let meta = DriftMeta {
             source: Source::Replay,
             run_id: Some(run.id.clone()),
@@ -768,7 +838,8 @@ impl Engine {
             run.counts.listed += page.events.len() as u64;
             if let Some(p) = &opts.progress {
                 p.pages.fetch_add(1, Ordering::Relaxed);
-                p.objects.fetch_add(page.events.len() as u64, Ordering::Relaxed);
+                p.objects
+                    .fetch_add(page.events.len() as u64, Ordering::Relaxed);
             }
             for e in &page.events {
                 high = high.max(e.created);
@@ -809,7 +880,9 @@ impl Engine {
                 p.drift.store(run.counts.drift, Ordering::Relaxed);
             }
             let ties = out.ties(&batch);
-            run.counts.ties_fetched += self.settle_ties(ties, Some(meta.clone()), opts.dry_run).await?;
+            run.counts.ties_fetched += self
+                .settle_ties(ties, Some(meta.clone()), opts.dry_run)
+                .await?;
             match page.next {
                 Some(n) => cursor = Some(n),
                 None => break,
@@ -839,7 +912,13 @@ struct SweepState {
 }
 
 impl SweepState {
-    async fn stage(&mut self, store: &dyn Store, run_id: &str, batch: &Batch, out: &Outcome) -> Result<()> {
+    async fn stage(
+        &mut self,
+        store: &dyn Store,
+        run_id: &str,
+        batch: &Batch,
+        out: &Outcome,
+    ) -> Result<()> {
         let writes: Vec<&Change> = batch
             .changes
             .iter()

@@ -25,8 +25,8 @@ pub use error::{Error, ErrorKind, Result};
 pub use provider::{Capabilities, EventPage, Fetched, Headers, ListScope, Page, Provider};
 pub use retry::{Budget, BudgetStats, Rate, RetryPolicy};
 pub use store::{Store, StoreTx};
+pub use tokio_util::sync::CancellationToken;
 pub use types::{
     DriftCause, DriftRecord, ObjectKey, ProviderEvent, RunCounts, RunKind, RunRecord, RunStatus,
     Snapshot, Source, StoredObject, content_hash, now_ms,
 };
-pub use tokio_util::sync::CancellationToken;

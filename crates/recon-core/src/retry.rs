@@ -321,7 +321,11 @@ mod tests {
             })
             .await;
         assert!(r.is_ok());
-        assert!(start.elapsed() >= Duration::from_secs(7), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() >= Duration::from_secs(7),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -331,7 +335,9 @@ mod tests {
         p.max_retries = 1000;
         let b = Budget::new(Rate::per_second(1000), p);
         let r: Result<()> = b
-            .call("t", || async { Err(Error::new(ErrorKind::Unavailable, "503")) })
+            .call("t", || async {
+                Err(Error::new(ErrorKind::Unavailable, "503"))
+            })
             .await;
         assert_eq!(r.unwrap_err().kind(), ErrorKind::Timeout);
     }

@@ -145,7 +145,8 @@ pub trait StoreTx: Send {
     async fn set_cursor(&mut self, cursor: &Cursor) -> Result<()>;
 
     /// Read a cursor inside the transaction.
-    async fn cursor(&mut self, provider: &str, account: &str, name: &str) -> Result<Option<Cursor>>;
+    async fn cursor(&mut self, provider: &str, account: &str, name: &str)
+    -> Result<Option<Cursor>>;
 
     /// Commit.
     async fn commit(self: Box<Self>) -> Result<()>;
@@ -176,7 +177,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<StoredObject>>;
 
     /// Stored objects (any kind) whose owner is `owner`, plus the owner itself.
-    async fn owned_by(&self, provider: &str, account: &str, owner: &str) -> Result<Vec<StoredObject>>;
+    async fn owned_by(
+        &self,
+        provider: &str,
+        account: &str,
+        owner: &str,
+    ) -> Result<Vec<StoredObject>>;
 
     /// Live (not deleted) objects of a kind.
     async fn count_live(&self, provider: &str, account: &str, kind: &str) -> Result<u64>;

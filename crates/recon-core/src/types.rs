@@ -38,7 +38,11 @@ impl ObjectKey {
 
 impl std::fmt::Display for ObjectKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}/{}/{}", self.provider, self.account, self.kind, self.id)
+        write!(
+            f,
+            "{}/{}/{}/{}",
+            self.provider, self.account, self.kind, self.id
+        )
     }
 }
 

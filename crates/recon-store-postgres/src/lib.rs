@@ -1,1 +1,863 @@
-//! placeholder
+//! The Postgres store for recon: the production store.
+//!
+//! Everything lives in one schema (`recon` by default) so the store can sit
+//! inside an app's database: the app reads the typed views
+//! (`recon.stripe_subscriptions`, `recon.clerk_users`, …). Migrations are
+//! embedded; [`PgStore::migrate`] (or `recon migrate`) applies them.
+//!
+//! Writes are batched: every [`StoreTx`] call is one statement with array
+//! parameters (`UNNEST`), whatever the number of rows.
+//!
+//! ```no_run
+//! # async fn f() -> recon_core::Result<()> {
+//! use recon_core::Store;
+//! let store = recon_store_postgres::PgStore::connect("postgres://localhost/app", "recon").await?;
+//! store.migrate().await?;
+//! # Ok(()) }
+//! ```
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use recon_core::commit::sweep_floor_name;
+use recon_core::store::{
+    Cursor, Dangling, DriftQuery, Guard, LedgerRow, Reference, StaleObject, Store, StoreTx,
+};
+use recon_core::types::{
+    DriftCause, DriftRecord, ObjectKey, RunKind, RunRecord, RunStatus, Snapshot, Source,
+    StoredObject, now_ms,
+};
+use recon_core::{Error, ErrorKind, Result};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{ConnectOptions, Postgres, Row, Transaction};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+const C: &str = "postgres";
+
+fn db_err(op: &str) -> impl FnOnce(sqlx::Error) -> Error + '_ {
+    move |e| classify(op, e)
+}
+
+/// Map a sqlx error to recon's kinds: serialisation failures and deadlocks
+/// are `Conflict` (the engine retries the commit), connection problems
+/// `Unavailable`, the rest `Store`.
+fn classify(op: &str, e: sqlx::Error) -> Error {
+    let kind = match &e {
+        sqlx::Error::Database(d) => match d.code().as_deref() {
+            Some("40001") | Some("40P01") => ErrorKind::Conflict,
+            Some(c) if c.starts_with("08") || c.starts_with("57P") => ErrorKind::Unavailable,
+            _ => ErrorKind::Store,
+        },
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_) => ErrorKind::Unavailable,
+        _ => ErrorKind::Store,
+    };
+    Error::new(kind, e.to_string())
+        .with_component(C)
+        .with_operation(op.to_string())
+        .with_source(e)
+}
+
+/// A recon store in a Postgres schema.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    schema: String,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("schema", &self.schema)
+            .finish()
+    }
+}
+
+/// Check a schema name: lower-case letters, digits and `_`, not starting
+/// with a digit (it is spliced into `CREATE SCHEMA` and `search_path`).
+pub fn valid_schema(schema: &str) -> bool {
+    !schema.is_empty()
+        && schema.len() <= 63
+        && schema
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !schema.starts_with(|c: char| c.is_ascii_digit())
+}
+
+impl PgStore {
+    /// Connect to `url` and use `schema` (created by [`Store::migrate`]).
+    /// The URL is never echoed in errors: it may hold a password.
+    pub async fn connect(url: &str, schema: &str) -> Result<Self> {
+        Self::connect_with(url, schema, 10).await
+    }
+
+    /// Like [`PgStore::connect`] with a pool size.
+    pub async fn connect_with(url: &str, schema: &str, max_connections: u32) -> Result<Self> {
+        if !valid_schema(schema) {
+            return Err(Error::config(format!(
+                "bad schema name {schema:?}: use lower-case letters, digits and _"
+            )));
+        }
+        let opts = PgConnectOptions::from_str(url)
+            .map_err(|_| Error::config("DATABASE_URL is not a valid postgres:// URL"))?
+            .options([("search_path", schema)])
+            // Statements carry customers' data: keep them out of the logs.
+            .disable_statement_logging();
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .connect_with(opts)
+            .await
+            .map_err(|e| {
+                let msg = match &e {
+                    sqlx::Error::Database(d) => {
+                        format!("cannot connect to Postgres: {}", d.message())
+                    }
+                    sqlx::Error::Io(io) => format!("cannot reach Postgres: {io}"),
+                    other => format!("cannot connect to Postgres: {other}"),
+                };
+                Error::new(ErrorKind::Unavailable, msg)
+                    .with_component(C)
+                    .with_operation("connect")
+            })?;
+        Ok(PgStore {
+            pool,
+            schema: schema.to_string(),
+        })
+    }
+
+    /// The pool, for apps that want to query the views through it.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The schema.
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    /// The highest migration version this build embeds.
+    pub fn expected_migration() -> i64 {
+        MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+    }
+}
+
+fn stored_from_row(r: &PgRow) -> std::result::Result<StoredObject, sqlx::Error> {
+    let data: serde_json::Value = r.try_get("data")?;
+    Ok(StoredObject {
+        snapshot: Snapshot {
+            key: ObjectKey {
+                provider: r.try_get("provider")?,
+                account: r.try_get("account")?,
+                kind: r.try_get("kind")?,
+                id: r.try_get("id")?,
+            },
+            version: r.try_get("version")?,
+            deleted: r.try_get("deleted")?,
+            status: r.try_get("status")?,
+            owner: r.try_get("owner_id")?,
+            email: r.try_get("email")?,
+            data,
+            hash: r.try_get("hash")?,
+        },
+        confirmed_at: r.try_get("confirmed_at")?,
+    })
+}
+
+const OBJECT_COLS: &str = "provider, account, kind, id, version, deleted, status, owner_id, email, data, hash, confirmed_at";
+
+fn run_from_row(r: &PgRow) -> std::result::Result<RunRecord, sqlx::Error> {
+    let counts: serde_json::Value = r.try_get("counts")?;
+    let run_kind: String = r.try_get("run_kind")?;
+    let status: String = r.try_get("status")?;
+    Ok(RunRecord {
+        id: r.try_get("id")?,
+        provider: r.try_get("provider")?,
+        account: r.try_get("account")?,
+        kind: r.try_get("kind")?,
+        run_kind: RunKind::parse(&run_kind).unwrap_or(RunKind::Sweep),
+        status: RunStatus::parse(&status).unwrap_or(RunStatus::Failed),
+        dry_run: r.try_get("dry_run")?,
+        started_at: r.try_get("started_at")?,
+        finished_at: r.try_get("finished_at")?,
+        counts: serde_json::from_value(counts).unwrap_or_default(),
+        mismatch_ratio: r.try_get("mismatch_ratio")?,
+        error: r.try_get("error")?,
+    })
+}
+
+/// An open Postgres transaction.
+pub struct PgTx {
+    tx: Transaction<'static, Postgres>,
+}
+
+#[async_trait]
+impl StoreTx for PgTx {
+    async fn ledger_insert(&mut self, rows: &[LedgerRow<'_>]) -> Result<Vec<bool>> {
+        let now = now_ms();
+        let mut p = Vec::with_capacity(rows.len());
+        let mut a = Vec::with_capacity(rows.len());
+        let mut id = Vec::with_capacity(rows.len());
+        let mut ty = Vec::with_capacity(rows.len());
+        let mut cr = Vec::with_capacity(rows.len());
+        let mut src = Vec::with_capacity(rows.len());
+        let mut run = Vec::with_capacity(rows.len());
+        for r in rows {
+            p.push(r.event.provider.as_str());
+            a.push(r.event.account.as_str());
+            id.push(r.event.event_id.as_str());
+            ty.push(r.event.event_type.as_str());
+            cr.push(r.event.created);
+            src.push(r.source.as_str());
+            run.push(r.run_id);
+        }
+        let inserted: Vec<(String, String, String)> = sqlx::query_as(
+            "INSERT INTO event_ledger (provider, account, event_id, event_type, created, source, run_id, received_at)
+             SELECT t.*, $8 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::text[], $7::text[]) AS t
+             ON CONFLICT DO NOTHING
+             RETURNING provider, account, event_id",
+        )
+        .bind(&p)
+        .bind(&a)
+        .bind(&id)
+        .bind(&ty)
+        .bind(&cr)
+        .bind(&src)
+        .bind(&run)
+        .bind(now)
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(db_err("ledger insert"))?;
+        let set: std::collections::HashSet<(String, String, String)> =
+            inserted.into_iter().collect();
+        Ok(rows
+            .iter()
+            .map(|r| {
+                set.contains(&(
+                    r.event.provider.clone(),
+                    r.event.account.clone(),
+                    r.event.event_id.clone(),
+                ))
+            })
+            .collect())
+    }
+
+    async fn load(
+        &mut self,
+        provider: &str,
+        account: &str,
+        kind: &str,
+        ids: &[&str],
+    ) -> Result<Vec<StoredObject>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {OBJECT_COLS} FROM objects WHERE provider = $1 AND account = $2 AND kind = $3 AND id = ANY($4)"
+        )))
+        .bind(provider)
+        .bind(account)
+        .bind(kind)
+        .bind(ids)
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(db_err("load"))?;
+        rows.iter()
+            .map(stored_from_row)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(db_err("load"))
+    }
+
+    async fn upsert(&mut self, rows: &[&Snapshot], guard: Guard) -> Result<Vec<bool>> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = now_ms();
+        let n = rows.len();
+        let (mut p, mut a, mut k, mut id) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        let (mut v, mut d, mut st, mut ow, mut em) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        let (mut js, mut h) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for s in rows {
+            p.push(s.key.provider.as_str());
+            a.push(s.key.account.as_str());
+            k.push(s.key.kind.as_str());
+            id.push(s.key.id.as_str());
+            v.push(s.version);
+            d.push(s.deleted);
+            st.push(s.status.as_deref());
+            ow.push(s.owner.as_deref());
+            em.push(s.email.as_deref());
+            js.push(serde_json::to_string(&s.data).map_err(Error::from)?);
+            h.push(s.hash.as_str());
+        }
+        let cmp = match guard {
+            Guard::Newer => "<",
+            Guard::NewerOrEqual => "<=",
+        };
+        let sql = format!(
+            "INSERT INTO objects ({OBJECT_COLS})
+             SELECT t.p, t.a, t.k, t.i, t.v, t.d, t.s, t.o, t.e, t.j::jsonb, t.h, $12
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::bool[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])
+                  AS t(p, a, k, i, v, d, s, o, e, j, h)
+             ON CONFLICT (provider, account, kind, id) DO UPDATE SET
+                version = EXCLUDED.version, deleted = EXCLUDED.deleted, status = EXCLUDED.status,
+                owner_id = EXCLUDED.owner_id, email = EXCLUDED.email, data = EXCLUDED.data,
+                hash = EXCLUDED.hash, confirmed_at = EXCLUDED.confirmed_at
+             WHERE objects.version {cmp} EXCLUDED.version
+             RETURNING provider, account, kind, id"
+        );
+        let written: Vec<(String, String, String, String)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(&p)
+                .bind(&a)
+                .bind(&k)
+                .bind(&id)
+                .bind(&v)
+                .bind(&d)
+                .bind(&st)
+                .bind(&ow)
+                .bind(&em)
+                .bind(&js)
+                .bind(&h)
+                .bind(now)
+                .fetch_all(&mut *self.tx)
+                .await
+                .map_err(db_err("upsert"))?;
+        let set: std::collections::HashSet<(String, String, String, String)> =
+            written.into_iter().collect();
+        Ok(rows
+            .iter()
+            .map(|s| {
+                set.contains(&(
+                    s.key.provider.clone(),
+                    s.key.account.clone(),
+                    s.key.kind.clone(),
+                    s.key.id.clone(),
+                ))
+            })
+            .collect())
+    }
+
+    async fn insert_drift(&mut self, records: &[DriftRecord]) -> Result<()> {
+        let n = records.len();
+        let (mut p, mut a, mut k, mut id) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        let (mut run, mut src, mut cause, mut before, mut after, mut at) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for r in records {
+            p.push(r.key.provider.as_str());
+            a.push(r.key.account.as_str());
+            k.push(r.key.kind.as_str());
+            id.push(r.key.id.as_str());
+            run.push(r.run_id.as_deref());
+            src.push(r.source.as_str());
+            cause.push(r.cause.as_str());
+            before.push(r.before.as_ref().map(|b| b.to_string()));
+            after.push(r.after.as_ref().map(|b| b.to_string()));
+            at.push(r.detected_at);
+        }
+        sqlx::query(
+            "INSERT INTO drift_log (provider, account, kind, object_id, run_id, source, cause, before, after, detected_at)
+             SELECT t.p, t.a, t.k, t.i, t.r, t.s, t.c, t.b::jsonb, t.af::jsonb, t.at
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::int8[])
+                  AS t(p, a, k, i, r, s, c, b, af, at)",
+        )
+        .bind(&p)
+        .bind(&a)
+        .bind(&k)
+        .bind(&id)
+        .bind(&run)
+        .bind(&src)
+        .bind(&cause)
+        .bind(&before)
+        .bind(&after)
+        .bind(&at)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db_err("insert drift"))?;
+        Ok(())
+    }
+
+    async fn set_cursor(&mut self, c: &Cursor) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO cursors (provider, account, name, value, updated_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (provider, account, name) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at",
+        )
+        .bind(&c.provider)
+        .bind(&c.account)
+        .bind(&c.name)
+        .bind(c.value)
+        .bind(c.updated_at)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db_err("set cursor"))?;
+        Ok(())
+    }
+
+    async fn cursor(
+        &mut self,
+        provider: &str,
+        account: &str,
+        name: &str,
+    ) -> Result<Option<Cursor>> {
+        let r: Option<(i64, i64)> =
+            sqlx::query_as("SELECT value, updated_at FROM cursors WHERE provider = $1 AND account = $2 AND name = $3")
+                .bind(provider)
+                .bind(account)
+                .bind(name)
+                .fetch_optional(&mut *self.tx)
+                .await
+                .map_err(db_err("read cursor"))?;
+        Ok(r.map(|(value, updated_at)| Cursor {
+            provider: provider.into(),
+            account: account.into(),
+            name: name.into(),
+            value,
+            updated_at,
+        }))
+    }
+
+    async fn commit(self: Box<Self>) -> Result<()> {
+        self.tx.commit().await.map_err(db_err("commit"))
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        // The schema name was validated in connect().
+        // The schema name was checked by valid_schema() in connect().
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE SCHEMA IF NOT EXISTS {}",
+            self.schema
+        )))
+        .execute(&self.pool)
+        .await
+        .map_err(db_err("create schema"))?;
+        MIGRATOR.run(&self.pool).await.map_err(|e| {
+            Error::new(ErrorKind::Store, format!("migration failed: {e}")).with_component(C)
+        })?;
+        Ok(())
+    }
+
+    async fn check_ready(&self) -> Result<()> {
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| match e {
+                    sqlx::Error::Database(_) => Error::new(
+                        ErrorKind::Store,
+                        "the recon schema is not migrated; run `recon migrate`",
+                    )
+                    .with_component(C),
+                    other => classify("ready", other),
+                })?;
+        let want = Self::expected_migration();
+        if applied.unwrap_or(0) < want {
+            return Err(Error::new(
+                ErrorKind::Store,
+                format!(
+                    "schema at migration {} but this build needs {want}; run `recon migrate`",
+                    applied.unwrap_or(0)
+                ),
+            )
+            .with_component(C));
+        }
+        Ok(())
+    }
+
+    async fn begin(&self) -> Result<Box<dyn StoreTx>> {
+        let tx = self.pool.begin().await.map_err(db_err("begin"))?;
+        Ok(Box::new(PgTx { tx }))
+    }
+
+    async fn get_many(
+        &self,
+        provider: &str,
+        account: &str,
+        kind: &str,
+        ids: &[&str],
+    ) -> Result<Vec<StoredObject>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {OBJECT_COLS} FROM objects WHERE provider = $1 AND account = $2 AND kind = $3 AND id = ANY($4)"
+        )))
+        .bind(provider)
+        .bind(account)
+        .bind(kind)
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err("get"))?;
+        rows.iter()
+            .map(stored_from_row)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(db_err("get"))
+    }
+
+    async fn owned_by(
+        &self,
+        provider: &str,
+        account: &str,
+        owner: &str,
+    ) -> Result<Vec<StoredObject>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {OBJECT_COLS} FROM objects WHERE provider = $1 AND account = $2 AND (owner_id = $3 OR id = $3)"
+        )))
+        .bind(provider)
+        .bind(account)
+        .bind(owner)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err("owned by"))?;
+        rows.iter()
+            .map(stored_from_row)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(db_err("owned by"))
+    }
+
+    async fn count_live(&self, provider: &str, account: &str, kind: &str) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM objects WHERE provider = $1 AND account = $2 AND kind = $3 AND NOT deleted",
+        )
+        .bind(provider)
+        .bind(account)
+        .bind(kind)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err("count"))?;
+        Ok(n as u64)
+    }
+
+    async fn ledger_contains(&self, provider: &str, account: &str, event_id: &str) -> Result<bool> {
+        let r: Option<i32> = sqlx::query_scalar(
+            "SELECT 1 FROM event_ledger WHERE provider = $1 AND account = $2 AND event_id = $3",
+        )
+        .bind(provider)
+        .bind(account)
+        .bind(event_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err("ledger lookup"))?;
+        Ok(r.is_some())
+    }
+
+    async fn cursor(&self, provider: &str, account: &str, name: &str) -> Result<Option<Cursor>> {
+        let r: Option<(i64, i64)> =
+            sqlx::query_as("SELECT value, updated_at FROM cursors WHERE provider = $1 AND account = $2 AND name = $3")
+                .bind(provider)
+                .bind(account)
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_err("read cursor"))?;
+        Ok(r.map(|(value, updated_at)| Cursor {
+            provider: provider.into(),
+            account: account.into(),
+            name: name.into(),
+            value,
+            updated_at,
+        }))
+    }
+
+    async fn mark_seen(&self, run_id: &str, ids: &[&str]) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sweep_seen (run_id, id) SELECT $1, t.i FROM UNNEST($2::text[]) AS t(i) ON CONFLICT DO NOTHING",
+        )
+        .bind(run_id)
+        .bind(ids)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err("mark seen"))?;
+        Ok(())
+    }
+
+    async fn unseen_live(
+        &self,
+        provider: &str,
+        account: &str,
+        kind: &str,
+        run_id: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>> {
+        sqlx::query_scalar(
+            "SELECT o.id FROM objects o
+             WHERE o.provider = $1 AND o.account = $2 AND o.kind = $3 AND NOT o.deleted
+               AND ($5::text IS NULL OR o.id > $5)
+               AND NOT EXISTS (SELECT 1 FROM sweep_seen s WHERE s.run_id = $4 AND s.id = o.id)
+             ORDER BY o.id LIMIT $6",
+        )
+        .bind(provider)
+        .bind(account)
+        .bind(kind)
+        .bind(run_id)
+        .bind(after)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err("unseen"))
+    }
+
+    async fn stage(&self, run_id: &str, seq: i64, payload: &[u8]) -> Result<()> {
+        sqlx::query("INSERT INTO sweep_staged (run_id, seq, payload) VALUES ($1, $2, $3)")
+            .bind(run_id)
+            .bind(seq)
+            .bind(payload)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err("stage"))?;
+        Ok(())
+    }
+
+    async fn next_staged(&self, run_id: &str, after_seq: i64) -> Result<Option<(i64, Vec<u8>)>> {
+        sqlx::query_as("SELECT seq, payload FROM sweep_staged WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT 1")
+            .bind(run_id)
+            .bind(after_seq)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err("read staged"))
+    }
+
+    async fn clear_scratch(&self, run_id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM sweep_seen WHERE run_id = $1")
+            .bind(run_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err("clear seen"))?;
+        sqlx::query("DELETE FROM sweep_staged WHERE run_id = $1")
+            .bind(run_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err("clear staged"))?;
+        Ok(())
+    }
+
+    async fn insert_run(&self, run: &RunRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO runs (id, provider, account, kind, run_kind, status, dry_run, started_at, finished_at, counts, mismatch_ratio, error)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(&run.id)
+        .bind(&run.provider)
+        .bind(&run.account)
+        .bind(&run.kind)
+        .bind(run.run_kind.as_str())
+        .bind(run.status.as_str())
+        .bind(run.dry_run)
+        .bind(run.started_at)
+        .bind(run.finished_at)
+        .bind(serde_json::to_value(&run.counts).map_err(Error::from)?)
+        .bind(run.mismatch_ratio)
+        .bind(&run.error)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err("insert run"))?;
+        Ok(())
+    }
+
+    async fn update_run(&self, run: &RunRecord) -> Result<()> {
+        sqlx::query(
+            "UPDATE runs SET status = $2, finished_at = $3, counts = $4, mismatch_ratio = $5, error = $6 WHERE id = $1",
+        )
+        .bind(&run.id)
+        .bind(run.status.as_str())
+        .bind(run.finished_at)
+        .bind(serde_json::to_value(&run.counts).map_err(Error::from)?)
+        .bind(run.mismatch_ratio)
+        .bind(&run.error)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err("update run"))?;
+        Ok(())
+    }
+
+    async fn runs(&self, limit: u32) -> Result<Vec<RunRecord>> {
+        let rows = sqlx::query("SELECT * FROM runs ORDER BY started_at DESC, id DESC LIMIT $1")
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err("runs"))?;
+        rows.iter()
+            .map(run_from_row)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(db_err("runs"))
+    }
+
+    async fn drift(&self, q: &DriftQuery) -> Result<Vec<DriftRecord>> {
+        let rows = sqlx::query(
+            "SELECT provider, account, kind, object_id, run_id, source, cause, before, after, detected_at
+             FROM drift_log
+             WHERE ($1::text IS NULL OR provider = $1) AND ($2::text IS NULL OR run_id = $2)
+               AND ($3::int8 IS NULL OR detected_at >= $3)
+             ORDER BY seq DESC LIMIT $4",
+        )
+        .bind(q.provider.as_deref())
+        .bind(q.run_id.as_deref())
+        .bind(q.since)
+        .bind(q.limit.max(1) as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err("drift"))?;
+        rows.iter()
+            .map(|r| -> std::result::Result<DriftRecord, sqlx::Error> {
+                let source: String = r.try_get("source")?;
+                let cause: String = r.try_get("cause")?;
+                Ok(DriftRecord {
+                    key: ObjectKey {
+                        provider: r.try_get("provider")?,
+                        account: r.try_get("account")?,
+                        kind: r.try_get("kind")?,
+                        id: r.try_get("object_id")?,
+                    },
+                    run_id: r.try_get("run_id")?,
+                    source: Source::parse(&source).unwrap_or(Source::Sweep),
+                    cause: DriftCause::parse(&cause).unwrap_or(DriftCause::Changed),
+                    before: r.try_get("before")?,
+                    after: r.try_get("after")?,
+                    detected_at: r.try_get("detected_at")?,
+                })
+            })
+            .collect::<std::result::Result<_, _>>()
+            .map_err(db_err("drift"))
+    }
+
+    async fn stale(&self, before: i64, limit: u32) -> Result<Vec<StaleObject>> {
+        let rows: Vec<(String, String, String, String, i64)> = sqlx::query_as(
+            "SELECT o.provider, o.account, o.kind, o.id, GREATEST(o.confirmed_at, COALESCE(c.updated_at, 0)) AS confirmed
+             FROM objects o
+             LEFT JOIN cursors c ON c.provider = o.provider AND c.account = o.account AND c.name = 'sweep:' || o.kind
+             WHERE NOT o.deleted AND GREATEST(o.confirmed_at, COALESCE(c.updated_at, 0)) < $1
+             ORDER BY confirmed, o.id LIMIT $2",
+        )
+        .bind(before)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err("stale"))?;
+        debug_assert_eq!(sweep_floor_name("x"), "sweep:x");
+        Ok(rows
+            .into_iter()
+            .map(|(provider, account, kind, id, confirmed_at)| StaleObject {
+                provider,
+                account,
+                kind,
+                id,
+                confirmed_at,
+            })
+            .collect())
+    }
+
+    async fn dangling(
+        &self,
+        provider: &str,
+        account: &str,
+        rule: &Reference,
+        limit: u32,
+    ) -> Result<Vec<Dangling>> {
+        let statuses: Vec<&str> = rule.statuses.to_vec();
+        let rows: Vec<(String, Option<String>, String, Option<bool>)> = sqlx::query_as(
+            "SELECT o.id, o.status, o.owner_id, p.deleted
+             FROM objects o
+             LEFT JOIN objects p ON p.provider = o.provider AND p.account = o.account AND p.kind = $4 AND p.id = o.owner_id
+             WHERE o.provider = $1 AND o.account = $2 AND o.kind = $3 AND NOT o.deleted AND o.owner_id IS NOT NULL
+               AND (cardinality($5::text[]) = 0 OR o.status = ANY($5))
+               AND (p.id IS NULL OR p.deleted)
+             ORDER BY o.id LIMIT $6",
+        )
+        .bind(provider)
+        .bind(account)
+        .bind(rule.kind)
+        .bind(rule.owner_kind)
+        .bind(&statuses)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err("dangling"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, status, owner, deleted)| Dangling {
+                provider: provider.into(),
+                account: account.into(),
+                kind: rule.kind.into(),
+                id,
+                status,
+                owner,
+                problem: if deleted == Some(true) {
+                    "deleted"
+                } else {
+                    "absent"
+                }
+                .into(),
+            })
+            .collect())
+    }
+}
+
+/// Helpers for tests that need a real Postgres: a fresh schema per call.
+pub mod testing {
+    use super::PgStore;
+    use recon_core::Store;
+
+    /// The database tests use: `TEST_DATABASE_URL`, else the local server.
+    pub fn test_database_url() -> String {
+        std::env::var("TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+    }
+
+    /// A migrated store in a new, uniquely named schema. Panics with a
+    /// message saying how to provide Postgres when none answers: a test that
+    /// needs Postgres never skips silently.
+    pub async fn fresh_store() -> PgStore {
+        let url = test_database_url();
+        let schema = format!("t_{}", uuid_like());
+        let store = PgStore::connect_with(&url, &schema, 8).await.unwrap_or_else(|e| {
+            panic!(
+                "these tests need Postgres: {e}. Set TEST_DATABASE_URL=postgres://user@host:port/db \
+                 or start a server on 127.0.0.1:5432 (`cargo xtask test` does this for you)"
+            )
+        });
+        store.migrate().await.expect("migrate test schema");
+        store
+    }
+
+    fn uuid_like() -> String {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(0);
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        format!(
+            "{:x}_{}_{}",
+            t,
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+}

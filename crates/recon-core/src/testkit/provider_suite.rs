@@ -7,7 +7,11 @@ use crate::provider::{Fetched, ListScope, Provider};
 
 /// List `kind` to the end through one cursor and return every snapshot's id,
 /// failing on a repeated id. Also checks every snapshot's key.
-pub async fn list_all(provider: &dyn Provider, kind: &str, scope: &ListScope) -> BTreeMap<String, i64> {
+pub async fn list_all(
+    provider: &dyn Provider,
+    kind: &str,
+    scope: &ListScope,
+) -> BTreeMap<String, i64> {
     let mut seen = BTreeMap::new();
     let mut cursor: Option<String> = None;
     let mut pages = 0;
@@ -36,13 +40,19 @@ pub async fn list_all(provider: &dyn Provider, kind: &str, scope: &ListScope) ->
 
 /// The listing walks every page once and yields exactly `expected`.
 pub async fn listing_is_complete(provider: &dyn Provider, kind: &str, expected: &BTreeSet<String>) {
-    let got: BTreeSet<String> = list_all(provider, kind, &ListScope::all()).await.into_keys().collect();
+    let got: BTreeSet<String> = list_all(provider, kind, &ListScope::all())
+        .await
+        .into_keys()
+        .collect();
     assert_eq!(&got, expected, "single-cursor listing of {kind}");
 }
 
 /// `n` partitions together list exactly what one cursor lists, each object once.
 pub async fn partitions_equal_single_cursor(provider: &dyn Provider, kind: &str, n: usize) {
-    let single: BTreeSet<String> = list_all(provider, kind, &ListScope::all()).await.into_keys().collect();
+    let single: BTreeSet<String> = list_all(provider, kind, &ListScope::all())
+        .await
+        .into_keys()
+        .collect();
     let scopes = provider.partitions(kind, n).await.expect("partitions");
     assert!(!scopes.is_empty(), "at least one scope");
     let mut union = BTreeSet::new();
@@ -56,7 +66,13 @@ pub async fn partitions_equal_single_cursor(provider: &dyn Provider, kind: &str,
 
 /// Fetching a deleted object says deleted; a live one is found; an unknown
 /// one is not found.
-pub async fn fetch_semantics(provider: &dyn Provider, kind: &str, live: &str, deleted: &str, unknown: &str) {
+pub async fn fetch_semantics(
+    provider: &dyn Provider,
+    kind: &str,
+    live: &str,
+    deleted: &str,
+    unknown: &str,
+) {
     match provider.fetch(kind, live).await.expect("fetch live") {
         Fetched::Found(s) => {
             assert_eq!(s.key.id, live);

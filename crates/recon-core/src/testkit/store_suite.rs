@@ -1,0 +1,655 @@
+//! Store conformance: every store runs these against a real, fresh database.
+//!
+//! Use [`store_conformance_tests!`](crate::store_conformance_tests) in a
+//! store crate's tests with an async function that returns a fresh,
+//! migrated `Arc<dyn Store>`; it expands to one `#[tokio::test]` per check.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use crate::commit::{Batch, Change, Decision, DriftMeta, EventEntry, commit};
+use crate::store::{Cursor, DriftQuery, Guard, Reference, Store};
+use crate::types::{
+    ObjectKey, ProviderEvent, RunCounts, RunKind, RunRecord, RunStatus, Snapshot, Source, now_ms,
+};
+
+fn key(kind: &str, id: &str) -> ObjectKey {
+    ObjectKey::new("test", "default", kind, id)
+}
+
+fn snap(kind: &str, id: &str, version: i64, body: serde_json::Value) -> Snapshot {
+    Snapshot::live(key(kind, id), version, body)
+}
+
+fn event(id: &str, snapshots: Vec<Snapshot>) -> EventEntry {
+    EventEntry {
+        event: ProviderEvent {
+            provider: "test".into(),
+            account: "default".into(),
+            event_id: id.into(),
+            event_type: "thing.updated".into(),
+            created: snapshots.first().map(|s| s.version).unwrap_or(0),
+            snapshots,
+        },
+        source: Source::Webhook,
+        drift: None,
+    }
+}
+
+fn change(s: Snapshot, guard: Guard) -> Change {
+    Change {
+        snapshot: s,
+        guard,
+        drift: None,
+    }
+}
+
+async fn stored(store: &dyn Store, kind: &str, id: &str) -> Option<Snapshot> {
+    store
+        .get_many("test", "default", kind, &[id])
+        .await
+        .expect("get_many")
+        .into_iter()
+        .next()
+        .map(|s| s.snapshot)
+}
+
+/// The same event twice: applied once, the second reported duplicate.
+pub async fn idempotent_ingest(store: Arc<dyn Store>) {
+    let b = Batch {
+        events: vec![event(
+            "evt_1",
+            vec![snap("things", "a", 5, json!({"n": 1}))],
+        )],
+        ..Batch::default()
+    };
+    let first = commit(store.as_ref(), &b, false).await.unwrap();
+    assert!(first.events[0].new);
+    assert_eq!(first.events[0].decisions, vec![Decision::Insert]);
+    let second = commit(store.as_ref(), &b, false).await.unwrap();
+    assert!(!second.events[0].new, "duplicate event applied twice");
+    assert!(second.events[0].decisions.is_empty());
+    assert!(
+        store
+            .ledger_contains("test", "default", "evt_1")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .ledger_contains("test", "default", "evt_2")
+            .await
+            .unwrap()
+    );
+
+    // A duplicate whose payload differs (a replayed delivery with a newer
+    // body) still does nothing: the ledger decides.
+    let forged = Batch {
+        events: vec![event(
+            "evt_1",
+            vec![snap("things", "a", 9, json!({"n": 2}))],
+        )],
+        ..Batch::default()
+    };
+    commit(store.as_ref(), &forged, false).await.unwrap();
+    assert_eq!(
+        stored(store.as_ref(), "things", "a").await.unwrap().data["n"],
+        1
+    );
+}
+
+/// Two writers commit the same event id at once: exactly one applies.
+pub async fn duplicate_under_concurrency(store: Arc<dyn Store>) {
+    for round in 0..20 {
+        let id = format!("evt_c{round}");
+        let barrier = Arc::new(tokio::sync::Barrier::new(2));
+        let mut tasks = Vec::new();
+        for w in 0..2 {
+            let store = store.clone();
+            let barrier = barrier.clone();
+            let id = id.clone();
+            tasks.push(tokio::spawn(async move {
+                let b = Batch {
+                    events: vec![event(
+                        &id,
+                        vec![snap(
+                            "things",
+                            &format!("c{round}"),
+                            10 + w,
+                            json!({"w": w}),
+                        )],
+                    )],
+                    ..Batch::default()
+                };
+                barrier.wait().await;
+                let mut tries = 0;
+                loop {
+                    match commit(store.as_ref(), &b, false).await {
+                        Ok(o) => return o.events[0].new,
+                        Err(e) if e.is_temporary() && tries < 20 => {
+                            tries += 1;
+                            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                        }
+                        Err(e) => panic!("commit: {e}"),
+                    }
+                }
+            }));
+        }
+        let mut news = 0;
+        for t in tasks {
+            if t.await.unwrap() {
+                news += 1;
+            }
+        }
+        assert_eq!(
+            news, 1,
+            "round {round}: {news} writers applied the same event"
+        );
+    }
+}
+
+/// An older snapshot never overwrites a newer one; a newer one does.
+pub async fn monotonic_versions(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let b = |v: i64, n: i64| Batch {
+        changes: vec![change(
+            snap("things", "m", v, json!({"n": n})),
+            Guard::Newer,
+        )],
+        ..Batch::default()
+    };
+    assert_eq!(
+        commit(s, &b(5, 5), false).await.unwrap().changes,
+        vec![Decision::Insert]
+    );
+    assert_eq!(
+        commit(s, &b(3, 3), false).await.unwrap().changes,
+        vec![Decision::Stale]
+    );
+    assert_eq!(stored(s, "things", "m").await.unwrap().version, 5);
+    assert_eq!(
+        commit(s, &b(7, 7), false).await.unwrap().changes,
+        vec![Decision::Update]
+    );
+    let now = stored(s, "things", "m").await.unwrap();
+    assert_eq!((now.version, now.data["n"].as_i64()), (7, Some(7)));
+
+    // The SQL guard holds even when the caller bypasses the decision.
+    let mut tx = s.begin().await.unwrap();
+    let old = snap("things", "m", 1, json!({"n": 1}));
+    let wrote = tx.upsert(&[&old], Guard::NewerOrEqual).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(wrote, vec![false], "upsert lowered a version");
+    assert_eq!(stored(s, "things", "m").await.unwrap().version, 7);
+}
+
+/// Equal versions with different content tie (not written); a fetched
+/// state with `NewerOrEqual` settles it.
+pub async fn ties(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let a = Batch {
+        changes: vec![change(
+            snap("things", "t", 5, json!({"v": "a"})),
+            Guard::Newer,
+        )],
+        ..Batch::default()
+    };
+    commit(s, &a, false).await.unwrap();
+    let b = Batch {
+        changes: vec![change(
+            snap("things", "t", 5, json!({"v": "b"})),
+            Guard::Newer,
+        )],
+        ..Batch::default()
+    };
+    let out = commit(s, &b, false).await.unwrap();
+    assert_eq!(out.changes, vec![Decision::Tie]);
+    assert_eq!(out.ties(&b).len(), 1);
+    assert_eq!(stored(s, "things", "t").await.unwrap().data["v"], "a");
+    let fetched = Batch {
+        changes: vec![change(
+            snap("things", "t", 5, json!({"v": "b"})),
+            Guard::NewerOrEqual,
+        )],
+        ..Batch::default()
+    };
+    assert_eq!(
+        commit(s, &fetched, false).await.unwrap().changes,
+        vec![Decision::Update]
+    );
+    assert_eq!(stored(s, "things", "t").await.unwrap().data["v"], "b");
+}
+
+/// Deletion leaves a tombstone that older live states cannot lift.
+pub async fn tombstones(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    for (i, id) in ["x", "y"].iter().enumerate() {
+        let b = Batch {
+            changes: vec![change(
+                snap("things", id, 5 + i as i64, json!({})),
+                Guard::Newer,
+            )],
+            ..Batch::default()
+        };
+        commit(s, &b, false).await.unwrap();
+    }
+    assert_eq!(s.count_live("test", "default", "things").await.unwrap(), 2);
+    let del = Batch {
+        changes: vec![change(
+            Snapshot::tombstone(key("things", "x"), 8),
+            Guard::Newer,
+        )],
+        ..Batch::default()
+    };
+    assert_eq!(
+        commit(s, &del, false).await.unwrap().changes,
+        vec![Decision::Update]
+    );
+    let t = stored(s, "things", "x").await.unwrap();
+    assert!(t.deleted);
+    assert_eq!(s.count_live("test", "default", "things").await.unwrap(), 1);
+    let late = Batch {
+        changes: vec![change(
+            snap("things", "x", 7, json!({"late": true})),
+            Guard::Newer,
+        )],
+        ..Batch::default()
+    };
+    assert_eq!(
+        commit(s, &late, false).await.unwrap().changes,
+        vec![Decision::Stale]
+    );
+    assert!(stored(s, "things", "x").await.unwrap().deleted);
+}
+
+/// Cursors round-trip, move only when the transaction commits.
+pub async fn cursors(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    assert!(
+        s.cursor("test", "default", "events")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let c = |v| Cursor {
+        provider: "test".into(),
+        account: "default".into(),
+        name: "events".into(),
+        value: v,
+        updated_at: now_ms(),
+    };
+    let mut tx = s.begin().await.unwrap();
+    tx.set_cursor(&c(10)).await.unwrap();
+    drop(tx); // rolled back
+    assert!(
+        s.cursor("test", "default", "events")
+            .await
+            .unwrap()
+            .is_none(),
+        "rolled-back cursor visible"
+    );
+    let b = Batch {
+        cursors: vec![c(10)],
+        ..Batch::default()
+    };
+    commit(s, &b, false).await.unwrap();
+    assert_eq!(
+        s.cursor("test", "default", "events")
+            .await
+            .unwrap()
+            .unwrap()
+            .value,
+        10
+    );
+    let b = Batch {
+        cursors: vec![c(20)],
+        ..Batch::default()
+    };
+    commit(s, &b, false).await.unwrap();
+    assert_eq!(
+        s.cursor("test", "default", "events")
+            .await
+            .unwrap()
+            .unwrap()
+            .value,
+        20
+    );
+}
+
+/// Ledger and snapshot commit together: a transaction dropped after both
+/// writes leaves neither.
+pub async fn atomic_ledger_and_snapshot(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let e = event("evt_atomic", vec![snap("things", "z", 3, json!({}))]);
+    let mut tx = s.begin().await.unwrap();
+    let rows = [crate::store::LedgerRow {
+        event: &e.event,
+        source: Source::Webhook,
+        run_id: None,
+    }];
+    assert_eq!(tx.ledger_insert(&rows).await.unwrap(), vec![true]);
+    let snaps: Vec<&Snapshot> = e.event.snapshots.iter().collect();
+    assert_eq!(tx.upsert(&snaps, Guard::Newer).await.unwrap(), vec![true]);
+    drop(tx);
+    assert!(
+        !s.ledger_contains("test", "default", "evt_atomic")
+            .await
+            .unwrap()
+    );
+    assert!(stored(s, "things", "z").await.is_none());
+}
+
+/// Drift records keep before/after and filter by run.
+pub async fn drift_log(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let meta = |run: &str| {
+        Some(DriftMeta {
+            source: Source::Sweep,
+            run_id: Some(run.to_string()),
+        })
+    };
+    let b = Batch {
+        changes: vec![Change {
+            snapshot: snap("things", "d", 1, json!({"v": 1})),
+            guard: Guard::Newer,
+            drift: meta("r1"),
+        }],
+        ..Batch::default()
+    };
+    commit(s, &b, false).await.unwrap();
+    let b = Batch {
+        changes: vec![Change {
+            snapshot: snap("things", "d", 2, json!({"v": 2})),
+            guard: Guard::Newer,
+            drift: meta("r2"),
+        }],
+        ..Batch::default()
+    };
+    let out = commit(s, &b, false).await.unwrap();
+    assert_eq!(out.drift.len(), 1);
+    let all = s
+        .drift(&DriftQuery {
+            limit: 10,
+            ..DriftQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 2);
+    let r2 = s
+        .drift(&DriftQuery {
+            run_id: Some("r2".into()),
+            limit: 10,
+            ..DriftQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(r2.len(), 1);
+    assert_eq!(r2[0].cause, crate::types::DriftCause::Changed);
+    assert_eq!(r2[0].before.as_ref().unwrap()["v"], 1);
+    assert_eq!(r2[0].after.as_ref().unwrap()["v"], 2);
+    assert_eq!(r2[0].key, key("things", "d"));
+    // A dry run logs nothing and writes nothing.
+    let b = Batch {
+        changes: vec![Change {
+            snapshot: snap("things", "d", 3, json!({"v": 3})),
+            guard: Guard::Newer,
+            drift: meta("r3"),
+        }],
+        ..Batch::default()
+    };
+    let out = commit(s, &b, true).await.unwrap();
+    assert_eq!(out.changes, vec![Decision::Update]);
+    assert_eq!(stored(s, "things", "d").await.unwrap().version, 2);
+    let r3 = s
+        .drift(&DriftQuery {
+            run_id: Some("r3".into()),
+            limit: 10,
+            ..DriftQuery::default()
+        })
+        .await
+        .unwrap();
+    assert!(r3.is_empty());
+}
+
+/// Runs round-trip with counts and status, newest first.
+pub async fn runs(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let mk = |id: &str, t: i64| RunRecord {
+        id: id.into(),
+        provider: "test".into(),
+        account: "default".into(),
+        kind: "things".into(),
+        run_kind: RunKind::Sweep,
+        status: RunStatus::Running,
+        dry_run: false,
+        started_at: t,
+        finished_at: None,
+        counts: RunCounts::default(),
+        mismatch_ratio: 0.0,
+        error: None,
+    };
+    s.insert_run(&mk("run-a", 1000)).await.unwrap();
+    let mut b = mk("run-b", 2000);
+    s.insert_run(&b).await.unwrap();
+    b.status = RunStatus::Failed;
+    b.finished_at = Some(2500);
+    b.counts.listed = 42;
+    b.counts.drift = 3;
+    b.mismatch_ratio = 0.25;
+    b.error = Some("listing failed".into());
+    s.update_run(&b).await.unwrap();
+    let runs = s.runs(10).await.unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0], b);
+    assert_eq!(runs[1].status, RunStatus::Running);
+}
+
+/// Seen ids, unseen live ids in pages, staging, scratch cleanup.
+pub async fn sweep_scratch(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let changes: Vec<Change> = (0..10)
+        .map(|i| {
+            change(
+                snap("things", &format!("s{i:02}"), 1, json!({})),
+                Guard::Newer,
+            )
+        })
+        .collect();
+    commit(
+        s,
+        &Batch {
+            changes,
+            ..Batch::default()
+        },
+        false,
+    )
+    .await
+    .unwrap();
+    s.mark_seen("run1", &["s00", "s02", "s04"]).await.unwrap();
+    s.mark_seen("run1", &["s06", "s08", "s02"]).await.unwrap();
+    s.mark_seen("other", &["s01"]).await.unwrap();
+    let p1 = s
+        .unseen_live("test", "default", "things", "run1", None, 3)
+        .await
+        .unwrap();
+    assert_eq!(p1, vec!["s01", "s03", "s05"]);
+    let p2 = s
+        .unseen_live("test", "default", "things", "run1", Some("s05"), 3)
+        .await
+        .unwrap();
+    assert_eq!(p2, vec!["s07", "s09"]);
+    s.stage("run1", 1, b"[1]").await.unwrap();
+    s.stage("run1", 2, b"[2]").await.unwrap();
+    assert_eq!(
+        s.next_staged("run1", 0).await.unwrap(),
+        Some((1, b"[1]".to_vec()))
+    );
+    assert_eq!(
+        s.next_staged("run1", 1).await.unwrap(),
+        Some((2, b"[2]".to_vec()))
+    );
+    assert_eq!(s.next_staged("run1", 2).await.unwrap(), None);
+    s.clear_scratch("run1").await.unwrap();
+    assert_eq!(s.next_staged("run1", 0).await.unwrap(), None);
+    let all = s
+        .unseen_live("test", "default", "things", "run1", None, 100)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 10);
+}
+
+/// Owner lookup, stale objects, dangling references.
+pub async fn diagnostics_queries(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let mut child = snap("children", "c1", 1, json!({"status": "active"}));
+    child.owner = Some("p1".into());
+    child.status = Some("active".into());
+    let mut orphan = snap("children", "c2", 1, json!({"status": "active"}));
+    orphan.owner = Some("p_gone".into());
+    orphan.status = Some("active".into());
+    let mut ended = snap("children", "c3", 1, json!({"status": "ended"}));
+    ended.owner = Some("p_gone".into());
+    ended.status = Some("ended".into());
+    let mut of_deleted = snap("children", "c4", 1, json!({"status": "active"}));
+    of_deleted.owner = Some("p2".into());
+    of_deleted.status = Some("active".into());
+    let changes = vec![
+        change(snap("parents", "p1", 1, json!({})), Guard::Newer),
+        change(Snapshot::tombstone(key("parents", "p2"), 1), Guard::Newer),
+        change(child, Guard::Newer),
+        change(orphan, Guard::Newer),
+        change(ended, Guard::Newer),
+        change(of_deleted, Guard::Newer),
+    ];
+    commit(
+        s,
+        &Batch {
+            changes,
+            ..Batch::default()
+        },
+        false,
+    )
+    .await
+    .unwrap();
+    let mut owned: Vec<String> = s
+        .owned_by("test", "default", "p1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.snapshot.key.id)
+        .collect();
+    owned.sort();
+    assert_eq!(owned, vec!["c1", "p1"]);
+
+    let rule = Reference {
+        kind: "children",
+        owner_kind: "parents",
+        statuses: &["active"],
+    };
+    let mut d = s.dangling("test", "default", &rule, 10).await.unwrap();
+    d.sort_by(|a, b| a.id.cmp(&b.id));
+    let got: Vec<(&str, &str)> = d
+        .iter()
+        .map(|x| (x.id.as_str(), x.problem.as_str()))
+        .collect();
+    assert_eq!(got, vec![("c2", "absent"), ("c4", "deleted")]);
+
+    // Everything was just written: nothing is stale as of an hour ago…
+    assert!(s.stale(now_ms() - 3_600_000, 100).await.unwrap().is_empty());
+    // …and every live object is stale as of a minute from now.
+    let stale = s.stale(now_ms() + 60_000, 100).await.unwrap();
+    assert_eq!(stale.len(), 5, "{stale:?}");
+    // A complete sweep of a kind confirms all of it.
+    let floor = Cursor {
+        provider: "test".into(),
+        account: "default".into(),
+        name: crate::commit::sweep_floor_name("children"),
+        value: 1,
+        updated_at: now_ms() + 120_000,
+    };
+    commit(
+        s,
+        &Batch {
+            cursors: vec![floor],
+            ..Batch::default()
+        },
+        false,
+    )
+    .await
+    .unwrap();
+    let stale = s.stale(now_ms() + 60_000, 100).await.unwrap();
+    assert_eq!(stale.len(), 1, "{stale:?}");
+    assert_eq!(stale[0].kind, "parents");
+}
+
+/// Large batches go through in one call (multi-row statements).
+pub async fn large_batches(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let changes: Vec<Change> = (0..2500)
+        .map(|i| {
+            change(
+                snap(
+                    "things",
+                    &format!("b{i:05}"),
+                    1,
+                    json!({"i": i, "pad": "x".repeat(50)}),
+                ),
+                Guard::Newer,
+            )
+        })
+        .collect();
+    let out = commit(
+        s,
+        &Batch {
+            changes,
+            ..Batch::default()
+        },
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.count(Decision::Insert), 2500);
+    assert_eq!(
+        s.count_live("test", "default", "things").await.unwrap(),
+        2500
+    );
+    let ids: Vec<String> = (0..2500).map(|i| format!("b{i:05}")).collect();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    assert_eq!(
+        s.get_many("test", "default", "things", &refs)
+            .await
+            .unwrap()
+            .len(),
+        2500
+    );
+    s.mark_seen("big", &refs).await.unwrap();
+    assert!(
+        s.unseen_live("test", "default", "things", "big", None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    s.check_ready().await.unwrap();
+    s.migrate().await.unwrap(); // idempotent
+}
+
+/// Expand to one `#[tokio::test]` per conformance check. `$make` is an async
+/// fn returning a fresh, migrated `Arc<dyn Store>`.
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($make:path) => {
+        $crate::store_conformance_tests!(@each $make;
+            idempotent_ingest, duplicate_under_concurrency, monotonic_versions, ties,
+            tombstones, cursors, atomic_ledger_and_snapshot, drift_log, runs,
+            sweep_scratch, diagnostics_queries, large_batches);
+    };
+    (@each $make:path; $($name:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                $crate::testkit::store_suite::$name($make().await).await;
+            }
+        )*
+    };
+}
