@@ -1,0 +1,139 @@
+//! A store decorator whose transactions fail at a chosen step, to prove
+//! that the ledger and the snapshot commit together or not at all.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use recon_core::store::{
+    Cursor, Dangling, DriftQuery, Guard, LedgerRow, Reference, StaleObject, Store, StoreTx,
+};
+use recon_core::types::{DriftRecord, RunRecord, Snapshot, StoredObject};
+use recon_core::{Error, ErrorKind, Result};
+
+/// Where a transaction fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailAt {
+    /// After the ledger insert, at the snapshot write.
+    Upsert,
+    /// At commit, after every write.
+    Commit,
+}
+
+/// Wraps a real store; its transactions fail at `at`.
+pub struct FailingStore {
+    pub inner: Arc<dyn Store>,
+    pub at: FailAt,
+}
+
+struct FailingTx {
+    inner: Box<dyn StoreTx>,
+    at: FailAt,
+}
+
+fn boom() -> Error {
+    Error::new(ErrorKind::Store, "injected failure").with_component("failing")
+}
+
+#[async_trait]
+impl StoreTx for FailingTx {
+    async fn ledger_insert(&mut self, rows: &[LedgerRow<'_>]) -> Result<Vec<bool>> {
+        self.inner.ledger_insert(rows).await
+    }
+    async fn load(&mut self, p: &str, a: &str, k: &str, ids: &[&str]) -> Result<Vec<StoredObject>> {
+        self.inner.load(p, a, k, ids).await
+    }
+    async fn upsert(&mut self, rows: &[&Snapshot], guard: Guard) -> Result<Vec<bool>> {
+        if self.at == FailAt::Upsert {
+            return Err(boom());
+        }
+        self.inner.upsert(rows, guard).await
+    }
+    async fn insert_drift(&mut self, records: &[DriftRecord]) -> Result<()> {
+        self.inner.insert_drift(records).await
+    }
+    async fn set_cursor(&mut self, c: &Cursor) -> Result<()> {
+        self.inner.set_cursor(c).await
+    }
+    async fn cursor(&mut self, p: &str, a: &str, n: &str) -> Result<Option<Cursor>> {
+        self.inner.cursor(p, a, n).await
+    }
+    async fn commit(self: Box<Self>) -> Result<()> {
+        // Dropping the inner transaction rolls it back.
+        Err(boom())
+    }
+}
+
+#[async_trait]
+impl Store for FailingStore {
+    fn backend(&self) -> &'static str {
+        "failing"
+    }
+    async fn migrate(&self) -> Result<()> {
+        self.inner.migrate().await
+    }
+    async fn check_ready(&self) -> Result<()> {
+        self.inner.check_ready().await
+    }
+    async fn begin(&self) -> Result<Box<dyn StoreTx>> {
+        Ok(Box::new(FailingTx {
+            inner: self.inner.begin().await?,
+            at: self.at,
+        }))
+    }
+    async fn get_many(&self, p: &str, a: &str, k: &str, ids: &[&str]) -> Result<Vec<StoredObject>> {
+        self.inner.get_many(p, a, k, ids).await
+    }
+    async fn owned_by(&self, p: &str, a: &str, o: &str) -> Result<Vec<StoredObject>> {
+        self.inner.owned_by(p, a, o).await
+    }
+    async fn count_live(&self, p: &str, a: &str, k: &str) -> Result<u64> {
+        self.inner.count_live(p, a, k).await
+    }
+    async fn ledger_contains(&self, p: &str, a: &str, e: &str) -> Result<bool> {
+        self.inner.ledger_contains(p, a, e).await
+    }
+    async fn cursor(&self, p: &str, a: &str, n: &str) -> Result<Option<Cursor>> {
+        self.inner.cursor(p, a, n).await
+    }
+    async fn mark_seen(&self, run: &str, ids: &[&str]) -> Result<()> {
+        self.inner.mark_seen(run, ids).await
+    }
+    async fn unseen_live(
+        &self,
+        p: &str,
+        a: &str,
+        k: &str,
+        run: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>> {
+        self.inner.unseen_live(p, a, k, run, after, limit).await
+    }
+    async fn stage(&self, run: &str, seq: i64, payload: &[u8]) -> Result<()> {
+        self.inner.stage(run, seq, payload).await
+    }
+    async fn next_staged(&self, run: &str, after: i64) -> Result<Option<(i64, Vec<u8>)>> {
+        self.inner.next_staged(run, after).await
+    }
+    async fn clear_scratch(&self, run: &str) -> Result<()> {
+        self.inner.clear_scratch(run).await
+    }
+    async fn insert_run(&self, run: &RunRecord) -> Result<()> {
+        self.inner.insert_run(run).await
+    }
+    async fn update_run(&self, run: &RunRecord) -> Result<()> {
+        self.inner.update_run(run).await
+    }
+    async fn runs(&self, limit: u32) -> Result<Vec<RunRecord>> {
+        self.inner.runs(limit).await
+    }
+    async fn drift(&self, q: &DriftQuery) -> Result<Vec<DriftRecord>> {
+        self.inner.drift(q).await
+    }
+    async fn stale(&self, before: i64, limit: u32) -> Result<Vec<StaleObject>> {
+        self.inner.stale(before, limit).await
+    }
+    async fn dangling(&self, p: &str, a: &str, r: &Reference, limit: u32) -> Result<Vec<Dangling>> {
+        self.inner.dangling(p, a, r, limit).await
+    }
+}
