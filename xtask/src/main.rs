@@ -1,1 +1,90 @@
-fn main() {}
+//! `cargo xtask <task>`: the project's automation, in Rust so it runs the
+//! same on every machine.
+//!
+//! - `test`  — the whole test suite with a fresh Postgres database
+//! - `ci`    — what CI runs: fmt check, clippy -D warnings, `test`
+//! - `bench` — benchmarks (never part of the test run)
+
+mod bench;
+mod pg;
+
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+const HELP: &str = "\
+cargo xtask <task>
+
+Tasks:
+  test [-- ARGS]     run every test; Postgres from TEST_DATABASE_URL, else the
+                     local server on 127.0.0.1:5432; a fresh database per run
+  ci                 cargo fmt --check, cargo clippy -D warnings, then `test`
+  bench [sweep N]    benchmarks; writes docs/BENCHMARKS.md
+";
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let task = args.first().map(String::as_str).unwrap_or("help");
+    let rest = &args[args.len().min(1)..];
+    match task {
+        "test" => test(rest),
+        "ci" => ci(),
+        "bench" => bench::run(rest),
+        "help" | "-h" | "--help" => {
+            print!("{HELP}");
+            Ok(())
+        }
+        other => bail!("unknown task {other:?}\n\n{HELP}"),
+    }
+}
+
+/// Run a command, failing with its name when it fails.
+pub fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("$ {cmd:?}");
+    let status = cmd.status().with_context(|| format!("cannot start {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn has_nextest() -> bool {
+    cargo()
+        .args(["nextest", "--version"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn test(extra: &[String]) -> Result<()> {
+    let db = pg::TestDatabase::create()?;
+    eprintln!("xtask: tests use a fresh database: {}", db.redacted());
+    let mut cmd = cargo();
+    if has_nextest() {
+        cmd.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
+    } else {
+        cmd.args(["test", "--workspace", "--no-fail-fast"]);
+    }
+    cmd.args(extra).env("TEST_DATABASE_URL", db.url());
+    let result = run(&mut cmd);
+    // Doc tests are not run by nextest.
+    let doc = if has_nextest() && result.is_ok() {
+        run(cargo().args(["test", "--workspace", "--doc"]).env("TEST_DATABASE_URL", db.url()))
+    } else {
+        Ok(())
+    };
+    drop(db);
+    result.and(doc)
+}
+
+fn ci() -> Result<()> {
+    run(cargo().args(["fmt", "--all", "--check"]))?;
+    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    test(&[])
+}

@@ -233,6 +233,17 @@ pub trait Store: Send + Sync + 'static {
     /// Live objects not confirmed since `before` (unix ms), oldest first.
     async fn stale(&self, before: i64, limit: u32) -> Result<Vec<StaleObject>>;
 
+    /// Claim `tick` of the scheduled job `name` for this process: true for
+    /// exactly one caller per (name, tick) across every replica sharing the
+    /// store (an atomic compare-and-set on the cursor `schedule:<name>`).
+    async fn claim(&self, name: &str, tick: i64) -> Result<bool> {
+        let _ = (name, tick);
+        Err(crate::Error::unsupported(format!(
+            "the {} store cannot coordinate scheduled jobs",
+            self.backend()
+        )))
+    }
+
     /// Live objects whose owner is deleted or absent, for one rule.
     async fn dangling(
         &self,

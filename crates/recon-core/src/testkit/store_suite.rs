@@ -634,6 +634,25 @@ pub async fn large_batches(store: Arc<dyn Store>) {
     s.migrate().await.unwrap(); // idempotent
 }
 
+/// Exactly one of many concurrent claimers wins a scheduled tick; a later
+/// tick can be claimed again, an earlier one never.
+pub async fn schedule_claims(store: Arc<dyn Store>) {
+    for tick in [100, 200] {
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let s = store.clone();
+            tasks.push(tokio::spawn(async move { s.claim("test:job", tick).await.unwrap() }));
+        }
+        let mut won = 0;
+        for t in tasks {
+            won += t.await.unwrap() as u32;
+        }
+        assert_eq!(won, 1, "tick {tick} claimed {won} times");
+    }
+    assert!(!store.claim("test:job", 150).await.unwrap(), "an older tick was claimed");
+    assert!(store.claim("other:job", 150).await.unwrap(), "jobs are independent");
+}
+
 /// Expand to one `#[tokio::test]` per conformance check. `$make` is an async
 /// fn returning a fresh, migrated `Arc<dyn Store>`.
 #[macro_export]
@@ -642,7 +661,7 @@ macro_rules! store_conformance_tests {
         $crate::store_conformance_tests!(@each $make;
             idempotent_ingest, duplicate_under_concurrency, monotonic_versions, ties,
             tombstones, cursors, atomic_ledger_and_snapshot, drift_log, runs,
-            sweep_scratch, diagnostics_queries, large_batches);
+            sweep_scratch, diagnostics_queries, large_batches, schedule_claims);
     };
     (@each $make:path; $($name:ident),*) => {
         $(
