@@ -383,6 +383,9 @@ impl Engine {
             .await?;
         st.base = base;
         st.staging = !opts.force && !opts.dry_run && base >= self.config.breaker_min_base;
+        // A first backfill (nothing of this kind mirrored yet) is not drift:
+        // its counts are recorded, but not one drift record per object.
+        st.backfill = base == 0;
         let meta = DriftMeta {
             source: Source::Sweep,
             run_id: Some(run.id.clone()),
@@ -601,12 +604,13 @@ impl Engine {
             let ids: Vec<&str> = items.iter().map(|s| s.key.id.as_str()).collect();
             self.store.mark_seen(&run.id, &ids).await?;
         }
+        let log = !st.backfill;
         let changes: Vec<Change> = items
             .into_iter()
             .map(|snapshot| Change {
                 snapshot,
                 guard,
-                drift: Some(meta.clone()),
+                drift: log.then(|| meta.clone()),
             })
             .collect();
         let batch = Batch {
@@ -907,6 +911,7 @@ fn tally(batch: &Batch, out: &Outcome, run: &mut RunRecord) {
 #[derive(Default)]
 struct SweepState {
     base: u64,
+    backfill: bool,
     staging: bool,
     seq: i64,
 }

@@ -641,7 +641,9 @@ pub async fn schedule_claims(store: Arc<dyn Store>) {
         let mut tasks = Vec::new();
         for _ in 0..4 {
             let s = store.clone();
-            tasks.push(tokio::spawn(async move { s.claim("test:job", tick).await.unwrap() }));
+            tasks.push(tokio::spawn(async move {
+                s.claim("test:job", tick).await.unwrap()
+            }));
         }
         let mut won = 0;
         for t in tasks {
@@ -649,8 +651,14 @@ pub async fn schedule_claims(store: Arc<dyn Store>) {
         }
         assert_eq!(won, 1, "tick {tick} claimed {won} times");
     }
-    assert!(!store.claim("test:job", 150).await.unwrap(), "an older tick was claimed");
-    assert!(store.claim("other:job", 150).await.unwrap(), "jobs are independent");
+    assert!(
+        !store.claim("test:job", 150).await.unwrap(),
+        "an older tick was claimed"
+    );
+    assert!(
+        store.claim("other:job", 150).await.unwrap(),
+        "jobs are independent"
+    );
 }
 
 /// Expand to one `#[tokio::test]` per conformance check. `$make` is an async
