@@ -329,7 +329,7 @@ pub fn run(args: &[String]) -> Result<()> {
     if !peer.join("run.sh").exists() {
         bail!("{} not found: the peer benchmark lives in ../shared/bench/peer (set PEER_DIR)", peer.display());
     }
-    crate::run(cargo().args(["build", "--release", "-q", "-p", "recon-bin", "-p", "recon-tests"]))?;
+    crate::run(cargo().args(["build", "--release", "-q", "-p", "recon-bin", "-p", "recon-tests", "--features", "recon-tests/bench"]))?;
     let admin = std::env::var("PG_ADMIN_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let mut ctx = Ctx {
         recon: std::fs::canonicalize("target/release/recon")?,

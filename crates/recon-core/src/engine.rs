@@ -55,6 +55,8 @@ pub struct EngineConfig {
     pub commit_chunk: usize,
     /// Concurrent direct fetches when confirming deletions.
     pub fetch_concurrency: usize,
+    /// Chunks committed at once during a sweep.
+    pub commit_concurrency: usize,
 }
 
 impl Default for EngineConfig {
@@ -65,6 +67,7 @@ impl Default for EngineConfig {
             partitions: 8,
             commit_chunk: 500,
             fetch_concurrency: 8,
+            commit_concurrency: 2,
         }
     }
 }
@@ -430,12 +433,24 @@ impl Engine {
         }
         drop(tx);
 
+        // Chunks commit concurrently (disjoint keys within one sweep); their
+        // outcomes are then tallied, tie-checked and staged one by one.
         let mut chunk: Vec<Snapshot> = Vec::with_capacity(self.config.commit_chunk);
+        let run_id = run.id.clone();
+        let mut inflight: futures::stream::FuturesUnordered<
+            tokio::task::JoinHandle<Result<(Batch, Outcome)>>,
+        > = futures::stream::FuturesUnordered::new();
+        let conc = self.config.commit_concurrency.max(1);
         let res: Result<()> = async {
             loop {
                 let msg = tokio::select! {
                     _ = opts.cancel.cancelled() => {
                         return Err(Error::new(ErrorKind::Cancelled, "sweep cancelled before the listing completed; nothing deleted"));
+                    }
+                    Some(done) = inflight.next(), if !inflight.is_empty() => {
+                        let (batch, out) = done.map_err(|e| Error::new(ErrorKind::Unexpected, format!("commit task: {e}")))??;
+                        self.after_chunk(batch, out, &meta, opts, run, st).await?;
+                        continue;
                     }
                     m = rx.recv() => m,
                 };
@@ -452,17 +467,30 @@ impl Engine {
                 }
                 chunk.extend(page.items);
                 if chunk.len() >= self.config.commit_chunk {
+                    while inflight.len() >= conc {
+                        if let Some(done) = inflight.next().await {
+                            let (batch, out) = done.map_err(|e| Error::new(ErrorKind::Unexpected, format!("commit task: {e}")))??;
+                            self.after_chunk(batch, out, &meta, opts, run, st).await?;
+                        }
+                    }
                     let items = std::mem::take(&mut chunk);
-                    self.sweep_chunk(items, &meta, opts, run, st, true).await?;
+                    run.counts.compared += items.len() as u64;
+                    inflight.push(self.spawn_commit(items, &meta, &run_id, opts.dry_run || st.staging, !st.backfill));
                 }
             }
             if !chunk.is_empty() {
                 let items = std::mem::take(&mut chunk);
-                self.sweep_chunk(items, &meta, opts, run, st, true).await?;
+                run.counts.compared += items.len() as u64;
+                inflight.push(self.spawn_commit(items, &meta, &run_id, opts.dry_run || st.staging, !st.backfill));
+            }
+            while let Some(done) = inflight.next().await {
+                let (batch, out) = done.map_err(|e| Error::new(ErrorKind::Unexpected, format!("commit task: {e}")))??;
+                self.after_chunk(batch, out, &meta, opts, run, st).await?;
             }
             Ok(())
         }
         .await;
+        drop(inflight);
         stop.cancel();
         producers.abort_all();
         res?;
@@ -474,8 +502,11 @@ impl Engine {
         }
 
         // The listing completed: confirm local objects it did not contain.
+        // A first backfill (nothing mirrored at its start) has none: whatever
+        // else is in the mirror now arrived during the sweep, by webhook,
+        // with its own version.
         let mut after: Option<String> = None;
-        loop {
+        while !st.backfill {
             if opts.cancel.is_cancelled() {
                 return Err(Error::new(
                     ErrorKind::Cancelled,
@@ -515,8 +546,18 @@ impl Engine {
                 .collect::<Result<Vec<_>>>()
                 .map_err(|e| Error::new(e.kind(), format!("confirming deletions failed: {e}")))?;
             run.counts.compared += snaps.len() as u64;
-            self.sweep_chunk_with(snaps, Guard::NewerOrEqual, &meta, opts, run, st, false)
+            let (batch, out) = self
+                .commit_chunk(
+                    snaps,
+                    Guard::NewerOrEqual,
+                    &meta,
+                    &run.id,
+                    opts.dry_run || st.staging,
+                    false,
+                    true,
+                )
                 .await?;
+            self.after_chunk(batch, out, &meta, opts, run, st).await?;
         }
 
         if st.staging {
@@ -575,50 +616,69 @@ impl Engine {
         Ok(())
     }
 
-    async fn sweep_chunk(
+    /// [`Engine::commit_chunk`] on its own task, so it progresses while the
+    /// sweep tallies other chunks (a store with one writer needs that).
+    fn spawn_commit(
         &self,
         items: Vec<Snapshot>,
         meta: &DriftMeta,
-        opts: &SweepOptions,
-        run: &mut RunRecord,
-        st: &mut SweepState,
-        listed: bool,
-    ) -> Result<()> {
-        run.counts.compared += items.len() as u64;
-        self.sweep_chunk_with(items, Guard::Newer, meta, opts, run, st, listed)
-            .await
+        run_id: &str,
+        plan_only: bool,
+        fresh: bool,
+    ) -> tokio::task::JoinHandle<Result<(Batch, Outcome)>> {
+        let engine = self.clone();
+        let meta = meta.clone();
+        let run_id = run_id.to_string();
+        tokio::spawn(async move {
+            engine
+                .commit_chunk(items, Guard::Newer, &meta, &run_id, plan_only, fresh, fresh)
+                .await
+        })
     }
 
+    /// Mark a chunk seen (for deletion detection) and commit it (or plan it).
     #[allow(clippy::too_many_arguments)]
-    async fn sweep_chunk_with(
+    async fn commit_chunk(
         &self,
         items: Vec<Snapshot>,
         guard: Guard,
         meta: &DriftMeta,
-        opts: &SweepOptions,
-        run: &mut RunRecord,
-        st: &mut SweepState,
-        listed: bool,
-    ) -> Result<()> {
-        if listed {
+        run_id: &str,
+        plan_only: bool,
+        mark_seen: bool,
+        log_drift: bool,
+    ) -> Result<(Batch, Outcome)> {
+        if mark_seen {
             let ids: Vec<&str> = items.iter().map(|s| s.key.id.as_str()).collect();
-            self.store.mark_seen(&run.id, &ids).await?;
+            self.store.mark_seen(run_id, &ids).await?;
         }
-        let log = !st.backfill;
         let changes: Vec<Change> = items
             .into_iter()
             .map(|snapshot| Change {
                 snapshot,
                 guard,
-                drift: log.then(|| meta.clone()),
+                drift: log_drift.then(|| meta.clone()),
             })
             .collect();
         let batch = Batch {
             changes,
             ..Batch::default()
         };
-        let plan_only = opts.dry_run || st.staging;
         let out = self.commit_retrying(&batch, plan_only).await?;
+        Ok((batch, out))
+    }
+
+    /// Tally a committed chunk, settle its ties, stage it, check the breaker.
+    async fn after_chunk(
+        &self,
+        batch: Batch,
+        out: Outcome,
+        meta: &DriftMeta,
+        opts: &SweepOptions,
+        run: &mut RunRecord,
+        st: &mut SweepState,
+    ) -> Result<()> {
+        let plan_only = opts.dry_run || st.staging;
         tally(&batch, &out, run);
         run.counts.unchanged += out.count(Decision::Unchanged);
         run.counts.stale_skipped += out.count(Decision::Stale);
