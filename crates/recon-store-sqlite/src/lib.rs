@@ -1,9 +1,11 @@
 #![doc = include_str!("../README.md")]
 
+use std::collections::HashSet;
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use recon_core::commit::sweep_floor_name;
 use recon_core::store::{
     Cursor, Dangling, DriftQuery, Guard, LedgerRow, Reference, StaleObject, Store, StoreTx,
 };
@@ -13,38 +15,64 @@ use recon_core::types::{
 };
 use recon_core::{Error, ErrorKind, Result};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
 };
 use sqlx::{ConnectOptions, QueryBuilder, Row, Sqlite, Transaction};
 
-/// Where the mirror lives when `DATABASE_URL` is unset.
+/// Where the mirror lives when `DATABASE_URL` is unset: `recon.db` in the
+/// working directory.
 pub const DEFAULT_URL: &str = "sqlite://recon.db";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 const C: &str = "sqlite";
-/// Rows per multi-row statement (12 columns × 400 stays far below SQLite's
-/// bound-parameter limit).
-const CHUNK: usize = 400;
+
+/// Rows per multi-row statement: 500 rows of at most 12 columns is 6,000
+/// bound parameters, far below SQLite's limit (32,766).
+const CHUNK: usize = 500;
+
+/// How long a connection waits for another process's write lock before the
+/// statement fails with `SQLITE_BUSY` (reported as `Conflict`).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a caller waits for the single writer connection.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Reader connections (WAL lets them read while the writer writes).
+const READERS: u32 = 4;
+
+/// Transactions take the write lock up front: a deferred transaction that
+/// reads first and writes later can fail with `SQLITE_BUSY_SNAPSHOT` when
+/// another process wrote in between, whatever the busy timeout.
+const BEGIN: &str = "BEGIN IMMEDIATE";
 
 fn db_err(op: &str) -> impl FnOnce(sqlx::Error) -> Error + '_ {
     move |e| classify(op, e)
 }
 
-/// Busy/locked are `Conflict` (the engine retries), I/O is `Unavailable`.
+/// SQLite's primary result code (the low byte of an extended code).
+fn primary_code(d: &dyn sqlx::error::DatabaseError) -> Option<i32> {
+    d.code()
+        .and_then(|c| c.parse::<i32>().ok())
+        .map(|c| c & 0xff)
+}
+
+/// Map a sqlx error to recon's kinds: a busy or locked database is
+/// `Conflict` (the engine retries), I/O failures, a full disk or a file that
+/// cannot be opened `Unavailable`, the rest `Store`.
 fn classify(op: &str, e: sqlx::Error) -> Error {
     let kind = match &e {
-        sqlx::Error::Database(d) => {
-            let code = d.code().unwrap_or_default();
-            let msg = d.message();
-            if code == "5" || code == "6" || msg.contains("locked") || msg.contains("busy") {
-                ErrorKind::Conflict
-            } else {
-                ErrorKind::Store
-            }
+        sqlx::Error::Database(d) => match primary_code(d.as_ref()) {
+            // SQLITE_BUSY, SQLITE_LOCKED
+            Some(5) | Some(6) => ErrorKind::Conflict,
+            // SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN
+            Some(10) | Some(13) | Some(14) => ErrorKind::Unavailable,
+            _ => ErrorKind::Store,
+        },
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
+            ErrorKind::Unavailable
         }
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => ErrorKind::Unavailable,
         _ => ErrorKind::Store,
     };
     Error::new(kind, e.to_string())
@@ -53,7 +81,29 @@ fn classify(op: &str, e: sqlx::Error) -> Error {
         .with_source(e)
 }
 
+/// Parse a `sqlite://path` or `sqlite:path` URL (`sqlite::memory:` for an
+/// in-memory database) into connection options. The error never echoes the
+/// URL.
+fn parse_url(url: &str) -> Result<SqliteConnectOptions> {
+    let bad =
+        || Error::config("DATABASE_URL is not a valid sqlite:// URL (e.g. sqlite://recon.db)");
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .ok_or_else(bad)?;
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() && !rest.contains("mode=memory") {
+        return Err(bad());
+    }
+    SqliteConnectOptions::from_str(url).map_err(|_| bad())
+}
+
 /// A recon store in one SQLite file.
+///
+/// Two pools: a writer of exactly one connection, through which every
+/// transaction and write goes (SQLite has one writer at a time; queuing here
+/// rather than on the file lock is what serialises two deliveries of the same
+/// event), and a few readers.
 #[derive(Clone)]
 pub struct SqliteStore {
     writer: SqlitePool,
@@ -67,53 +117,75 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 impl SqliteStore {
-    /// Open (creating if missing) the file named by `sqlite://path` or
-    /// `sqlite:path`. Errors never echo the URL.
+    /// Open the database named by `url` (`sqlite://path` or `sqlite:path`),
+    /// creating the file if it is missing. The URL is never echoed in errors.
+    ///
+    /// `sqlite::memory:` opens a private in-memory database that lives as
+    /// long as the store (one connection serves reads and writes).
     pub async fn connect(url: &str) -> Result<Self> {
-        if !url.starts_with("sqlite:") {
-            return Err(Error::config("DATABASE_URL is not a sqlite: URL"));
-        }
-        let opts = SqliteConnectOptions::from_str(url)
-            .map_err(|_| Error::config("DATABASE_URL is not a valid sqlite:// URL"))?
+        let opts = parse_url(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
+            .busy_timeout(BUSY_TIMEOUT)
             // Statements carry customers' data: keep them out of the logs.
             .disable_statement_logging();
+        let in_memory = opts.get_filename().to_string_lossy().contains("in-memory")
+            || url.contains(":memory:")
+            || url.contains("mode=memory");
         let unavailable = |e: sqlx::Error| {
-            Error::new(ErrorKind::Unavailable, format!("cannot open the SQLite database: {e}"))
+            let msg = match &e {
+                sqlx::Error::Database(d) => {
+                    format!("cannot open the SQLite database: {}", d.message())
+                }
+                sqlx::Error::Io(io) => format!("cannot open the SQLite database: {io}"),
+                other => format!("cannot open the SQLite database: {other}"),
+            };
+            Error::new(ErrorKind::Unavailable, msg)
                 .with_component(C)
                 .with_operation("connect")
         };
-        let writer = SqlitePoolOptions::new()
+        let mut writer = SqlitePoolOptions::new()
             .max_connections(1)
-            .acquire_timeout(Duration::from_secs(30))
+            .acquire_timeout(ACQUIRE_TIMEOUT);
+        if in_memory {
+            // The database disappears with its last connection: keep it.
+            writer = writer
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None);
+        }
+        let writer = writer
             .connect_with(opts.clone())
             .await
             .map_err(unavailable)?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(opts)
-            .await
-            .map_err(unavailable)?;
+        let reader = if in_memory {
+            writer.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(READERS)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(opts)
+                .await
+                .map_err(unavailable)?
+        };
         Ok(SqliteStore { writer, reader })
+    }
+
+    /// The reader pool, for apps that want to query the views through it.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.reader
     }
 
     /// The highest migration version this build embeds.
     pub fn expected_migration() -> i64 {
         MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
     }
-
-    /// The reader pool, for apps that query the views directly.
-    pub fn pool(&self) -> &SqlitePool {
-        &self.reader
-    }
 }
 
-const OBJECT_COLS: &str =
-    "provider, account, kind, id, version, deleted, status, owner_id, email, data, hash, confirmed_at";
+fn decode_json(s: &str) -> std::result::Result<serde_json::Value, sqlx::Error> {
+    serde_json::from_str(s).map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
 
 fn stored_from_row(r: &SqliteRow) -> std::result::Result<StoredObject, sqlx::Error> {
     let data: String = r.try_get("data")?;
@@ -126,16 +198,18 @@ fn stored_from_row(r: &SqliteRow) -> std::result::Result<StoredObject, sqlx::Err
                 id: r.try_get("id")?,
             },
             version: r.try_get("version")?,
-            deleted: r.try_get::<i64, _>("deleted")? != 0,
+            deleted: r.try_get("deleted")?,
             status: r.try_get("status")?,
             owner: r.try_get("owner_id")?,
             email: r.try_get("email")?,
-            data: serde_json::from_str(&data).unwrap_or(serde_json::Value::Null),
+            data: decode_json(&data)?,
             hash: r.try_get("hash")?,
         },
         confirmed_at: r.try_get("confirmed_at")?,
     })
 }
+
+const OBJECT_COLS: &str = "provider, account, kind, id, version, deleted, status, owner_id, email, data, hash, confirmed_at";
 
 fn run_from_row(r: &SqliteRow) -> std::result::Result<RunRecord, sqlx::Error> {
     let counts: String = r.try_get("counts")?;
@@ -148,7 +222,7 @@ fn run_from_row(r: &SqliteRow) -> std::result::Result<RunRecord, sqlx::Error> {
         kind: r.try_get("kind")?,
         run_kind: RunKind::parse(&run_kind).unwrap_or(RunKind::Sweep),
         status: RunStatus::parse(&status).unwrap_or(RunStatus::Failed),
-        dry_run: r.try_get::<i64, _>("dry_run")? != 0,
+        dry_run: r.try_get("dry_run")?,
         started_at: r.try_get("started_at")?,
         finished_at: r.try_get("finished_at")?,
         counts: serde_json::from_str(&counts).unwrap_or_default(),
@@ -157,36 +231,71 @@ fn run_from_row(r: &SqliteRow) -> std::result::Result<RunRecord, sqlx::Error> {
     })
 }
 
+/// Stored objects of one `(provider, account, kind)` by id: one
+/// `id IN (…)` statement per chunk of ids, each a primary-key probe.
 async fn load_objects(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut SqliteConnection,
     provider: &str,
     account: &str,
     kind: &str,
     ids: &[&str],
+    op: &str,
 ) -> Result<Vec<StoredObject>> {
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(CHUNK) {
-        let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {OBJECT_COLS} FROM objects WHERE provider = "));
+        let mut qb = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {OBJECT_COLS} FROM objects WHERE provider = "
+        ));
         qb.push_bind(provider)
             .push(" AND account = ")
             .push_bind(account)
             .push(" AND kind = ")
             .push_bind(kind)
             .push(" AND id IN (");
-        let mut sep = qb.separated(", ");
+        let mut list = qb.separated(", ");
         for id in chunk {
-            sep.push_bind(*id);
+            list.push_bind(*id);
         }
         qb.push(")");
-        let rows = qb.build().fetch_all(&mut *conn).await.map_err(db_err("load"))?;
+        let rows = qb
+            .build()
+            .persistent(false)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_err(op))?;
         for r in &rows {
-            out.push(stored_from_row(r).map_err(db_err("load"))?);
+            out.push(stored_from_row(r).map_err(db_err(op))?);
         }
     }
     Ok(out)
 }
 
-/// An open SQLite transaction (on the single writer connection).
+async fn read_cursor(
+    conn: &mut SqliteConnection,
+    provider: &str,
+    account: &str,
+    name: &str,
+) -> Result<Option<Cursor>> {
+    let r: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT value, updated_at FROM cursors WHERE provider = ? AND account = ? AND name = ?",
+    )
+    .bind(provider)
+    .bind(account)
+    .bind(name)
+    .fetch_optional(conn)
+    .await
+    .map_err(db_err("read cursor"))?;
+    Ok(r.map(|(value, updated_at)| Cursor {
+        provider: provider.into(),
+        account: account.into(),
+        name: name.into(),
+        value,
+        updated_at,
+    }))
+}
+
+/// An open SQLite transaction on the writer connection (`BEGIN IMMEDIATE`:
+/// it holds the write lock until it commits or is dropped).
 pub struct SqliteTx {
     tx: Transaction<'static, Sqlite>,
 }
@@ -195,61 +304,82 @@ pub struct SqliteTx {
 impl StoreTx for SqliteTx {
     async fn ledger_insert(&mut self, rows: &[LedgerRow<'_>]) -> Result<Vec<bool>> {
         let now = now_ms();
-        let mut new = std::collections::HashSet::new();
+        let mut inserted: HashSet<(String, String, String)> = HashSet::new();
         for chunk in rows.chunks(CHUNK) {
             let mut qb = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO event_ledger (provider, account, event_id, event_type, created, source, run_id, received_at) ",
             );
             qb.push_values(chunk, |mut b, r| {
-                b.push_bind(&r.event.provider)
-                    .push_bind(&r.event.account)
-                    .push_bind(&r.event.event_id)
-                    .push_bind(&r.event.event_type)
+                b.push_bind(r.event.provider.as_str())
+                    .push_bind(r.event.account.as_str())
+                    .push_bind(r.event.event_id.as_str())
+                    .push_bind(r.event.event_type.as_str())
                     .push_bind(r.event.created)
                     .push_bind(r.source.as_str())
                     .push_bind(r.run_id)
                     .push_bind(now);
             });
             qb.push(" ON CONFLICT DO NOTHING RETURNING provider, account, event_id");
-            let got: Vec<(String, String, String)> =
-                qb.build_query_as().fetch_all(&mut *self.tx).await.map_err(db_err("ledger insert"))?;
-            new.extend(got);
+            let got: Vec<(String, String, String)> = qb
+                .build_query_as()
+                .persistent(false)
+                .fetch_all(&mut *self.tx)
+                .await
+                .map_err(db_err("ledger insert"))?;
+            inserted.extend(got);
         }
         Ok(rows
             .iter()
-            .map(|r| new.contains(&(r.event.provider.clone(), r.event.account.clone(), r.event.event_id.clone())))
+            .map(|r| {
+                inserted.contains(&(
+                    r.event.provider.clone(),
+                    r.event.account.clone(),
+                    r.event.event_id.clone(),
+                ))
+            })
             .collect())
     }
 
-    async fn load(&mut self, provider: &str, account: &str, kind: &str, ids: &[&str]) -> Result<Vec<StoredObject>> {
-        load_objects(&mut self.tx, provider, account, kind, ids).await
+    async fn load(
+        &mut self,
+        provider: &str,
+        account: &str,
+        kind: &str,
+        ids: &[&str],
+    ) -> Result<Vec<StoredObject>> {
+        load_objects(&mut self.tx, provider, account, kind, ids, "load").await
     }
 
     async fn upsert(&mut self, rows: &[&Snapshot], guard: Guard) -> Result<Vec<bool>> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
         let now = now_ms();
         let cmp = match guard {
             Guard::Newer => "<",
             Guard::NewerOrEqual => "<=",
         };
-        let mut written = std::collections::HashSet::new();
+        let mut written: HashSet<(String, String, String, String)> = HashSet::new();
         for chunk in rows.chunks(CHUNK) {
-            let mut json = Vec::with_capacity(chunk.len());
-            for s in chunk {
-                json.push(serde_json::to_string(&s.data).map_err(Error::from)?);
-            }
-            let mut qb = QueryBuilder::<Sqlite>::new(format!("INSERT INTO objects ({OBJECT_COLS}) "));
+            let json = chunk
+                .iter()
+                .map(|s| serde_json::to_string(&s.data))
+                .collect::<std::result::Result<Vec<String>, _>>()
+                .map_err(Error::from)?;
+            let mut qb =
+                QueryBuilder::<Sqlite>::new(format!("INSERT INTO objects ({OBJECT_COLS}) "));
             qb.push_values(chunk.iter().zip(&json), |mut b, (s, j)| {
-                b.push_bind(&s.key.provider)
-                    .push_bind(&s.key.account)
-                    .push_bind(&s.key.kind)
-                    .push_bind(&s.key.id)
+                b.push_bind(s.key.provider.as_str())
+                    .push_bind(s.key.account.as_str())
+                    .push_bind(s.key.kind.as_str())
+                    .push_bind(s.key.id.as_str())
                     .push_bind(s.version)
-                    .push_bind(s.deleted as i64)
+                    .push_bind(s.deleted)
                     .push_bind(s.status.as_deref())
                     .push_bind(s.owner.as_deref())
                     .push_bind(s.email.as_deref())
                     .push_bind(j.as_str())
-                    .push_bind(&s.hash)
+                    .push_bind(s.hash.as_str())
                     .push_bind(now);
             });
             qb.push(format!(
@@ -260,13 +390,24 @@ impl StoreTx for SqliteTx {
                  WHERE objects.version {cmp} excluded.version
                  RETURNING provider, account, kind, id"
             ));
-            let got: Vec<(String, String, String, String)> =
-                qb.build_query_as().fetch_all(&mut *self.tx).await.map_err(db_err("upsert"))?;
+            let got: Vec<(String, String, String, String)> = qb
+                .build_query_as()
+                .persistent(false)
+                .fetch_all(&mut *self.tx)
+                .await
+                .map_err(db_err("upsert"))?;
             written.extend(got);
         }
         Ok(rows
             .iter()
-            .map(|s| written.contains(&(s.key.provider.clone(), s.key.account.clone(), s.key.kind.clone(), s.key.id.clone())))
+            .map(|s| {
+                written.contains(&(
+                    s.key.provider.clone(),
+                    s.key.account.clone(),
+                    s.key.kind.clone(),
+                    s.key.id.clone(),
+                ))
+            })
             .collect())
     }
 
@@ -276,10 +417,10 @@ impl StoreTx for SqliteTx {
                 "INSERT INTO drift_log (provider, account, kind, object_id, run_id, source, cause, before, after, detected_at) ",
             );
             qb.push_values(chunk, |mut b, r| {
-                b.push_bind(&r.key.provider)
-                    .push_bind(&r.key.account)
-                    .push_bind(&r.key.kind)
-                    .push_bind(&r.key.id)
+                b.push_bind(r.key.provider.as_str())
+                    .push_bind(r.key.account.as_str())
+                    .push_bind(r.key.kind.as_str())
+                    .push_bind(r.key.id.as_str())
                     .push_bind(r.run_id.as_deref())
                     .push_bind(r.source.as_str())
                     .push_bind(r.cause.as_str())
@@ -287,7 +428,11 @@ impl StoreTx for SqliteTx {
                     .push_bind(r.after.as_ref().map(|v| v.to_string()))
                     .push_bind(r.detected_at);
             });
-            qb.build().execute(&mut *self.tx).await.map_err(db_err("insert drift"))?;
+            qb.build()
+                .persistent(false)
+                .execute(&mut *self.tx)
+                .await
+                .map_err(db_err("insert drift"))?;
         }
         Ok(())
     }
@@ -308,22 +453,13 @@ impl StoreTx for SqliteTx {
         Ok(())
     }
 
-    async fn cursor(&mut self, provider: &str, account: &str, name: &str) -> Result<Option<Cursor>> {
-        let r: Option<(i64, i64)> =
-            sqlx::query_as("SELECT value, updated_at FROM cursors WHERE provider = ? AND account = ? AND name = ?")
-                .bind(provider)
-                .bind(account)
-                .bind(name)
-                .fetch_optional(&mut *self.tx)
-                .await
-                .map_err(db_err("read cursor"))?;
-        Ok(r.map(|(value, updated_at)| Cursor {
-            provider: provider.into(),
-            account: account.into(),
-            name: name.into(),
-            value,
-            updated_at,
-        }))
+    async fn cursor(
+        &mut self,
+        provider: &str,
+        account: &str,
+        name: &str,
+    ) -> Result<Option<Cursor>> {
+        read_cursor(&mut self.tx, provider, account, name).await
     }
 
     async fn commit(self: Box<Self>) -> Result<()> {
@@ -338,27 +474,33 @@ impl Store for SqliteStore {
     }
 
     async fn migrate(&self) -> Result<()> {
-        MIGRATOR
-            .run(&self.writer)
-            .await
-            .map_err(|e| Error::new(ErrorKind::Store, format!("migration failed: {e}")).with_component(C))
+        MIGRATOR.run(&self.writer).await.map_err(|e| {
+            Error::new(ErrorKind::Store, format!("migration failed: {e}")).with_component(C)
+        })?;
+        Ok(())
     }
 
     async fn check_ready(&self) -> Result<()> {
-        let applied: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
-            .fetch_one(&self.reader)
-            .await
-            .map_err(|e| match e {
-                sqlx::Error::Database(_) => {
-                    Error::new(ErrorKind::Store, "the recon tables are not migrated; run `recon migrate`").with_component(C)
-                }
-                other => classify("ready", other),
-            })?;
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.reader)
+                .await
+                .map_err(|e| match e {
+                    sqlx::Error::Database(d) if primary_code(d.as_ref()) == Some(1) => Error::new(
+                        ErrorKind::Store,
+                        "the recon tables are not migrated; run `recon migrate`",
+                    )
+                    .with_component(C),
+                    other => classify("ready", other),
+                })?;
         let want = Self::expected_migration();
         if applied.unwrap_or(0) < want {
             return Err(Error::new(
                 ErrorKind::Store,
-                format!("database at migration {} but this build needs {want}; run `recon migrate`", applied.unwrap_or(0)),
+                format!(
+                    "database at migration {} but this build needs {want}; run `recon migrate`",
+                    applied.unwrap_or(0)
+                ),
             )
             .with_component(C));
         }
@@ -366,78 +508,101 @@ impl Store for SqliteStore {
     }
 
     async fn begin(&self) -> Result<Box<dyn StoreTx>> {
-        let tx = self.writer.begin().await.map_err(db_err("begin"))?;
+        let tx = self
+            .writer
+            .begin_with(BEGIN)
+            .await
+            .map_err(db_err("begin"))?;
         Ok(Box::new(SqliteTx { tx }))
     }
 
-    async fn get_many(&self, provider: &str, account: &str, kind: &str, ids: &[&str]) -> Result<Vec<StoredObject>> {
+    async fn get_many(
+        &self,
+        provider: &str,
+        account: &str,
+        kind: &str,
+        ids: &[&str],
+    ) -> Result<Vec<StoredObject>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut conn = self.reader.acquire().await.map_err(db_err("get"))?;
-        load_objects(&mut conn, provider, account, kind, ids).await
+        load_objects(&mut conn, provider, account, kind, ids, "get").await
     }
 
-    async fn owned_by(&self, provider: &str, account: &str, owner: &str) -> Result<Vec<StoredObject>> {
+    async fn owned_by(
+        &self,
+        provider: &str,
+        account: &str,
+        owner: &str,
+    ) -> Result<Vec<StoredObject>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {OBJECT_COLS} FROM objects WHERE provider = ? AND account = ? AND (owner_id = ? OR id = ?)"
+            "SELECT {OBJECT_COLS} FROM objects WHERE provider = ?1 AND account = ?2 AND (owner_id = ?3 OR id = ?3)"
         )))
         .bind(provider)
         .bind(account)
         .bind(owner)
-        .bind(owner)
         .fetch_all(&self.reader)
         .await
         .map_err(db_err("owned by"))?;
-        rows.iter().map(stored_from_row).collect::<std::result::Result<_, _>>().map_err(db_err("owned by"))
+        rows.iter()
+            .map(stored_from_row)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(db_err("owned by"))
     }
 
     async fn count_live(&self, provider: &str, account: &str, kind: &str) -> Result<u64> {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM objects WHERE provider = ? AND account = ? AND kind = ? AND deleted = 0")
-            .bind(provider)
-            .bind(account)
-            .bind(kind)
-            .fetch_one(&self.reader)
-            .await
-            .map_err(db_err("count"))?;
-        Ok(n as u64)
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM objects WHERE provider = ? AND account = ? AND kind = ? AND NOT deleted",
+        )
+        .bind(provider)
+        .bind(account)
+        .bind(kind)
+        .fetch_one(&self.reader)
+        .await
+        .map_err(db_err("count"))?;
+        Ok(n.max(0) as u64)
     }
 
     async fn ledger_contains(&self, provider: &str, account: &str, event_id: &str) -> Result<bool> {
-        let r: Option<i64> = sqlx::query_scalar("SELECT 1 FROM event_ledger WHERE provider = ? AND account = ? AND event_id = ?")
-            .bind(provider)
-            .bind(account)
-            .bind(event_id)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db_err("ledger lookup"))?;
+        let r: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM event_ledger WHERE provider = ? AND account = ? AND event_id = ?",
+        )
+        .bind(provider)
+        .bind(account)
+        .bind(event_id)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_err("ledger lookup"))?;
         Ok(r.is_some())
     }
 
     async fn cursor(&self, provider: &str, account: &str, name: &str) -> Result<Option<Cursor>> {
-        let r: Option<(i64, i64)> =
-            sqlx::query_as("SELECT value, updated_at FROM cursors WHERE provider = ? AND account = ? AND name = ?")
-                .bind(provider)
-                .bind(account)
-                .bind(name)
-                .fetch_optional(&self.reader)
-                .await
-                .map_err(db_err("read cursor"))?;
-        Ok(r.map(|(value, updated_at)| Cursor {
-            provider: provider.into(),
-            account: account.into(),
-            name: name.into(),
-            value,
-            updated_at,
-        }))
+        let mut conn = self.reader.acquire().await.map_err(db_err("read cursor"))?;
+        read_cursor(&mut conn, provider, account, name).await
     }
 
     async fn mark_seen(&self, run_id: &str, ids: &[&str]) -> Result<()> {
-        let mut tx = self.writer.begin().await.map_err(db_err("mark seen"))?;
-        for chunk in ids.chunks(CHUNK * 4) {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        // Several statements for a long listing: one transaction, one fsync.
+        let mut tx = self
+            .writer
+            .begin_with(BEGIN)
+            .await
+            .map_err(db_err("mark seen"))?;
+        for chunk in ids.chunks(CHUNK) {
             let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO sweep_seen (run_id, id) ");
             qb.push_values(chunk, |mut b, id| {
                 b.push_bind(run_id).push_bind(*id);
             });
             qb.push(" ON CONFLICT DO NOTHING");
-            qb.build().execute(&mut *tx).await.map_err(db_err("mark seen"))?;
+            qb.build()
+                .persistent(false)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err("mark seen"))?;
         }
         tx.commit().await.map_err(db_err("mark seen"))
     }
@@ -453,18 +618,17 @@ impl Store for SqliteStore {
     ) -> Result<Vec<String>> {
         sqlx::query_scalar(
             "SELECT o.id FROM objects o
-             WHERE o.provider = ? AND o.account = ? AND o.kind = ? AND o.deleted = 0
-               AND (? IS NULL OR o.id > ?)
-               AND NOT EXISTS (SELECT 1 FROM sweep_seen s WHERE s.run_id = ? AND s.id = o.id)
-             ORDER BY o.id LIMIT ?",
+             WHERE o.provider = ?1 AND o.account = ?2 AND o.kind = ?3 AND NOT o.deleted
+               AND (?5 IS NULL OR o.id > ?5)
+               AND NOT EXISTS (SELECT 1 FROM sweep_seen s WHERE s.run_id = ?4 AND s.id = o.id)
+             ORDER BY o.id LIMIT ?6",
         )
         .bind(provider)
         .bind(account)
         .bind(kind)
-        .bind(after)
-        .bind(after)
         .bind(run_id)
-        .bind(limit as i64)
+        .bind(after)
+        .bind(i64::from(limit))
         .fetch_all(&self.reader)
         .await
         .map_err(db_err("unseen"))
@@ -482,16 +646,22 @@ impl Store for SqliteStore {
     }
 
     async fn next_staged(&self, run_id: &str, after_seq: i64) -> Result<Option<(i64, Vec<u8>)>> {
-        sqlx::query_as("SELECT seq, payload FROM sweep_staged WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT 1")
-            .bind(run_id)
-            .bind(after_seq)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db_err("read staged"))
+        sqlx::query_as(
+            "SELECT seq, payload FROM sweep_staged WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT 1",
+        )
+        .bind(run_id)
+        .bind(after_seq)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(db_err("read staged"))
     }
 
     async fn clear_scratch(&self, run_id: &str) -> Result<()> {
-        let mut tx = self.writer.begin().await.map_err(db_err("clear scratch"))?;
+        let mut tx = self
+            .writer
+            .begin_with(BEGIN)
+            .await
+            .map_err(db_err("clear scratch"))?;
         sqlx::query("DELETE FROM sweep_seen WHERE run_id = ?")
             .bind(run_id)
             .execute(&mut *tx)
@@ -516,7 +686,7 @@ impl Store for SqliteStore {
         .bind(&run.kind)
         .bind(run.run_kind.as_str())
         .bind(run.status.as_str())
-        .bind(run.dry_run as i64)
+        .bind(run.dry_run)
         .bind(run.started_at)
         .bind(run.finished_at)
         .bind(serde_json::to_string(&run.counts).map_err(Error::from)?)
@@ -529,50 +699,54 @@ impl Store for SqliteStore {
     }
 
     async fn update_run(&self, run: &RunRecord) -> Result<()> {
-        sqlx::query("UPDATE runs SET status = ?, finished_at = ?, counts = ?, mismatch_ratio = ?, error = ? WHERE id = ?")
-            .bind(run.status.as_str())
-            .bind(run.finished_at)
-            .bind(serde_json::to_string(&run.counts).map_err(Error::from)?)
-            .bind(run.mismatch_ratio)
-            .bind(&run.error)
-            .bind(&run.id)
-            .execute(&self.writer)
-            .await
-            .map_err(db_err("update run"))?;
+        sqlx::query(
+            "UPDATE runs SET status = ?2, finished_at = ?3, counts = ?4, mismatch_ratio = ?5, error = ?6 WHERE id = ?1",
+        )
+        .bind(&run.id)
+        .bind(run.status.as_str())
+        .bind(run.finished_at)
+        .bind(serde_json::to_string(&run.counts).map_err(Error::from)?)
+        .bind(run.mismatch_ratio)
+        .bind(&run.error)
+        .execute(&self.writer)
+        .await
+        .map_err(db_err("update run"))?;
         Ok(())
     }
 
     async fn runs(&self, limit: u32) -> Result<Vec<RunRecord>> {
         let rows = sqlx::query("SELECT * FROM runs ORDER BY started_at DESC, id DESC LIMIT ?")
-            .bind(limit as i64)
+            .bind(i64::from(limit))
             .fetch_all(&self.reader)
             .await
             .map_err(db_err("runs"))?;
-        rows.iter().map(run_from_row).collect::<std::result::Result<_, _>>().map_err(db_err("runs"))
+        rows.iter()
+            .map(run_from_row)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(db_err("runs"))
     }
 
     async fn drift(&self, q: &DriftQuery) -> Result<Vec<DriftRecord>> {
         let rows = sqlx::query(
             "SELECT provider, account, kind, object_id, run_id, source, cause, before, after, detected_at
              FROM drift_log
-             WHERE (? IS NULL OR provider = ?) AND (? IS NULL OR run_id = ?) AND (? IS NULL OR detected_at >= ?)
-             ORDER BY seq DESC LIMIT ?",
+             WHERE (?1 IS NULL OR provider = ?1) AND (?2 IS NULL OR run_id = ?2)
+               AND (?3 IS NULL OR detected_at >= ?3)
+             ORDER BY seq DESC LIMIT ?4",
         )
         .bind(q.provider.as_deref())
-        .bind(q.provider.as_deref())
-        .bind(q.run_id.as_deref())
         .bind(q.run_id.as_deref())
         .bind(q.since)
-        .bind(q.since)
-        .bind(q.limit.max(1) as i64)
+        .bind(i64::from(q.limit.max(1)))
         .fetch_all(&self.reader)
         .await
         .map_err(db_err("drift"))?;
-        let json = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());
         rows.iter()
             .map(|r| -> std::result::Result<DriftRecord, sqlx::Error> {
                 let source: String = r.try_get("source")?;
                 let cause: String = r.try_get("cause")?;
+                let before: Option<String> = r.try_get("before")?;
+                let after: Option<String> = r.try_get("after")?;
                 Ok(DriftRecord {
                     key: ObjectKey {
                         provider: r.try_get("provider")?,
@@ -583,8 +757,8 @@ impl Store for SqliteStore {
                     run_id: r.try_get("run_id")?,
                     source: Source::parse(&source).unwrap_or(Source::Sweep),
                     cause: DriftCause::parse(&cause).unwrap_or(DriftCause::Changed),
-                    before: json(r.try_get("before")?),
-                    after: json(r.try_get("after")?),
+                    before: before.as_deref().map(decode_json).transpose()?,
+                    after: after.as_deref().map(decode_json).transpose()?,
                     detected_at: r.try_get("detected_at")?,
                 })
             })
@@ -593,18 +767,20 @@ impl Store for SqliteStore {
     }
 
     async fn stale(&self, before: i64, limit: u32) -> Result<Vec<StaleObject>> {
+        // Two-argument MAX is SQLite's GREATEST.
         let rows: Vec<(String, String, String, String, i64)> = sqlx::query_as(
             "SELECT o.provider, o.account, o.kind, o.id, MAX(o.confirmed_at, COALESCE(c.updated_at, 0)) AS confirmed
              FROM objects o
              LEFT JOIN cursors c ON c.provider = o.provider AND c.account = o.account AND c.name = 'sweep:' || o.kind
-             WHERE o.deleted = 0 AND MAX(o.confirmed_at, COALESCE(c.updated_at, 0)) < ?
-             ORDER BY confirmed, o.id LIMIT ?",
+             WHERE NOT o.deleted AND MAX(o.confirmed_at, COALESCE(c.updated_at, 0)) < ?1
+             ORDER BY confirmed, o.id LIMIT ?2",
         )
         .bind(before)
-        .bind(limit as i64)
+        .bind(i64::from(limit))
         .fetch_all(&self.reader)
         .await
         .map_err(db_err("stale"))?;
+        debug_assert_eq!(sweep_floor_name("x"), "sweep:x");
         Ok(rows
             .into_iter()
             .map(|(provider, account, kind, id, confirmed_at)| StaleObject {
@@ -618,8 +794,10 @@ impl Store for SqliteStore {
     }
 
     async fn claim(&self, name: &str, tick: i64) -> Result<bool> {
+        // One statement on the single writer: the compare-and-set is atomic,
+        // across processes too (the write lock).
         let won: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO cursors (provider, account, name, value, updated_at) VALUES ('recon', 'default', ?, ?, ?)
+            "INSERT INTO cursors (provider, account, name, value, updated_at) VALUES ('recon', 'default', ?1, ?2, ?3)
              ON CONFLICT (provider, account, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
              WHERE cursors.value < excluded.value
              RETURNING 1",
@@ -633,9 +811,16 @@ impl Store for SqliteStore {
         Ok(won.is_some())
     }
 
-    async fn dangling(&self, provider: &str, account: &str, rule: &Reference, limit: u32) -> Result<Vec<Dangling>> {
+    async fn dangling(
+        &self,
+        provider: &str,
+        account: &str,
+        rule: &Reference,
+        limit: u32,
+    ) -> Result<Vec<Dangling>> {
         let mut qb = QueryBuilder::<Sqlite>::new(
-            "SELECT o.id, o.status, o.owner_id, p.deleted FROM objects o
+            "SELECT o.id, o.status, o.owner_id, p.deleted
+             FROM objects o
              LEFT JOIN objects p ON p.provider = o.provider AND p.account = o.account AND p.kind = ",
         );
         qb.push_bind(rule.owner_kind)
@@ -645,18 +830,24 @@ impl Store for SqliteStore {
             .push_bind(account)
             .push(" AND o.kind = ")
             .push_bind(rule.kind)
-            .push(" AND o.deleted = 0 AND o.owner_id IS NOT NULL AND (p.id IS NULL OR p.deleted = 1)");
+            .push(" AND NOT o.deleted AND o.owner_id IS NOT NULL");
+        // `statuses` empty means every status.
         if !rule.statuses.is_empty() {
             qb.push(" AND o.status IN (");
-            let mut sep = qb.separated(", ");
+            let mut list = qb.separated(", ");
             for s in rule.statuses {
-                sep.push_bind(*s);
+                list.push_bind(*s);
             }
             qb.push(")");
         }
-        qb.push(" ORDER BY o.id LIMIT ").push_bind(limit as i64);
-        let rows: Vec<(String, Option<String>, String, Option<i64>)> =
-            qb.build_query_as().fetch_all(&self.reader).await.map_err(db_err("dangling"))?;
+        qb.push(" AND (p.id IS NULL OR p.deleted) ORDER BY o.id LIMIT ")
+            .push_bind(i64::from(limit));
+        let rows: Vec<(String, Option<String>, String, Option<bool>)> = qb
+            .build_query_as()
+            .persistent(false)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err("dangling"))?;
         Ok(rows
             .into_iter()
             .map(|(id, status, owner, deleted)| Dangling {
@@ -666,34 +857,74 @@ impl Store for SqliteStore {
                 id,
                 status,
                 owner,
-                problem: if deleted == Some(1) { "deleted" } else { "absent" }.into(),
+                problem: if deleted == Some(true) {
+                    "deleted"
+                } else {
+                    "absent"
+                }
+                .into(),
             })
             .collect())
     }
 }
 
-/// Helpers for tests: a fresh store in a new temporary file.
+/// Helpers for tests: a fresh, migrated store in a new temporary file.
 pub mod testing {
     use super::SqliteStore;
     use recon_core::Store;
 
-    /// A migrated store in a new file under the temp directory.
-    pub async fn fresh_store() -> SqliteStore {
+    /// A path under the temp directory that no other call (in this or
+    /// another process) returns.
+    pub fn temp_db_path(prefix: &str) -> std::path::PathBuf {
         use std::sync::atomic::{AtomicU64, Ordering};
         static N: AtomicU64 = AtomicU64::new(0);
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or(0);
-        let path = std::env::temp_dir().join(format!(
-            "recon-test-{t:x}-{}-{}.db",
+        std::env::temp_dir().join(format!(
+            "{prefix}-{t:x}-{}-{}.db",
             std::process::id(),
             N.fetch_add(1, Ordering::Relaxed)
-        ));
+        ))
+    }
+
+    /// A migrated store in a new file under the temp directory. The file is
+    /// left behind (like the Postgres store's test schemas).
+    pub async fn fresh_store() -> SqliteStore {
+        let path = temp_db_path("recon-test");
         let store = SqliteStore::connect(&format!("sqlite://{}", path.display()))
             .await
-            .expect("open test database");
+            .unwrap_or_else(|e| panic!("open a test database under the temp directory: {e}"));
         store.migrate().await.expect("migrate test database");
         store
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let o = parse_url(DEFAULT_URL).unwrap();
+        assert_eq!(o.get_filename(), std::path::Path::new("recon.db"));
+        let o = parse_url("sqlite:data/recon.db").unwrap();
+        assert_eq!(o.get_filename(), std::path::Path::new("data/recon.db"));
+        let o = parse_url("sqlite:///var/lib/recon.db").unwrap();
+        assert_eq!(o.get_filename(), std::path::Path::new("/var/lib/recon.db"));
+        parse_url("sqlite::memory:").unwrap();
+        for bad in [
+            "",
+            "recon.db",
+            "postgres://u:secret@h/db",
+            "sqlite://",
+            "sqlite:",
+            "sqlite://x.db?secret=1",
+        ] {
+            let e = parse_url(bad).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Config, "{bad}");
+            assert!(!e.to_string().contains("secret"), "{e}");
+        }
     }
 }

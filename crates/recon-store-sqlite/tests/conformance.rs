@@ -1,39 +1,363 @@
-//! The store conformance suite against real SQLite files, one per test.
+//! The store conformance suite against real SQLite files, one per test,
+//! plus what is particular to SQLite: URLs, readiness, the typed views.
 
 use std::sync::Arc;
 
-use recon_core::Store;
+use recon_core::commit::{Batch, Change, commit};
+use recon_core::store::Guard;
+use recon_core::types::{ObjectKey, Snapshot};
+use recon_core::{ErrorKind, Store};
+use recon_store_sqlite::SqliteStore;
+use recon_store_sqlite::testing::{fresh_store, temp_db_path};
+use serde_json::json;
+use sqlx::Row;
 
 async fn make() -> Arc<dyn Store> {
-    Arc::new(recon_store_sqlite::testing::fresh_store().await)
+    Arc::new(fresh_store().await)
 }
 
 recon_core::store_conformance_tests!(make);
 
 #[tokio::test]
 async fn bad_url_is_a_config_error_without_the_url() {
-    let e = recon_store_sqlite::SqliteStore::connect("postgres://x/y").await.unwrap_err();
-    assert_eq!(e.kind(), recon_core::ErrorKind::Config);
-    assert!(!e.to_string().contains("postgres://x/y"), "{e}");
+    for url in [
+        "postgres://user:hunter2@db/app",
+        "not a url hunter2",
+        "sqlite://",
+        "sqlite://recon.db?hunter2=1",
+    ] {
+        let e = SqliteStore::connect(url).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config, "{url}: {e}");
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+    }
 }
 
 #[tokio::test]
 async fn unopenable_file_is_one_clear_error() {
-    let e = recon_store_sqlite::SqliteStore::connect("sqlite:///nonexistent-dir/x/recon.db").await.unwrap_err();
-    assert_eq!(e.kind(), recon_core::ErrorKind::Unavailable);
-    assert!(e.to_string().contains("SQLite"), "{e}");
+    let e = SqliteStore::connect("sqlite:///nonexistent-dir-for-recon/x/recon.db")
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unavailable);
+    let msg = e.to_string();
+    assert!(msg.contains("SQLite"), "{msg}");
+    assert!(!msg.contains("nonexistent-dir-for-recon"), "{msg}");
+    assert!(!msg.contains('\n'), "{msg}");
 }
 
 #[tokio::test]
 async fn unmigrated_file_is_not_ready() {
-    let path = std::env::temp_dir().join(format!("recon-unmigrated-{}.db", std::process::id()));
-    let s = recon_store_sqlite::SqliteStore::connect(&format!("sqlite://{}", path.display())).await.unwrap();
+    let path = temp_db_path("recon-unmigrated");
+    let s = SqliteStore::connect(&format!("sqlite:{}", path.display()))
+        .await
+        .unwrap();
+    assert!(path.exists(), "the file is created when missing");
     let e = s.check_ready().await.unwrap_err();
     assert!(e.to_string().contains("recon migrate"), "{e}");
-    let _ = std::fs::remove_file(path);
+    s.migrate().await.unwrap();
+    s.check_ready().await.unwrap();
+    assert!(SqliteStore::expected_migration() >= 2);
 }
 
 #[test]
 fn default_url_is_a_local_file() {
     assert_eq!(recon_store_sqlite::DEFAULT_URL, "sqlite://recon.db");
+}
+
+#[tokio::test]
+async fn reopening_keeps_the_data() {
+    let path = temp_db_path("recon-reopen");
+    let url = format!("sqlite://{}", path.display());
+    let s = SqliteStore::connect(&url).await.unwrap();
+    s.migrate().await.unwrap();
+    let b = Batch {
+        changes: vec![Change {
+            snapshot: Snapshot::live(
+                ObjectKey::new("test", "default", "things", "a"),
+                1,
+                json!({"n": 1}),
+            ),
+            guard: Guard::Newer,
+            drift: None,
+        }],
+        ..Batch::default()
+    };
+    commit(&s, &b, false).await.unwrap();
+    drop(s);
+    let s = SqliteStore::connect(&url).await.unwrap();
+    s.check_ready().await.unwrap();
+    assert_eq!(s.count_live("test", "default", "things").await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn in_memory_database_works() {
+    let s = SqliteStore::connect("sqlite::memory:").await.unwrap();
+    s.migrate().await.unwrap();
+    s.check_ready().await.unwrap();
+    let b = Batch {
+        changes: vec![Change {
+            snapshot: Snapshot::live(
+                ObjectKey::new("test", "default", "things", "m"),
+                1,
+                json!({}),
+            ),
+            guard: Guard::Newer,
+            drift: None,
+        }],
+        ..Batch::default()
+    };
+    commit(&s, &b, false).await.unwrap();
+    assert_eq!(s.count_live("test", "default", "things").await.unwrap(), 1);
+}
+
+/// The views carry the Postgres store's names and columns, and extract
+/// fields from the JSON.
+#[tokio::test]
+async fn typed_views() {
+    let expected: &[(&str, &[&str])] = &[
+        (
+            "stripe_customers",
+            &[
+                "account",
+                "id",
+                "email",
+                "name",
+                "phone",
+                "delinquent",
+                "created",
+                "data",
+                "version",
+                "confirmed_at",
+            ],
+        ),
+        (
+            "stripe_subscriptions",
+            &[
+                "account",
+                "id",
+                "customer_id",
+                "status",
+                "cancel_at_period_end",
+                "current_period_end",
+                "price_id",
+                "created",
+                "data",
+                "version",
+                "confirmed_at",
+            ],
+        ),
+        (
+            "stripe_invoices",
+            &[
+                "account",
+                "id",
+                "customer_id",
+                "status",
+                "subscription_id",
+                "total",
+                "amount_due",
+                "amount_paid",
+                "currency",
+                "created",
+                "data",
+                "version",
+                "confirmed_at",
+            ],
+        ),
+        (
+            "stripe_prices",
+            &[
+                "account",
+                "id",
+                "product_id",
+                "active",
+                "currency",
+                "unit_amount",
+                "type",
+                "recurring_interval",
+                "lookup_key",
+                "data",
+                "version",
+                "confirmed_at",
+            ],
+        ),
+        (
+            "stripe_products",
+            &[
+                "account",
+                "id",
+                "name",
+                "active",
+                "default_price",
+                "data",
+                "version",
+                "confirmed_at",
+            ],
+        ),
+        (
+            "clerk_users",
+            &[
+                "account",
+                "id",
+                "email",
+                "first_name",
+                "last_name",
+                "username",
+                "external_id",
+                "banned",
+                "created_at",
+                "updated_at",
+                "data",
+                "version",
+                "confirmed_at",
+            ],
+        ),
+        (
+            "clerk_organizations",
+            &[
+                "account",
+                "id",
+                "name",
+                "slug",
+                "members_count",
+                "created_at",
+                "data",
+                "version",
+                "confirmed_at",
+            ],
+        ),
+        (
+            "clerk_organization_memberships",
+            &[
+                "account",
+                "id",
+                "user_id",
+                "organization_id",
+                "role",
+                "created_at",
+                "data",
+                "version",
+                "confirmed_at",
+            ],
+        ),
+    ];
+    let s = fresh_store().await;
+    for (view, cols) in expected {
+        let got: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info(?)")
+            .bind(view)
+            .fetch_all(s.pool())
+            .await
+            .unwrap();
+        assert_eq!(got, *cols, "{view}");
+    }
+
+    let mut sub = Snapshot::live(
+        ObjectKey::new("stripe", "default", "subscriptions", "sub_1"),
+        10,
+        json!({
+            "id": "sub_1",
+            "status": "active",
+            "cancel_at_period_end": false,
+            "created": 1700000000,
+            "items": {"data": [{"current_period_end": 1800000000, "price": {"id": "price_1"}}]}
+        }),
+    );
+    sub.owner = Some("cus_1".into());
+    sub.status = Some("active".into());
+    let gone = Snapshot::tombstone(
+        ObjectKey::new("stripe", "default", "subscriptions", "sub_2"),
+        10,
+    );
+    let b = Batch {
+        changes: vec![
+            Change {
+                snapshot: sub,
+                guard: Guard::Newer,
+                drift: None,
+            },
+            Change {
+                snapshot: gone,
+                guard: Guard::Newer,
+                drift: None,
+            },
+        ],
+        ..Batch::default()
+    };
+    commit(&s, &b, false).await.unwrap();
+    let rows = sqlx::query("SELECT * FROM stripe_subscriptions")
+        .fetch_all(s.pool())
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "tombstones stay out of the views");
+    let r = &rows[0];
+    assert_eq!(r.get::<String, _>("id"), "sub_1");
+    assert_eq!(r.get::<String, _>("customer_id"), "cus_1");
+    assert_eq!(r.get::<String, _>("status"), "active");
+    assert!(!r.get::<bool, _>("cancel_at_period_end"));
+    assert_eq!(r.get::<i64, _>("current_period_end"), 1_800_000_000);
+    assert_eq!(r.get::<String, _>("price_id"), "price_1");
+    assert_eq!(r.get::<i64, _>("created"), 1_700_000_000);
+}
+
+/// Two stores on one file (two processes, in effect) commit the same event
+/// at once: the file's write lock serialises them and exactly one applies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_on_one_file_apply_an_event_once() {
+    use recon_core::commit::EventEntry;
+    use recon_core::types::{ProviderEvent, Source};
+
+    let path = temp_db_path("recon-two");
+    let url = format!("sqlite://{}", path.display());
+    let a = SqliteStore::connect(&url).await.unwrap();
+    a.migrate().await.unwrap();
+    let b = SqliteStore::connect(&url).await.unwrap();
+    let stores: [Arc<dyn Store>; 2] = [Arc::new(a), Arc::new(b)];
+    for round in 0..20 {
+        let barrier = Arc::new(tokio::sync::Barrier::new(2));
+        let mut tasks = Vec::new();
+        for (w, store) in stores.iter().enumerate() {
+            let store = store.clone();
+            let barrier = barrier.clone();
+            tasks.push(tokio::spawn(async move {
+                let batch = Batch {
+                    events: vec![EventEntry {
+                        event: ProviderEvent {
+                            provider: "test".into(),
+                            account: "default".into(),
+                            event_id: format!("evt_{round}"),
+                            event_type: "thing.updated".into(),
+                            created: 10,
+                            snapshots: vec![Snapshot::live(
+                                ObjectKey::new("test", "default", "things", format!("t{round}")),
+                                10 + w as i64,
+                                json!({ "w": w }),
+                            )],
+                        },
+                        source: Source::Webhook,
+                        drift: None,
+                    }],
+                    ..Batch::default()
+                };
+                barrier.wait().await;
+                let mut tries = 0;
+                loop {
+                    match commit(store.as_ref(), &batch, false).await {
+                        Ok(o) => return o.events[0].new,
+                        Err(e) if e.is_temporary() && tries < 20 => {
+                            tries += 1;
+                            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                        }
+                        Err(e) => panic!("commit: {e}"),
+                    }
+                }
+            }));
+        }
+        let mut news = 0;
+        for t in tasks {
+            news += t.await.unwrap() as u32;
+        }
+        assert_eq!(
+            news, 1,
+            "round {round}: {news} writers applied the same event"
+        );
+    }
 }
