@@ -1,1 +1,22 @@
-//! recon-stripe (in progress)
+#![doc = include_str!("../README.md")]
+
+mod client;
+mod config;
+pub mod events;
+pub mod objects;
+mod partition;
+mod provider;
+mod webhook;
+
+pub use config::{
+    DEFAULT_API_BASE, LIVE_RATE, SANDBOX_RATE, STRIPE_VERSION, StripeConfig, WEBHOOK_TOLERANCE_S,
+    env,
+};
+pub use provider::StripeProvider;
+pub use webhook::{sign, signature, verify_signature};
+
+/// The provider name: the first part of every mirrored key.
+pub const NAME: &str = "stripe";
+
+/// How far back Stripe's event log reaches: 30 days, in seconds.
+pub const EVENT_HORIZON_S: i64 = 30 * 24 * 3600;

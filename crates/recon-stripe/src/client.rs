@@ -1,0 +1,420 @@
+//! The HTTP client: one GET through core's [`Budget`] (rate limiter and
+//! retries), and the classification of every answer into recon's
+//! [`ErrorKind`]s. This module decides what a failure *is*; core decides
+//! whether to try again.
+
+use std::time::Duration;
+
+use http::HeaderMap;
+use recon_core::{Budget, Error, ErrorKind, Result};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+
+use crate::config::{STRIPE_VERSION, StripeConfig, env};
+
+/// Query parameters, in order (`types[]` repeats).
+pub(crate) type Query = Vec<(&'static str, String)>;
+
+/// One list envelope: `{"object":"list","data":[…],"has_more":…}`.
+#[derive(Debug)]
+pub(crate) struct ListPage {
+    pub data: Vec<Value>,
+    pub has_more: bool,
+}
+
+/// Talks to one Stripe account.
+pub(crate) struct Client {
+    http: reqwest::Client,
+    base: String,
+    key: SecretString,
+    account: Option<String>,
+    budget: Budget,
+}
+
+impl Client {
+    pub(crate) fn new(cfg: &StripeConfig) -> Result<Self> {
+        cfg.validate()?;
+        // reqwest is built without a default crypto provider; ring is ours.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .timeout(cfg.request_timeout)
+            .connect_timeout(cfg.request_timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("recon-stripe/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| {
+                Error::config(format!("cannot build the HTTP client: {e}")).with_component("stripe")
+            })?;
+        Ok(Client {
+            http,
+            base: cfg.api_base.clone(),
+            key: cfg.secret_key().clone(),
+            account: cfg.account.clone(),
+            budget: Budget::new(cfg.effective_rate(), cfg.retry),
+        })
+    }
+
+    pub(crate) fn budget(&self) -> &Budget {
+        &self.budget
+    }
+
+    /// GET `path` and parse the JSON body. Every failure is an `Err`.
+    pub(crate) async fn get(&self, op: &str, path: &str, query: &Query) -> Result<Value> {
+        match self.get_or_missing(op, path, query).await? {
+            Some(v) => Ok(v),
+            None => Err(Error::new(
+                ErrorKind::NotFound,
+                format!("Stripe has no such object ({path})"),
+            )
+            .with_component("stripe")
+            .with_operation(op.to_string())
+            .with_status(404)),
+        }
+    }
+
+    /// GET `path`; a 404 `resource_missing` answer is `Ok(None)`.
+    pub(crate) async fn get_or_missing(
+        &self,
+        op: &str,
+        path: &str,
+        query: &Query,
+    ) -> Result<Option<Value>> {
+        let url = format!("{}{}", self.base, path);
+        let (url, query) = (&url, query);
+        self.budget
+            .call(op, move || self.attempt(op, url, query))
+            .await
+    }
+
+    /// GET a list endpoint and check the envelope.
+    pub(crate) async fn list(&self, op: &str, path: &str, query: &Query) -> Result<ListPage> {
+        let v = self.get(op, path, query).await?;
+        parse_list(v).map_err(|m| malformed(op, m))
+    }
+
+    async fn attempt(&self, op: &str, url: &str, query: &Query) -> Result<Option<Value>> {
+        let mut req = self
+            .http
+            .get(url)
+            .query(query)
+            .bearer_auth(self.key.expose_secret())
+            .header("Stripe-Version", STRIPE_VERSION);
+        if let Some(a) = &self.account {
+            req = req.header("Stripe-Account", a);
+        }
+        let resp = req.send().await.map_err(|e| transport(op, &self.base, e))?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| transport(op, &self.base, e))?;
+        if (200..300).contains(&status) {
+            return match serde_json::from_slice::<Value>(&body) {
+                Ok(v) if v.is_object() => Ok(Some(v)),
+                Ok(_) => Err(malformed(op, "the body is not a JSON object".into())),
+                Err(e) => Err(malformed(op, format!("{e}"))
+                    .with_status(status)
+                    .with_should_retry(should_retry(&headers))),
+            };
+        }
+        let info = ErrorBody::parse(&body);
+        if status == 404 && info.is_missing() {
+            return Ok(None);
+        }
+        Err(classify(status, &headers, &info).with_operation(op.to_string()))
+    }
+}
+
+fn malformed(op: &str, detail: String) -> Error {
+    Error::new(
+        ErrorKind::InvalidInput,
+        format!("Stripe answered with malformed JSON: {detail}"),
+    )
+    .with_component("stripe")
+    .with_operation(op.to_string())
+}
+
+fn parse_list(v: Value) -> std::result::Result<ListPage, String> {
+    let Value::Object(mut m) = v else {
+        return Err("a list answer is not an object".into());
+    };
+    let data = match m.remove("data") {
+        Some(Value::Array(a)) => a,
+        _ => return Err("a list answer has no `data` array".into()),
+    };
+    let has_more = match m.get("has_more") {
+        Some(Value::Bool(b)) => *b,
+        None | Some(Value::Null) => false,
+        _ => return Err("`has_more` is not a boolean".into()),
+    };
+    if data
+        .iter()
+        .any(|o| o.get("id").and_then(Value::as_str).is_none())
+    {
+        return Err("a listed object has no string `id`".into());
+    }
+    if has_more && data.is_empty() {
+        return Err("`has_more` is true on an empty page".into());
+    }
+    Ok(ListPage { data, has_more })
+}
+
+/// Stripe's error body: `{"error":{"type","code","message"}}`, read leniently.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct ErrorBody {
+    pub kind: Option<String>,
+    pub code: Option<String>,
+    pub message: Option<String>,
+}
+
+impl ErrorBody {
+    pub(crate) fn parse(body: &[u8]) -> Self {
+        let Ok(v) = serde_json::from_slice::<Value>(body) else {
+            return ErrorBody::default();
+        };
+        let e = v.get("error").unwrap_or(&Value::Null);
+        let s = |k: &str| e.get(k).and_then(Value::as_str).map(str::to_string);
+        ErrorBody {
+            kind: s("type"),
+            code: s("code"),
+            message: s("message"),
+        }
+    }
+
+    /// A retrieve of an object Stripe does not have. A route that does not
+    /// exist (a wrong base URL) is *not* this: it is an error.
+    fn is_missing(&self) -> bool {
+        match self.code.as_deref() {
+            Some(c) => c == "resource_missing",
+            None => self
+                .message
+                .as_deref()
+                .is_some_and(|m| m.starts_with("No such ")),
+        }
+    }
+}
+
+fn should_retry(headers: &HeaderMap) -> Option<bool> {
+    let v = headers.get("stripe-should-retry")?.to_str().ok()?.trim();
+    match v.to_ascii_lowercase().as_str() {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    }
+}
+
+/// `Retry-After` in seconds (integer or fractional) or as an HTTP date.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get("retry-after")?.to_str().ok()?.trim();
+    if let Ok(s) = v.parse::<f64>() {
+        return (s.is_finite() && s >= 0.0).then(|| Duration::from_secs_f64(s.min(86_400.0)));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    let secs = at.timestamp() - chrono::Utc::now().timestamp();
+    Some(Duration::from_secs(secs.clamp(0, 86_400) as u64))
+}
+
+/// Mask anything that looks like a key or a secret in text Stripe sent back
+/// (its 401/403 messages quote a masked key; recon quotes none).
+pub(crate) fn redact(text: &str) -> String {
+    const SECRETS: [&str; 5] = ["sk_live_", "sk_test_", "rk_live_", "rk_test_", "whsec_"];
+    let mut out = String::with_capacity(text.len());
+    for (i, word) in text.split(' ').enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let bare = word.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '_');
+        if SECRETS.iter().any(|p| bare.contains(p)) {
+            out.push_str("[redacted]");
+        } else {
+            out.push_str(word);
+        }
+    }
+    out.chars().take(300).collect()
+}
+
+/// Turn a non-2xx answer into an [`Error`].
+pub(crate) fn classify(status: u16, headers: &HeaderMap, info: &ErrorBody) -> Error {
+    let code = info.code.as_deref().unwrap_or("");
+    let what = match (&info.code, &info.message) {
+        (Some(c), Some(m)) => format!("{c}: {}", redact(m)),
+        (None, Some(m)) => redact(m),
+        (Some(c), None) => c.clone(),
+        (None, None) => "no error details".to_string(),
+    };
+    let (kind, message) = match status {
+        401 => (
+            ErrorKind::Unauthenticated,
+            format!(
+                "Stripe rejected the API key (HTTP 401): check {} (a secret sk_… or restricted rk_… key of the right account and mode)",
+                env::SECRET_KEY
+            ),
+        ),
+        403 => (
+            ErrorKind::PermissionDenied,
+            format!(
+                "the API key in {} may not do this (HTTP 403): {what}",
+                env::SECRET_KEY
+            ),
+        ),
+        _ if code == "lock_timeout" => (
+            ErrorKind::Conflict,
+            format!("Stripe could not lock the object (HTTP {status}): {what}"),
+        ),
+        429 => (
+            ErrorKind::RateLimited,
+            format!("Stripe's rate limit answered (HTTP 429): {what}"),
+        ),
+        400 if code == "rate_limit" => (
+            ErrorKind::RateLimited,
+            format!("Stripe's rate limit answered (HTTP 400 rate_limit): {what}"),
+        ),
+        404 => (ErrorKind::NotFound, format!("not found (HTTP 404): {what}")),
+        408 => (
+            ErrorKind::Timeout,
+            format!("Stripe timed out (HTTP 408): {what}"),
+        ),
+        409 => (
+            ErrorKind::Conflict,
+            format!("conflicting request (HTTP 409): {what}"),
+        ),
+        500..=599 => (
+            ErrorKind::Unavailable,
+            format!("Stripe is unavailable (HTTP {status}): {what}"),
+        ),
+        _ => (
+            ErrorKind::InvalidInput,
+            format!(
+                "Stripe refused the request (HTTP {status}{}): {what}",
+                info.kind
+                    .as_deref()
+                    .map(|k| format!(" {k}"))
+                    .unwrap_or_default()
+            ),
+        ),
+    };
+    Error::new(kind, message)
+        .with_component("stripe")
+        .with_status(status)
+        .with_retry_after(retry_after(headers))
+        .with_should_retry(should_retry(headers))
+}
+
+fn transport(op: &str, base: &str, e: reqwest::Error) -> Error {
+    let kind = if e.is_timeout() {
+        ErrorKind::Timeout
+    } else if e.is_builder() {
+        ErrorKind::Config
+    } else if e.is_decode() {
+        ErrorKind::InvalidInput
+    } else {
+        ErrorKind::Unavailable
+    };
+    let mut chain = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(s) = src {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        src = s.source();
+    }
+    Error::new(kind, format!("cannot reach Stripe at {base}: {chain}"))
+        .with_component("stripe")
+        .with_operation(op.to_string())
+        .with_source(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for (k, v) in pairs {
+            m.insert(*k, v.parse().unwrap());
+        }
+        m
+    }
+
+    fn body(code: &str) -> ErrorBody {
+        ErrorBody::parse(
+            format!(
+                r#"{{"error":{{"type":"invalid_request_error","code":"{code}","message":"m"}}}}"#
+            )
+            .as_bytes(),
+        )
+    }
+
+    #[test]
+    fn statuses_map_to_kinds() {
+        let none = HeaderMap::new();
+        let k = |s, b: &ErrorBody| classify(s, &none, b).kind();
+        let e = ErrorBody::default();
+        assert_eq!(k(401, &e), ErrorKind::Unauthenticated);
+        assert_eq!(k(403, &e), ErrorKind::PermissionDenied);
+        assert_eq!(k(404, &e), ErrorKind::NotFound);
+        assert_eq!(k(409, &e), ErrorKind::Conflict);
+        assert_eq!(k(429, &e), ErrorKind::RateLimited);
+        assert_eq!(k(429, &body("lock_timeout")), ErrorKind::Conflict);
+        assert_eq!(k(400, &body("rate_limit")), ErrorKind::RateLimited);
+        assert_eq!(k(400, &body("parameter_invalid")), ErrorKind::InvalidInput);
+        assert_eq!(k(500, &e), ErrorKind::Unavailable);
+        assert_eq!(k(503, &e), ErrorKind::Unavailable);
+        assert!(classify(429, &none, &e).is_temporary());
+        assert!(!classify(400, &none, &e).is_temporary());
+    }
+
+    #[test]
+    fn hints_are_read() {
+        let e = classify(
+            503,
+            &h(&[("stripe-should-retry", "false")]),
+            &ErrorBody::default(),
+        );
+        assert!(!e.is_temporary());
+        let e = classify(
+            400,
+            &h(&[("stripe-should-retry", "true")]),
+            &ErrorBody::default(),
+        );
+        assert!(e.is_temporary());
+        let e = classify(429, &h(&[("retry-after", "3")]), &ErrorBody::default());
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(3)));
+        let e = classify(429, &h(&[("retry-after", "0.5")]), &ErrorBody::default());
+        assert_eq!(e.retry_after(), Some(Duration::from_millis(500)));
+    }
+
+    #[test]
+    fn messages_never_quote_keys() {
+        let b = ErrorBody::parse(
+            br#"{"error":{"type":"invalid_request_error","message":"Invalid API Key provided: sk_test_****abcd"}}"#,
+        );
+        let e = classify(401, &HeaderMap::new(), &b);
+        assert!(e.to_string().contains("STRIPE_SECRET_KEY"));
+        assert!(!e.to_string().contains("abcd"));
+        let b = ErrorBody::parse(
+            br#"{"error":{"message":"The provided key 'rk_live_*****xyz' does not have access"}}"#,
+        );
+        let e = classify(403, &HeaderMap::new(), &b);
+        assert!(!e.to_string().contains("xyz"), "{e}");
+    }
+
+    #[test]
+    fn missing_means_resource_missing_only() {
+        assert!(body("resource_missing").is_missing());
+        assert!(
+            !ErrorBody::parse(br#"{"error":{"message":"Unrecognized request URL"}}"#).is_missing()
+        );
+        assert!(
+            ErrorBody::parse(br#"{"error":{"message":"No such customer: 'cus_1'"}}"#).is_missing()
+        );
+        assert!(!ErrorBody::parse(b"<html>").is_missing());
+    }
+
+    #[test]
+    fn list_envelope_is_checked() {
+        assert!(parse_list(serde_json::json!({"data": [{"id": "a"}], "has_more": false})).is_ok());
+        assert!(parse_list(serde_json::json!({"has_more": false})).is_err());
+        assert!(parse_list(serde_json::json!({"data": [], "has_more": true})).is_err());
+        assert!(parse_list(serde_json::json!({"data": [{"x": 1}]})).is_err());
+    }
+}

@@ -1,0 +1,341 @@
+//! [`StripeConfig`]: the key, the endpoint, the budget. Secrets live in
+//! [`SecretString`]s and never reach `Debug` output or error messages.
+
+use std::time::Duration;
+
+use recon_core::{Error, Rate, Result, RetryPolicy};
+use secrecy::{ExposeSecret, SecretString};
+
+/// The Stripe API version every request pins (`Stripe-Version`).
+pub const STRIPE_VERSION: &str = "2025-03-31.basil";
+
+/// Where Stripe's API lives unless `STRIPE_API_BASE` says otherwise.
+pub const DEFAULT_API_BASE: &str = "https://api.stripe.com";
+
+/// Stripe's documented global limit for sandbox keys (`sk_test_`, `rk_test_`).
+pub const SANDBOX_RATE: Rate = Rate::per_second(25);
+
+/// Stripe's documented global limit for live keys.
+pub const LIVE_RATE: Rate = Rate::per_second(100);
+
+/// How old a webhook's signed timestamp may be, in seconds (Stripe's SDK default).
+pub const WEBHOOK_TOLERANCE_S: i64 = 300;
+
+/// Environment variable names read by [`StripeConfig::from_env`].
+pub mod env {
+    /// The secret (`sk_…`) or restricted (`rk_…`) API key. Required.
+    pub const SECRET_KEY: &str = "STRIPE_SECRET_KEY";
+    /// The webhook endpoint's signing secret (`whsec_…`). Needed to verify webhooks.
+    pub const WEBHOOK_SECRET: &str = "STRIPE_WEBHOOK_SECRET";
+    /// The API base URL (default `https://api.stripe.com`).
+    pub const API_BASE: &str = "STRIPE_API_BASE";
+    /// A Connect account (`acct_…`) to act as, sent as `Stripe-Account`.
+    pub const ACCOUNT: &str = "STRIPE_ACCOUNT";
+    /// A request budget such as `100/s`, overriding the one the key implies.
+    pub const RATE: &str = "STRIPE_RATE";
+}
+
+/// How to reach Stripe. Build it with [`StripeConfig::new`] or
+/// [`StripeConfig::from_env`], then adjust with the `with_*` methods.
+///
+/// `Debug` never prints the API key or the webhook secret.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct StripeConfig {
+    secret_key: SecretString,
+    webhook_secret: Option<SecretString>,
+    /// API base URL, without a trailing slash.
+    pub api_base: String,
+    /// Connect account (`acct_…`) sent as `Stripe-Account`; `None` for the
+    /// platform account itself (mirrored as account `default`).
+    pub account: Option<String>,
+    /// Request budget; `None` picks it from the key ([`SANDBOX_RATE`] or [`LIVE_RATE`]).
+    pub rate: Option<Rate>,
+    /// Retries and backoff (core's defaults unless set).
+    pub retry: RetryPolicy,
+    /// Bound on one HTTP request (connect, send, read the body).
+    pub request_timeout: Duration,
+    /// Event types an event replay asks for (`types[]`); empty asks for all.
+    /// Lists longer than 20 are split across requests.
+    pub event_types: Vec<String>,
+    /// How old a webhook's signed timestamp may be, in seconds.
+    pub webhook_tolerance_s: i64,
+}
+
+impl std::fmt::Debug for StripeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StripeConfig")
+            .field("secret_key", &"[redacted]")
+            .field("mode", &if self.is_sandbox() { "sandbox" } else { "live" })
+            .field(
+                "webhook_secret",
+                &self.webhook_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("api_base", &self.api_base)
+            .field("account", &self.account)
+            .field("rate", &self.effective_rate())
+            .field("retry", &self.retry)
+            .field("request_timeout", &self.request_timeout)
+            .field("event_types", &self.event_types)
+            .field("webhook_tolerance_s", &self.webhook_tolerance_s)
+            .finish()
+    }
+}
+
+impl StripeConfig {
+    /// A configuration for `secret_key` with every other setting at its default.
+    pub fn new(secret_key: impl Into<String>) -> Self {
+        StripeConfig {
+            secret_key: SecretString::from(secret_key.into().trim().to_string()),
+            webhook_secret: None,
+            api_base: DEFAULT_API_BASE.to_string(),
+            account: None,
+            rate: None,
+            retry: RetryPolicy::default(),
+            request_timeout: Duration::from_secs(30),
+            event_types: Vec::new(),
+            webhook_tolerance_s: WEBHOOK_TOLERANCE_S,
+        }
+    }
+
+    /// Read `STRIPE_SECRET_KEY` (required), `STRIPE_WEBHOOK_SECRET`,
+    /// `STRIPE_API_BASE`, `STRIPE_ACCOUNT` and `STRIPE_RATE` from the
+    /// process environment. Empty values count as unset.
+    pub fn from_env() -> Result<Self> {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// [`StripeConfig::from_env`] with another source of variables (tests,
+    /// config files).
+    pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let get = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let key = get(env::SECRET_KEY).ok_or_else(|| {
+            Error::config(format!(
+                "{} is not set: Stripe needs a secret (sk_…) or restricted (rk_…) API key",
+                env::SECRET_KEY
+            ))
+            .with_component("stripe")
+        })?;
+        let mut cfg = StripeConfig::new(key);
+        if let Some(s) = get(env::WEBHOOK_SECRET) {
+            cfg = cfg.with_webhook_secret(s);
+        }
+        if let Some(base) = get(env::API_BASE) {
+            cfg = cfg.with_api_base(base);
+        }
+        if let Some(acct) = get(env::ACCOUNT) {
+            cfg = cfg.with_account(acct);
+        }
+        if let Some(r) = get(env::RATE) {
+            let rate = Rate::parse(r.trim()).map_err(|e| {
+                Error::config(format!("{}: {}", env::RATE, e.message())).with_component("stripe")
+            })?;
+            cfg = cfg.with_rate(rate);
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Set the webhook signing secret (the whole `whsec_…` string).
+    pub fn with_webhook_secret(mut self, secret: impl Into<String>) -> Self {
+        self.webhook_secret = Some(SecretString::from(secret.into().trim().to_string()));
+        self
+    }
+
+    /// Set the API base URL (an emulator, a proxy).
+    pub fn with_api_base(mut self, base: impl Into<String>) -> Self {
+        self.api_base = base.into().trim().trim_end_matches('/').to_string();
+        self
+    }
+
+    /// Act as a Connect account (`acct_…`).
+    pub fn with_account(mut self, account: impl Into<String>) -> Self {
+        self.account = Some(account.into().trim().to_string());
+        self
+    }
+
+    /// Override the request budget.
+    pub fn with_rate(mut self, rate: Rate) -> Self {
+        self.rate = Some(rate);
+        self
+    }
+
+    /// Replace the retry policy.
+    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// Bound each HTTP request.
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Ask an event replay for these types only.
+    pub fn with_event_types<I, S>(mut self, types: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.event_types = types.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// A sandbox key (`sk_test_…`, `rk_test_…`)?
+    pub fn is_sandbox(&self) -> bool {
+        let k = self.secret_key.expose_secret();
+        k.starts_with("sk_test_") || k.starts_with("rk_test_")
+    }
+
+    /// The budget in force: the override, or the key's documented limit.
+    pub fn effective_rate(&self) -> Rate {
+        self.rate.unwrap_or(if self.is_sandbox() {
+            SANDBOX_RATE
+        } else {
+            LIVE_RATE
+        })
+    }
+
+    /// The account name recon mirrors under: the Connect id or `default`.
+    pub fn account_name(&self) -> &str {
+        self.account.as_deref().unwrap_or("default")
+    }
+
+    /// Whether a webhook secret is configured.
+    pub fn has_webhook_secret(&self) -> bool {
+        self.webhook_secret.is_some()
+    }
+
+    pub(crate) fn secret_key(&self) -> &SecretString {
+        &self.secret_key
+    }
+
+    pub(crate) fn webhook_secret(&self) -> Option<&SecretString> {
+        self.webhook_secret.as_ref()
+    }
+
+    /// Check the settings. Messages name variables, never their secret values.
+    pub fn validate(&self) -> Result<()> {
+        let err = |m: String| Err(Error::config(m).with_component("stripe"));
+        let key = self.secret_key.expose_secret();
+        if key.is_empty() {
+            return err(format!("{} is empty", env::SECRET_KEY));
+        }
+        if key.starts_with("pk_") {
+            return err(format!(
+                "{} holds a publishable key (pk_…); use a secret (sk_…) or restricted (rk_…) key",
+                env::SECRET_KEY
+            ));
+        }
+        if !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return err(format!(
+                "{} contains spaces or characters an API key cannot have",
+                env::SECRET_KEY
+            ));
+        }
+        if let Some(s) = &self.webhook_secret
+            && s.expose_secret().is_empty()
+        {
+            return err(format!("{} is empty", env::WEBHOOK_SECRET));
+        }
+        match reqwest::Url::parse(&self.api_base) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+            _ => {
+                return err(format!(
+                    "{} must be an http(s) URL such as {DEFAULT_API_BASE}, not {:?}",
+                    env::API_BASE,
+                    self.api_base
+                ));
+            }
+        }
+        if let Some(a) = &self.account
+            && (!a.starts_with("acct_") || !crate::objects::is_plain_id(a))
+        {
+            return err(format!(
+                "{} must be a Connect account id (acct_…), not {a:?}",
+                env::ACCOUNT
+            ));
+        }
+        if self.request_timeout.is_zero() {
+            return err("the request timeout must be positive".to_string());
+        }
+        if self.webhook_tolerance_s <= 0 {
+            return err("the webhook tolerance must be positive".to_string());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use recon_core::ErrorKind;
+    use std::collections::HashMap;
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn missing_key_names_the_variable() {
+        let e = StripeConfig::from_vars(vars(&[])).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(e.to_string().contains("STRIPE_SECRET_KEY"), "{e}");
+        let e = StripeConfig::from_vars(vars(&[("STRIPE_SECRET_KEY", "  ")])).unwrap_err();
+        assert!(e.to_string().contains("STRIPE_SECRET_KEY"), "{e}");
+    }
+
+    #[test]
+    fn rate_follows_the_key_unless_overridden() {
+        let c = StripeConfig::from_vars(vars(&[("STRIPE_SECRET_KEY", "sk_test_abc")])).unwrap();
+        assert_eq!(c.effective_rate(), SANDBOX_RATE);
+        assert_eq!(c.api_base, DEFAULT_API_BASE);
+        assert_eq!(c.account_name(), "default");
+        let c = StripeConfig::new("rk_test_abc");
+        assert_eq!(c.effective_rate(), SANDBOX_RATE);
+        let c = StripeConfig::new("sk_live_abc");
+        assert_eq!(c.effective_rate(), LIVE_RATE);
+        let c = StripeConfig::from_vars(vars(&[
+            ("STRIPE_SECRET_KEY", "sk_live_abc"),
+            ("STRIPE_RATE", "40/s"),
+            ("STRIPE_API_BASE", "http://127.0.0.1:9999/"),
+            ("STRIPE_ACCOUNT", "acct_123"),
+            ("STRIPE_WEBHOOK_SECRET", "whsec_x"),
+        ]))
+        .unwrap();
+        assert_eq!(c.effective_rate(), Rate::per_second(40));
+        assert_eq!(c.api_base, "http://127.0.0.1:9999");
+        assert_eq!(c.account_name(), "acct_123");
+        assert!(c.has_webhook_secret());
+    }
+
+    #[test]
+    fn bad_settings_are_config_errors_naming_the_variable() {
+        for (k, v, name) in [
+            ("STRIPE_RATE", "fast", "STRIPE_RATE"),
+            ("STRIPE_API_BASE", "ftp://x", "STRIPE_API_BASE"),
+            ("STRIPE_ACCOUNT", "cus_1", "STRIPE_ACCOUNT"),
+        ] {
+            let e = StripeConfig::from_vars(vars(&[("STRIPE_SECRET_KEY", "sk_test_1"), (k, v)]))
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Config);
+            assert!(e.to_string().contains(name), "{e}");
+        }
+        let e = StripeConfig::from_vars(vars(&[("STRIPE_SECRET_KEY", "pk_test_1")])).unwrap_err();
+        assert!(e.to_string().contains("publishable"), "{e}");
+    }
+
+    #[test]
+    fn debug_never_prints_secrets() {
+        let c = StripeConfig::new("sk_test_supersecretvalue").with_webhook_secret("whsec_hush");
+        let d = format!("{c:?}");
+        assert!(!d.contains("supersecret"), "{d}");
+        assert!(!d.contains("hush"), "{d}");
+        assert!(d.contains("sandbox"), "{d}");
+    }
+}
