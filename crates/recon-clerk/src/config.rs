@@ -1,30 +1,79 @@
-//! Configuration from the environment or a builder. Secrets have no
-//! defaults and never appear in `Debug`.
+//! [`ClerkConfig`]: the key, the endpoint, the budget, the webhook secret.
+//! Secrets live in [`SecretString`]s and never reach `Debug` output or error
+//! messages; errors name the variable, never its value.
 
 use std::time::Duration;
 
 use recon_core::{Error, Rate, Result, RetryPolicy};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
-/// The Clerk Backend API version recon speaks.
-pub const CLERK_API_VERSION: &str = "2025-11-10";
-/// Default base URL (paths are `/v1/...`).
+/// The Backend API version every request pins (`Clerk-API-Version`): the
+/// newest in PROVIDERS.md §2.1, the spec its facts were taken from.
+pub const CLERK_API_VERSION: &str = "2026-05-12";
+
+/// Where Clerk's Backend API lives unless `CLERK_API_BASE` says otherwise.
+/// Request paths are `/v1/…` below it.
 pub const DEFAULT_API_BASE: &str = "https://api.clerk.com";
 
-/// Clerk settings.
+/// Clerk's documented Backend API limit for development instances
+/// (`sk_test_…` keys): 100 requests per 10 seconds.
+pub const DEVELOPMENT_RATE: Rate = Rate {
+    requests: 100,
+    per: Duration::from_secs(10),
+};
+
+/// Clerk's documented Backend API limit for production instances: 1000
+/// requests per 10 seconds.
+pub const PRODUCTION_RATE: Rate = Rate {
+    requests: 1000,
+    per: Duration::from_secs(10),
+};
+
+/// How far a webhook's `svix-timestamp` may be from now, in either
+/// direction, in seconds (Svix's libraries use 5 minutes).
+pub const WEBHOOK_TOLERANCE_S: i64 = 300;
+
+/// The largest page Clerk serves (`limit` 1–500).
+pub const MAX_PAGE_SIZE: u32 = 500;
+
+/// Environment variable names read by [`ClerkConfig::from_env`].
+pub mod env {
+    /// The Backend API secret key (`sk_test_…`, `sk_live_…`). Required.
+    pub const SECRET_KEY: &str = "CLERK_SECRET_KEY";
+    /// The webhook endpoint's Svix signing secret (`whsec_…`). Needed to verify webhooks.
+    pub const WEBHOOK_SECRET: &str = "CLERK_WEBHOOK_SECRET";
+    /// The API base URL (default `https://api.clerk.com`).
+    pub const API_BASE: &str = "CLERK_API_BASE";
+    /// A request budget such as `1000/10s`, overriding the one the key implies.
+    pub const RATE: &str = "CLERK_RATE";
+}
+
+/// How to reach Clerk. Build it with [`ClerkConfig::new`] or
+/// [`ClerkConfig::from_env`], then adjust it with the `with_*` methods.
+///
+/// `Debug` never prints the secret key or the webhook secret.
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct ClerkConfig {
-    pub(crate) secret_key: SecretString,
-    pub(crate) webhook_secret: Option<SecretString>,
-    /// Base URL, without `/v1`.
+    secret_key: SecretString,
+    webhook_secret: Option<SecretString>,
+    /// API base URL, without a trailing slash or `/v1`.
     pub api_base: String,
-    /// Request budget; `None` follows the key.
+    /// Request budget; `None` picks it from the key ([`DEVELOPMENT_RATE`]
+    /// for `sk_test_…`, otherwise [`PRODUCTION_RATE`]).
     pub rate: Option<Rate>,
-    /// Retry policy.
+    /// Retries and backoff (core's defaults unless set).
     pub retry: RetryPolicy,
-    /// Per-request timeout.
+    /// Bound on one HTTP request (connect, send, read the body).
     pub request_timeout: Duration,
+    /// Objects per list request (1–500; 500 unless set).
+    pub page_size: u32,
+    /// How many more users `GET /v1/users/count` may report than a
+    /// completed user listing returned before the listing counts as
+    /// incomplete (see the crate documentation). Default 0.
+    pub user_count_tolerance: u64,
+    /// How far a webhook's timestamp may be from now, in seconds, either way.
+    pub webhook_tolerance_s: i64,
 }
 
 impl std::fmt::Debug for ClerkConfig {
@@ -32,110 +81,295 @@ impl std::fmt::Debug for ClerkConfig {
         f.debug_struct("ClerkConfig")
             .field("secret_key", &"[redacted]")
             .field(
+                "instance",
+                &if self.is_development() {
+                    "development"
+                } else {
+                    "production"
+                },
+            )
+            .field(
                 "webhook_secret",
                 &self.webhook_secret.as_ref().map(|_| "[redacted]"),
             )
             .field("api_base", &self.api_base)
             .field("rate", &self.effective_rate())
+            .field("retry", &self.retry)
+            .field("request_timeout", &self.request_timeout)
+            .field("page_size", &self.page_size)
+            .field("user_count_tolerance", &self.user_count_tolerance)
+            .field("webhook_tolerance_s", &self.webhook_tolerance_s)
             .finish()
     }
 }
 
-fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
+fn config_error(message: String) -> Error {
+    Error::config(message).with_component("clerk")
 }
 
 impl ClerkConfig {
-    /// A config with a secret key and defaults for the rest.
+    /// A configuration for `secret_key` with every other setting at its default.
     pub fn new(secret_key: impl Into<String>) -> Self {
         ClerkConfig {
-            secret_key: SecretString::from(secret_key.into()),
+            secret_key: SecretString::from(secret_key.into().trim().to_string()),
             webhook_secret: None,
             api_base: DEFAULT_API_BASE.to_string(),
             rate: None,
             retry: RetryPolicy::default(),
             request_timeout: Duration::from_secs(30),
+            page_size: MAX_PAGE_SIZE,
+            user_count_tolerance: 0,
+            webhook_tolerance_s: WEBHOOK_TOLERANCE_S,
         }
     }
 
-    /// From `CLERK_SECRET_KEY` (required), `CLERK_WEBHOOK_SECRET`,
-    /// `CLERK_API_BASE`.
+    /// Read `CLERK_SECRET_KEY` (required), `CLERK_WEBHOOK_SECRET`,
+    /// `CLERK_API_BASE` and `CLERK_RATE` from the process environment.
+    /// Empty values count as unset.
     pub fn from_env() -> Result<Self> {
-        let key = var("CLERK_SECRET_KEY").ok_or_else(|| {
-            Error::config("CLERK_SECRET_KEY is not set: Clerk needs a secret key")
-                .with_component("clerk")
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// [`ClerkConfig::from_env`] with another source of variables (tests,
+    /// config files).
+    pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let get = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let key = get(env::SECRET_KEY).ok_or_else(|| {
+            config_error(format!(
+                "{} is not set: Clerk needs a Backend API secret key (sk_test_… or sk_live_…)",
+                env::SECRET_KEY
+            ))
         })?;
-        let mut c = ClerkConfig::new(key);
-        if let Some(w) = var("CLERK_WEBHOOK_SECRET") {
-            c = c.with_webhook_secret(w);
+        let mut cfg = ClerkConfig::new(key);
+        if let Some(s) = get(env::WEBHOOK_SECRET) {
+            cfg = cfg.with_webhook_secret(s);
         }
-        if let Some(b) = var("CLERK_API_BASE") {
-            c = c.with_api_base(b);
+        if let Some(base) = get(env::API_BASE) {
+            cfg = cfg.with_api_base(base);
         }
-        Ok(c)
+        if let Some(r) = get(env::RATE) {
+            let rate = Rate::parse(r.trim())
+                .map_err(|e| config_error(format!("{}: {}", env::RATE, e.message())))?;
+            cfg = cfg.with_rate(rate);
+        }
+        cfg.validate()?;
+        Ok(cfg)
     }
 
-    /// Set the webhook signing secret (`whsec_…`).
-    pub fn with_webhook_secret(mut self, s: impl Into<String>) -> Self {
-        self.webhook_secret = Some(SecretString::from(s.into()));
+    /// Set the webhook signing secret (`whsec_…`, as the Clerk dashboard shows it).
+    pub fn with_webhook_secret(mut self, secret: impl Into<String>) -> Self {
+        self.webhook_secret = Some(SecretString::from(secret.into().trim().to_string()));
         self
     }
 
-    /// Set the base URL.
-    pub fn with_api_base(mut self, b: impl Into<String>) -> Self {
-        self.api_base = b
-            .into()
-            .trim_end_matches('/')
-            .trim_end_matches("/v1")
-            .to_string();
+    /// Set the API base URL (an emulator, a proxy). A trailing `/` or `/v1`
+    /// is dropped: request paths carry `/v1` themselves.
+    pub fn with_api_base(mut self, base: impl Into<String>) -> Self {
+        let base = base.into();
+        let mut base = base.trim().trim_end_matches('/');
+        if let Some(stripped) = base.strip_suffix("/v1") {
+            base = stripped.trim_end_matches('/');
+        }
+        self.api_base = base.to_string();
         self
     }
 
-    /// Set the request budget.
+    /// Override the request budget.
     pub fn with_rate(mut self, rate: Rate) -> Self {
         self.rate = Some(rate);
         self
     }
 
-    /// Set the retry policy.
-    pub fn with_retry_policy(mut self, p: RetryPolicy) -> Self {
-        self.retry = p;
+    /// Replace the retry policy.
+    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
         self
     }
 
-    /// Development instances (`sk_test_`) get 100 requests / 10 s, production 1000 / 10 s.
+    /// Bound each HTTP request.
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Objects per list request (1–500).
+    pub fn with_page_size(mut self, size: u32) -> Self {
+        self.page_size = size;
+        self
+    }
+
+    /// Allow a completed user listing to miss this many users against
+    /// `GET /v1/users/count` before it counts as incomplete.
+    pub fn with_user_count_tolerance(mut self, tolerance: u64) -> Self {
+        self.user_count_tolerance = tolerance;
+        self
+    }
+
+    /// A development instance's key (`sk_test_…`)?
+    pub fn is_development(&self) -> bool {
+        self.secret_key.expose_secret().starts_with("sk_test_")
+    }
+
+    /// The budget in force: the override, or the instance's documented limit.
     pub fn effective_rate(&self) -> Rate {
-        use secrecy::ExposeSecret;
-        self.rate.unwrap_or_else(|| {
-            let dev = self.secret_key.expose_secret().starts_with("sk_test_");
-            Rate {
-                requests: if dev { 100 } else { 1000 },
-                per: Duration::from_secs(10),
-            }
+        self.rate.unwrap_or(if self.is_development() {
+            DEVELOPMENT_RATE
+        } else {
+            PRODUCTION_RATE
         })
+    }
+
+    /// Whether a webhook secret is configured.
+    pub fn has_webhook_secret(&self) -> bool {
+        self.webhook_secret.is_some()
+    }
+
+    pub(crate) fn secret_key(&self) -> &SecretString {
+        &self.secret_key
+    }
+
+    pub(crate) fn webhook_secret(&self) -> Option<&SecretString> {
+        self.webhook_secret.as_ref()
+    }
+
+    /// Check the settings. Messages name variables, never their secret values.
+    pub fn validate(&self) -> Result<()> {
+        let key = self.secret_key.expose_secret();
+        if key.is_empty() {
+            return Err(config_error(format!("{} is empty", env::SECRET_KEY)));
+        }
+        if key.starts_with("pk_") {
+            return Err(config_error(format!(
+                "{} holds a publishable key (pk_…); the Backend API needs the secret key (sk_…)",
+                env::SECRET_KEY
+            )));
+        }
+        if !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(config_error(format!(
+                "{} contains spaces or characters an API key cannot have",
+                env::SECRET_KEY
+            )));
+        }
+        if let Some(s) = &self.webhook_secret
+            && crate::webhook::signing_key(s.expose_secret()).is_none()
+        {
+            return Err(config_error(format!(
+                "{} is not a Svix signing secret: expected whsec_ followed by base64, as the Clerk dashboard shows it",
+                env::WEBHOOK_SECRET
+            )));
+        }
+        match reqwest::Url::parse(&self.api_base) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+            _ => {
+                return Err(config_error(format!(
+                    "{} must be an http(s) URL such as {DEFAULT_API_BASE}, not {:?}",
+                    env::API_BASE,
+                    self.api_base
+                )));
+            }
+        }
+        if !(1..=MAX_PAGE_SIZE).contains(&self.page_size) {
+            return Err(config_error(format!(
+                "the page size must be between 1 and {MAX_PAGE_SIZE}, not {}",
+                self.page_size
+            )));
+        }
+        if self.request_timeout.is_zero() {
+            return Err(config_error(
+                "the request timeout must be positive".to_string(),
+            ));
+        }
+        if self.webhook_tolerance_s <= 0 {
+            return Err(config_error(
+                "the webhook tolerance must be positive".to_string(),
+            ));
+        }
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use recon_core::ErrorKind;
+    use std::collections::HashMap;
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
 
     #[test]
-    fn debug_hides_secrets_and_budget_follows_key() {
-        let c = ClerkConfig::new("sk_test_supersecret").with_webhook_secret("whsec_abc");
-        let d = format!("{c:?}");
+    fn missing_key_names_the_variable() {
+        let e = ClerkConfig::from_vars(vars(&[])).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(e.to_string().contains("CLERK_SECRET_KEY"), "{e}");
+        let e = ClerkConfig::from_vars(vars(&[("CLERK_SECRET_KEY", "  ")])).unwrap_err();
+        assert!(e.to_string().contains("CLERK_SECRET_KEY"), "{e}");
+    }
+
+    #[test]
+    fn rate_follows_the_key_unless_overridden() {
+        let c = ClerkConfig::from_vars(vars(&[("CLERK_SECRET_KEY", "sk_test_abc")])).unwrap();
+        assert_eq!(c.effective_rate(), DEVELOPMENT_RATE);
+        assert_eq!(c.api_base, DEFAULT_API_BASE);
+        assert!(!c.has_webhook_secret());
+        assert_eq!(
+            ClerkConfig::new("sk_live_abc").effective_rate(),
+            PRODUCTION_RATE
+        );
+        let c = ClerkConfig::from_vars(vars(&[
+            ("CLERK_SECRET_KEY", "sk_live_abc"),
+            ("CLERK_RATE", "50/s"),
+            ("CLERK_API_BASE", "http://127.0.0.1:9999/v1/"),
+            (
+                "CLERK_WEBHOOK_SECRET",
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(c.effective_rate(), Rate::per_second(50));
+        assert_eq!(c.api_base, "http://127.0.0.1:9999");
+        assert!(c.has_webhook_secret());
+    }
+
+    #[test]
+    fn bad_settings_are_config_errors_naming_the_variable() {
+        for (k, v, name) in [
+            ("CLERK_RATE", "fast", "CLERK_RATE"),
+            ("CLERK_API_BASE", "ftp://x", "CLERK_API_BASE"),
+            (
+                "CLERK_WEBHOOK_SECRET",
+                "whsec_!!not base64!!",
+                "CLERK_WEBHOOK_SECRET",
+            ),
+        ] {
+            let e = ClerkConfig::from_vars(vars(&[("CLERK_SECRET_KEY", "sk_test_1"), (k, v)]))
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Config);
+            assert!(e.to_string().contains(name), "{e}");
+            assert!(!e.to_string().contains("sk_test_1"), "{e}");
+        }
+        let e = ClerkConfig::from_vars(vars(&[("CLERK_SECRET_KEY", "pk_test_1")])).unwrap_err();
+        assert!(e.to_string().contains("publishable"), "{e}");
         assert!(
-            !d.contains("supersecret") && !d.contains("whsec_abc"),
-            "{d}"
+            ClerkConfig::new("sk_test_1")
+                .with_page_size(501)
+                .validate()
+                .is_err()
         );
-        assert_eq!(c.effective_rate().requests, 100);
-        assert_eq!(
-            ClerkConfig::new("sk_live_x").effective_rate().requests,
-            1000
-        );
-        assert_eq!(
-            ClerkConfig::new("k").with_api_base("http://h/v1/").api_base,
-            "http://h"
-        );
+    }
+
+    #[test]
+    fn debug_never_prints_secrets() {
+        let c = ClerkConfig::new("sk_test_supersecretvalue")
+            .with_webhook_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw");
+        let d = format!("{c:?}");
+        assert!(!d.contains("supersecret"), "{d}");
+        assert!(!d.contains("MfKQ9r8"), "{d}");
+        assert!(d.contains("development"), "{d}");
     }
 }

@@ -1,151 +1,254 @@
-//! Svix signatures, as Clerk sends them.
+//! Clerk webhooks, delivered by Svix (PROVIDERS.md §2.5–2.6).
 //!
-//! Signed content `"{id}.{timestamp}.{raw body}"`, key = base64-decoded part
-//! after `whsec_`, signature `base64(HMAC-SHA256)`, header entries `v1,<b64>`
-//! separated by spaces; any `v1` entry may match; timestamps within ±300 s.
+//! - Headers `svix-id`, `svix-timestamp` (unix seconds) and `svix-signature`;
+//!   the unbranded `webhook-id`, `webhook-timestamp`, `webhook-signature`
+//!   are accepted too.
+//! - The signature header holds space-separated `<version>,<base64>`
+//!   entries; only `v1` counts and any `v1` may match (secret rotation).
+//! - The key is the base64-decoded part of the secret after `whsec_`; the
+//!   signed content is `"{id}.{timestamp}.{raw body}"`; the MAC is
+//!   HMAC-SHA256, compared in constant time.
+//! - The timestamp must be within the tolerance of now in **both**
+//!   directions.
+//!
+//! The body is an envelope `{data, object, type, timestamp (ms),
+//! instance_id}`; [`parse_event`] maps it to a [`ProviderEvent`].
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use hmac::{Hmac, Mac};
-use recon_core::{Error, Headers, Result};
+use recon_core::{Error, Headers, ProviderEvent, Result, Snapshot};
+use serde_json::Value;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-/// Tolerance on the timestamp, both directions, seconds.
-pub const TOLERANCE_S: i64 = 300;
+use crate::objects::{is_plain_id, key, ms, to_snapshot, version_of};
+use crate::{ACCOUNT, NAME};
 
-fn key(secret: &str) -> Result<Vec<u8>> {
-    let raw = secret.strip_prefix("whsec_").unwrap_or(secret);
-    B64.decode(raw).map_err(|_| {
-        Error::config("CLERK_WEBHOOK_SECRET is not a valid whsec_ secret (base64 after whsec_)")
-            .with_component("clerk")
+type HmacSha256 = Hmac<Sha256>;
+
+/// The HMAC key of a Svix secret: the base64-decoded part after `whsec_`
+/// (the prefix is optional). `None` if it is not base64.
+pub fn signing_key(secret: &str) -> Option<Vec<u8>> {
+    let raw = secret.trim();
+    let raw = raw.strip_prefix("whsec_").unwrap_or(raw);
+    B64.decode(raw).ok().filter(|k| !k.is_empty())
+}
+
+fn mac(key: &[u8], msg_id: &str, timestamp: i64, body: &[u8]) -> String {
+    let mut m = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
+    m.update(msg_id.as_bytes());
+    m.update(b".");
+    m.update(timestamp.to_string().as_bytes());
+    m.update(b".");
+    m.update(body);
+    B64.encode(m.finalize().into_bytes())
+}
+
+/// The `svix-signature` header value Svix would send for `body`:
+/// `v1,<base64>`. For tests, simulators and load generators.
+///
+/// `secret` is a `whsec_…` secret; one that is not base64 is used as raw
+/// key bytes (such a secret never verifies through [`crate::ClerkProvider`],
+/// whose configuration refuses it).
+pub fn sign(secret: &str, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
+    let key = signing_key(secret).unwrap_or_else(|| secret.as_bytes().to_vec());
+    format!("v1,{}", mac(&key, msg_id, timestamp, body))
+}
+
+/// What a verified delivery's headers said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// `svix-id`: the same on every retry of one message; the ledger key.
+    pub id: String,
+    /// `svix-timestamp`, unix seconds.
+    pub timestamp: i64,
+}
+
+fn bad(msg: impl Into<String>) -> Error {
+    Error::bad_signature(msg)
+        .with_component("clerk")
+        .with_operation("verify webhook")
+}
+
+fn header<'a>(headers: &'a Headers, branded: &str, unbranded: &str) -> Result<&'a str> {
+    let v = headers
+        .get(branded)
+        .or_else(|| headers.get(unbranded))
+        .ok_or_else(|| bad(format!("the {branded} (or {unbranded}) header is missing")))?;
+    v.to_str()
+        .map(str::trim)
+        .map_err(|_| bad(format!("the {branded} header is not text")))
+}
+
+/// Check a delivery's Svix headers against the raw `body`, with `key` from
+/// [`signing_key`]. `now_s` is the current unix time; `tolerance_s` the
+/// largest distance from it accepted, either way.
+pub fn verify_signature(
+    key: &[u8],
+    headers: &Headers,
+    body: &[u8],
+    now_s: i64,
+    tolerance_s: i64,
+) -> Result<Delivery> {
+    let id = header(headers, "svix-id", "webhook-id")?;
+    let ts = header(headers, "svix-timestamp", "webhook-timestamp")?;
+    let sigs = header(headers, "svix-signature", "webhook-signature")?;
+    if id.is_empty() {
+        return Err(bad("the svix-id header is empty"));
+    }
+    let timestamp: i64 = ts
+        .parse()
+        .map_err(|_| bad("the svix-timestamp header is not a unix time in seconds"))?;
+    if now_s.saturating_sub(timestamp) > tolerance_s {
+        return Err(bad(format!(
+            "message timestamp too old: signed {}s ago, at most {tolerance_s}s allowed",
+            now_s.saturating_sub(timestamp)
+        )));
+    }
+    if timestamp.saturating_sub(now_s) > tolerance_s {
+        return Err(bad(format!(
+            "message timestamp too new: {}s in the future, at most {tolerance_s}s allowed",
+            timestamp.saturating_sub(now_s)
+        )));
+    }
+    let expected = mac(key, id, timestamp, body);
+    let mut matched = subtle::Choice::from(0u8);
+    let mut v1 = 0;
+    for entry in sigs.split_whitespace() {
+        let Some((version, sig)) = entry.split_once(',') else {
+            continue;
+        };
+        if version != "v1" {
+            continue;
+        }
+        v1 += 1;
+        matched |= sig.as_bytes().ct_eq(expected.as_bytes());
+    }
+    if v1 == 0 {
+        return Err(bad("the svix-signature header has no v1 signature"));
+    }
+    if !bool::from(matched) {
+        return Err(bad(
+            "no v1 signature matches (is CLERK_WEBHOOK_SECRET this endpoint's signing secret, and is the body unmodified?)",
+        ));
+    }
+    Ok(Delivery {
+        id: id.to_string(),
+        timestamp,
     })
 }
 
-fn mac(key: &[u8], id: &str, ts: &str, body: &[u8]) -> Vec<u8> {
-    let mut m = <Hmac<Sha256>>::new_from_slice(key).expect("HMAC takes any key length");
-    m.update(id.as_bytes());
-    m.update(b".");
-    m.update(ts.as_bytes());
-    m.update(b".");
-    m.update(body);
-    m.finalize().into_bytes().to_vec()
+fn invalid(msg: impl Into<String>) -> Error {
+    Error::invalid(msg)
+        .with_component("clerk")
+        .with_operation("parse webhook")
 }
 
-/// The `svix-signature` value for a message (`v1,<base64>`).
-pub fn sign(secret: &str, msg_id: &str, timestamp: i64, body: &[u8]) -> Result<String> {
-    let k = key(secret)?;
-    Ok(format!(
-        "v1,{}",
-        B64.encode(mac(&k, msg_id, &timestamp.to_string(), body))
-    ))
-}
-
-fn header<'a>(h: &'a Headers, names: &[&str]) -> Option<&'a str> {
-    names
-        .iter()
-        .find_map(|n| h.get(*n).and_then(|v| v.to_str().ok()))
-}
-
-/// Verify a delivery; returns the message id (the ledger key).
-pub fn verify(secret: &str, headers: &Headers, body: &[u8], now_s: i64) -> Result<String> {
-    let bad = |m: &str| Error::bad_signature(m.to_string()).with_component("clerk");
-    let id =
-        header(headers, &["svix-id", "webhook-id"]).ok_or_else(|| bad("missing svix-id header"))?;
-    let ts = header(headers, &["svix-timestamp", "webhook-timestamp"])
-        .ok_or_else(|| bad("missing svix-timestamp header"))?;
-    let sigs = header(headers, &["svix-signature", "webhook-signature"])
-        .ok_or_else(|| bad("missing svix-signature header"))?;
-    let t: i64 = ts
-        .trim()
-        .parse()
-        .map_err(|_| bad("svix-timestamp is not a number"))?;
-    if (now_s - t).abs() > TOLERANCE_S {
-        return Err(bad("svix-timestamp outside the ±5 minute tolerance"));
+/// The kind an event type is about, and whether it deletes.
+fn kind_of_type(ty: &str) -> Option<(&'static str, bool)> {
+    let (resource, action) = ty.split_once('.')?;
+    let kind = match resource {
+        "user" => "users",
+        "organization" => "organizations",
+        "organizationMembership" => "organization_memberships",
+        _ => return None,
+    };
+    match action {
+        "created" | "updated" => Some((kind, false)),
+        "deleted" => Some((kind, true)),
+        _ => None,
     }
-    let k = key(secret)?;
-    let want = mac(&k, id, ts.trim(), body);
-    let mut ok = false;
-    for entry in sigs.split(' ') {
-        let Some((ver, sig)) = entry.split_once(',') else {
-            continue;
+}
+
+/// Map a verified webhook body to an event. `delivery` comes from
+/// [`verify_signature`]: its id is the event id, its timestamp stands in for
+/// a missing envelope `timestamp`.
+///
+/// - `user.created|updated`, `organization.created|updated`,
+///   `organizationMembership.created|updated`: a snapshot of `data`, whose
+///   version is the object's own `updated_at` (so an older update never
+///   overwrites a newer state, whatever the delivery order).
+/// - `user.deleted`, `organization.deleted` (`data` is `{id, deleted}`): a
+///   tombstone versioned by the envelope `timestamp`.
+/// - `organizationMembership.deleted` (`data` is the whole membership): a
+///   tombstone versioned by the later of the envelope `timestamp` and the
+///   membership's version, owned by the membership's user.
+/// - Anything else (`session.*`, `email.*`, …): no snapshots; recorded and
+///   acknowledged.
+pub fn parse_event(delivery: &Delivery, body: &[u8]) -> Result<ProviderEvent> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| invalid(format!("the webhook body is not JSON: {e}")))?;
+    let ty = v
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid("the webhook body has no `type`"))?
+        .to_string();
+    let created = ms(&v["timestamp"]).unwrap_or(delivery.timestamp.saturating_mul(1000));
+    let mut snapshots = Vec::new();
+    if let Some((kind, deletes)) = kind_of_type(&ty) {
+        let data = v
+            .get("data")
+            .filter(|d| d.is_object())
+            .cloned()
+            .ok_or_else(|| invalid(format!("the {ty} webhook has no `data` object")))?;
+        let id = match data.get("id").and_then(Value::as_str) {
+            Some(id) if is_plain_id(id) => id.to_string(),
+            _ => return Err(invalid(format!("the {ty} webhook has no valid `data.id`"))),
         };
-        if ver != "v1" {
-            continue;
+        if deletes {
+            let version = version_of(kind, &data).map_or(created, |own| own.max(created));
+            let owner = crate::objects::membership_user(&data).map(str::to_string);
+            snapshots.push(Snapshot::tombstone(key(kind, &id), version).with_owner(owner));
+        } else {
+            snapshots.push(to_snapshot(kind, data, created)?);
         }
-        let Ok(got) = B64.decode(sig) else { continue };
-        ok |= bool::from(got.ct_eq(&want));
     }
-    if !ok {
-        return Err(bad("no v1 signature matches"));
-    }
-    Ok(id.to_string())
+    Ok(ProviderEvent {
+        provider: NAME.to_string(),
+        account: ACCOUNT.to_string(),
+        event_id: delivery.id.clone(),
+        event_type: ty,
+        created,
+        snapshots,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    // PROVIDERS.md §2.6: the official Svix vector.
     const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-    const ID: &str = "msg_p5jXN8AQM9LWM0D4loKWxJek";
-    const TS: i64 = 1614265330;
+    const MSG_ID: &str = "msg_p5jXN8AQM9LWM0D4loKWxJek";
+    const TS: i64 = 1_614_265_330;
     const BODY: &[u8] = br#"{"test": 2432232314}"#;
-    const GOOD: &str = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
+    const SIG: &str = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
 
-    fn h(id: &str, ts: i64, sig: &str) -> Headers {
-        let mut h = Headers::new();
-        h.insert("svix-id", id.parse().unwrap());
-        h.insert("svix-timestamp", ts.to_string().parse().unwrap());
-        h.insert("svix-signature", sig.parse().unwrap());
-        h
+    #[test]
+    fn official_vector_signs() {
+        let key = signing_key(SECRET).unwrap();
+        assert_eq!(key.len(), 24);
+        assert_eq!(hex::encode(&key[..4]), "31f290f6");
+        assert_eq!(hex::encode(&key[21..]), "2da4b0");
+        assert_eq!(sign(SECRET, MSG_ID, TS, BODY), SIG);
+        // The prefix is optional.
+        assert_eq!(sign(&SECRET[6..], MSG_ID, TS, BODY), SIG);
     }
 
     #[test]
-    fn official_vector() {
-        assert_eq!(sign(SECRET, ID, TS, BODY).unwrap(), GOOD);
-        assert_eq!(verify(SECRET, &h(ID, TS, GOOD), BODY, TS + 10).unwrap(), ID);
-        let neg = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLawdd";
-        assert!(verify(SECRET, &h(ID, TS, neg), BODY, TS).is_err());
-    }
-
-    #[test]
-    fn tampering_keys_and_time() {
-        assert!(verify(SECRET, &h(ID, TS, GOOD), br#"{"test": 2432232315}"#, TS).is_err());
-        assert!(verify("whsec_c2VjcmV0LW90aGVy", &h(ID, TS, GOOD), BODY, TS).is_err());
-        assert!(
-            verify(SECRET, &h(ID, TS, GOOD), BODY, TS + 400).is_err(),
-            "too old"
-        );
-        assert!(
-            verify(SECRET, &h(ID, TS, GOOD), BODY, TS - 400).is_err(),
-            "too new"
-        );
-        assert!(verify(SECRET, &h(ID, TS, GOOD), BODY, TS + 290).is_ok());
-        let v2 = GOOD.replacen("v1,", "v2,", 1);
-        assert!(
-            verify(SECRET, &h(ID, TS, &v2), BODY, TS).is_err(),
-            "only v2"
-        );
-        let rotation = format!("v1,Zm9vYmFy {GOOD}");
-        assert!(
-            verify(SECRET, &h(ID, TS, &rotation), BODY, TS).is_ok(),
-            "rotation"
-        );
-        assert!(verify(SECRET, &Headers::new(), BODY, TS).is_err());
+    fn event_types_map_to_kinds() {
+        assert_eq!(kind_of_type("user.updated"), Some(("users", false)));
         assert_eq!(
-            verify("whsec_!!notbase64", &h(ID, TS, GOOD), BODY, TS)
-                .unwrap_err()
-                .kind(),
-            recon_core::ErrorKind::Config
+            kind_of_type("organization.deleted"),
+            Some(("organizations", true))
         );
-    }
-
-    #[test]
-    fn unbranded_headers() {
-        let mut hh = Headers::new();
-        hh.insert("webhook-id", ID.parse().unwrap());
-        hh.insert("webhook-timestamp", TS.to_string().parse().unwrap());
-        hh.insert("webhook-signature", GOOD.parse().unwrap());
-        assert!(verify(SECRET, &hh, BODY, TS).is_ok());
+        assert_eq!(
+            kind_of_type("organizationMembership.created"),
+            Some(("organization_memberships", false))
+        );
+        assert_eq!(kind_of_type("organizationDomain.deleted"), None);
+        assert_eq!(kind_of_type("session.created"), None);
+        assert_eq!(kind_of_type("user"), None);
     }
 }

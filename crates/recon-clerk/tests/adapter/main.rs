@@ -1,0 +1,8 @@
+//! The Clerk adapter against a local emulator (wiremock): no network
+//! beyond 127.0.0.1.
+
+mod engine;
+mod errors;
+mod fake;
+mod listing;
+mod webhooks;
