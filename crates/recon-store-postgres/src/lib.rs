@@ -782,6 +782,22 @@ impl Store for PgStore {
             .collect())
     }
 
+    async fn claim(&self, name: &str, tick: i64) -> Result<bool> {
+        let won: Option<i32> = sqlx::query_scalar(
+            "INSERT INTO cursors (provider, account, name, value, updated_at) VALUES ('recon', 'default', $1, $2, $3)
+             ON CONFLICT (provider, account, name) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at
+             WHERE cursors.value < EXCLUDED.value
+             RETURNING 1",
+        )
+        .bind(format!("schedule:{name}"))
+        .bind(tick)
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err("claim"))?;
+        Ok(won.is_some())
+    }
+
     async fn dangling(
         &self,
         provider: &str,
