@@ -712,7 +712,12 @@ impl Engine {
                     .await?;
             }
         }
-        let drift_now = run.counts.inserted + run.counts.updated + run.counts.deleted;
+        // A first backfill fills an empty mirror: counted, but not drift.
+        let drift_now = if st.backfill {
+            0
+        } else {
+            run.counts.inserted + run.counts.updated + run.counts.deleted
+        };
         run.counts.drift = drift_now;
         if let Some(p) = &opts.progress {
             p.drift.store(drift_now, Ordering::Relaxed);
