@@ -1,1 +1,129 @@
-fn main() {}
+//! `recon`: keeps your database's copy of Stripe and Clerk correct.
+//!
+//! Exit status: 0 success, 1 the operation failed (provider or store error),
+//! 2 bad usage or configuration, 3 a sweep stopped by the circuit breaker.
+
+mod alerts;
+mod app;
+mod commands;
+mod config;
+mod demo;
+mod output;
+mod progress;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Keep your database's copy of Stripe and Clerk correct, whatever the
+/// webhooks do.
+///
+/// recon receives webhooks (idempotent ledger, newest state wins), sweeps the
+/// providers' APIs on a schedule or on demand, replays missed events, and
+/// logs every difference it finds and fixes.
+#[derive(Parser, Debug)]
+#[command(name = "recon", version, propagate_version = true)]
+#[command(after_help = "\
+Examples:
+  recon demo                                  try it with simulated providers, no setup
+  recon migrate                               create recon's tables (DATABASE_URL, default sqlite://recon.db)
+  recon reconcile stripe --dry-run            what would a sweep of Stripe change?
+  recon reconcile stripe --kind subscriptions sweep one kind and fix it
+  recon reconcile stripe --id sub_123         fix one object now
+  recon reconcile clerk --owner user_123      a user and their memberships
+  recon replay stripe --since 24h             re-apply Stripe events of the last day
+  recon drift --stale 24h                     what is out of date or inconsistent
+  recon serve                                 webhooks + scheduler + /metrics on 127.0.0.1:8080
+
+Environment: DATABASE_URL, STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET, STRIPE_API_BASE,
+CLERK_SECRET_KEY, CLERK_WEBHOOK_SECRET, CLERK_API_BASE, RECON_ADMIN_TOKEN, RECON_LISTEN,
+RECON_ALERT_WEBHOOK_URL, RECON_CONFIG, RECON_LOG_FORMAT=json, RUST_LOG.
+Exit status: 0 ok, 1 failed, 2 usage or configuration, 3 circuit breaker.")]
+pub struct Cli {
+    /// TOML configuration file (see recon.example.toml); env RECON_CONFIG.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Output options shared by commands.
+#[derive(Args, Debug, Clone, Copy, Default)]
+pub struct OutputArgs {
+    /// One machine-readable JSON document on stdout (logs go to stderr).
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a self-contained demo: simulated Stripe and Clerk, faulty
+    /// webhooks, then reconciliation, on an embedded database.
+    Demo(commands::DemoArgs),
+    /// Create or upgrade recon's tables in DATABASE_URL. Safe to repeat.
+    Migrate(OutputArgs),
+    /// Serve webhooks, run scheduled sweeps and replays, expose /metrics.
+    #[command(after_help = "\
+Routes: POST /webhooks/stripe, POST /webhooks/clerk, GET /healthz, GET /readyz, GET /metrics,
+and with RECON_ADMIN_TOKEN set, /admin/... (bearer token):
+  POST /admin/reconcile/{provider}[?kind=K&dry_run=true&force=true]
+  POST /admin/reconcile/{provider}/objects/{id}    POST /admin/reconcile/{provider}/owners/{id}
+  POST /admin/replay/{provider}?since=24h          GET /admin/drift[?stale=24h]   GET /admin/runs")]
+    Serve,
+    /// Compare the mirror with the provider and fix what differs.
+    #[command(after_help = "\
+Examples:
+  recon reconcile stripe                     sweep every Stripe kind
+  recon reconcile stripe --kind invoices     sweep one kind
+  recon reconcile stripe --dry-run --json    report drift without writing
+  recon reconcile stripe --id cus_123        one object: fixed, already_synced, deleted or not_found
+  recon reconcile stripe --owner cus_123     a customer, its subscriptions and invoices
+Exit status 3: the circuit breaker stopped a sweep that would change too much (rerun with --force).")]
+    Reconcile(commands::ReconcileArgs),
+    /// Re-apply the provider's events since a point (Stripe keeps 30 days).
+    Replay(commands::ReplayArgs),
+    /// Show stale objects, inconsistent references and recent drift.
+    Drift(commands::DriftArgs),
+    /// Show recent runs with their counts, mismatch ratio and status.
+    Runs(commands::RunsArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = match &cli.command {
+        Command::Migrate(o) => o.json,
+        Command::Reconcile(a) => a.out.json,
+        Command::Replay(a) => a.out.json,
+        Command::Drift(a) => a.out.json,
+        Command::Runs(a) => a.out.json,
+        Command::Demo(a) => a.out.json,
+        Command::Serve => false,
+    };
+    output::init_tracing();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let code = rt.block_on(async move {
+        let result = match cli.command {
+            Command::Demo(a) => commands::demo(a).await,
+            Command::Migrate(o) => commands::migrate(cli.config.as_deref(), o).await,
+            Command::Serve => serve::run(cli.config.as_deref()).await,
+            Command::Reconcile(a) => commands::reconcile(cli.config.as_deref(), a).await,
+            Command::Replay(a) => commands::replay(cli.config.as_deref(), a).await,
+            Command::Drift(a) => commands::drift(cli.config.as_deref(), a).await,
+            Command::Runs(a) => commands::runs(cli.config.as_deref(), a).await,
+        };
+        match result {
+            Ok(code) => code,
+            Err(e) => output::report_error(&e, json),
+        }
+    });
+    ExitCode::from(code)
+}

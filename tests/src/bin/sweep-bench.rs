@@ -10,7 +10,10 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use recon_core::engine::SweepOptions;
-use recon_core::{Capabilities, Fetched, Headers, ListScope, ObjectKey, Page, Provider, ProviderEvent, Result, Snapshot};
+use recon_core::{
+    Capabilities, Fetched, Headers, ListScope, ObjectKey, Page, Provider, ProviderEvent, Result,
+    Snapshot,
+};
 use serde_json::json;
 
 struct Synthetic {
@@ -34,7 +37,12 @@ impl Provider for Synthetic {
     fn kind_of(&self, _id: &str) -> Option<&'static str> {
         Some("customers")
     }
-    async fn list_page(&self, kind: &str, _scope: &ListScope, cursor: Option<&str>) -> Result<Page> {
+    async fn list_page(
+        &self,
+        kind: &str,
+        _scope: &ListScope,
+        cursor: Option<&str>,
+    ) -> Result<Page> {
         let start: u64 = cursor.and_then(|c| c.parse().ok()).unwrap_or(0);
         let end = (start + 100).min(self.n);
         let items = (start..end)
@@ -50,7 +58,10 @@ impl Provider for Synthetic {
                     .with_email(Some(format!("user{i}@example.com")))
             })
             .collect();
-        Ok(Page { items, next: (end < self.n).then(|| end.to_string()) })
+        Ok(Page {
+            items,
+            next: (end < self.n).then(|| end.to_string()),
+        })
     }
     async fn fetch(&self, _kind: &str, _id: &str) -> Result<Fetched> {
         Ok(Fetched::NotFound)
@@ -76,15 +87,24 @@ fn peak_rss_kb() -> u64 {
 
 #[tokio::main]
 async fn main() {
-    let n: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
+    let n: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(100_000);
     let store = Arc::new(recon_store_postgres::testing::fresh_store().await);
     let engine = recon_core::Engine::new(store, Arc::new(Synthetic { n }));
     let t = Instant::now();
-    let run = engine.sweep("customers", &SweepOptions::default()).await.expect("sweep");
+    let run = engine
+        .sweep("customers", &SweepOptions::default())
+        .await
+        .expect("sweep");
     let first = t.elapsed().as_secs_f64();
     assert_eq!(run.counts.inserted, n, "{run:?}");
     let t = Instant::now();
-    let again = engine.sweep("customers", &SweepOptions::default()).await.expect("resweep");
+    let again = engine
+        .sweep("customers", &SweepOptions::default())
+        .await
+        .expect("resweep");
     let second = t.elapsed().as_secs_f64();
     assert_eq!(again.counts.unchanged, n);
     println!(

@@ -29,7 +29,11 @@ async fn main() {
     let conc: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(32);
     let bin = std::env::var("RECON_BIN").unwrap_or_else(|_| "target/release/recon".into());
     let db = std::env::var("DATABASE_URL").expect("DATABASE_URL");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let cfg = std::env::temp_dir().join(format!("webhook-load-{port}.toml"));
     std::fs::write(&cfg, "[server]\nscheduler = false\n").unwrap();
     let envs = [
@@ -39,7 +43,12 @@ async fn main() {
         ("STRIPE_API_BASE", "http://127.0.0.1:9"),
         ("RUST_LOG", "error"),
     ];
-    let st = Command::new(&bin).arg("migrate").envs(envs).stdout(Stdio::null()).status().unwrap();
+    let st = Command::new(&bin)
+        .arg("migrate")
+        .envs(envs)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
     assert!(st.success(), "migrate failed");
     let mut server = Command::new(&bin)
         .arg("serve")
@@ -51,7 +60,11 @@ async fn main() {
         .spawn()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::builder().pool_max_idle_per_host(conc).build().unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(conc)
+        .build()
+        .unwrap();
     for _ in 0..100 {
         if http.get(format!("{base}/healthz")).send().await.is_ok() {
             break;
@@ -86,7 +99,9 @@ async fn main() {
             let (mut applied, mut dup, mut failed) = (0u64, 0u64, 0u64);
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some((sig, body)) = bodies.get(i) else { break };
+                let Some((sig, body)) = bodies.get(i) else {
+                    break;
+                };
                 let t = Instant::now();
                 let r = http
                     .post(format!("{base}/webhooks/stripe"))
@@ -99,7 +114,11 @@ async fn main() {
                 match r {
                     Ok(r) if r.status().is_success() => {
                         let v: serde_json::Value = r.json().await.unwrap_or_default();
-                        if v["outcome"] == "duplicate" { dup += 1 } else { applied += 1 }
+                        if v["outcome"] == "duplicate" {
+                            dup += 1
+                        } else {
+                            applied += 1
+                        }
                     }
                     _ => failed += 1,
                 }

@@ -1,0 +1,147 @@
+//! Wiring: the store from `DATABASE_URL`, the providers whose keys are set,
+//! one engine per provider.
+
+use std::sync::Arc;
+
+use anyhow::Result;
+use recon_core::store::Reference;
+use recon_core::{BudgetStats, Engine, EngineConfig, Error, ErrorKind, Provider, Store};
+
+use crate::config::{Config, env};
+
+/// The providers this binary knows, and the variable that turns each on.
+pub const PROVIDERS: &[(&str, &str)] = &[
+    ("stripe", "STRIPE_SECRET_KEY"),
+    ("clerk", "CLERK_SECRET_KEY"),
+];
+
+/// One configured provider.
+pub struct ProviderEntry {
+    /// `stripe` or `clerk`.
+    pub name: &'static str,
+    /// The adapter.
+    pub provider: Arc<dyn Provider>,
+    /// Its engine (shares the store).
+    pub engine: Engine,
+    /// Diagnostics reference rules.
+    pub references: &'static [Reference],
+    /// The adapter's request counters.
+    pub stats: Arc<BudgetStats>,
+}
+
+/// Everything a command needs.
+pub struct App {
+    /// The loaded configuration.
+    pub config: Config,
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// Providers whose keys are set (and not disabled).
+    pub providers: Vec<ProviderEntry>,
+    /// Providers that are off, with why (for clear errors).
+    pub off: Vec<(&'static str, String)>,
+}
+
+/// Open the store named by the configuration. One clear line on failure.
+pub async fn open_store(config: &Config) -> recon_core::Result<Arc<dyn Store>> {
+    let url = config.database_url();
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let s = recon_store_postgres::PgStore::connect(&url, &config.schema()).await?;
+        Ok(Arc::new(s))
+    } else if url.starts_with("sqlite:") {
+        let s = recon_store_sqlite::SqliteStore::connect(&url).await?;
+        Ok(Arc::new(s))
+    } else {
+        Err(Error::config(
+            "DATABASE_URL must start with postgres:// or sqlite:// (default sqlite://recon.db)",
+        ))
+    }
+}
+
+fn engine_config(config: &Config) -> EngineConfig {
+    let mut e = EngineConfig::default();
+    e.breaker_share = config.engine.breaker_share;
+    e.breaker_min_base = config.engine.breaker_min_base;
+    e.partitions = config.engine.partitions.max(1);
+    e
+}
+
+/// A built adapter: the provider, its reference rules, its request counters.
+type Built = (Arc<dyn Provider>, &'static [Reference], Arc<BudgetStats>);
+
+fn build_stripe(config: &Config) -> recon_core::Result<Built> {
+    let mut cfg = recon_stripe::StripeConfig::from_env()?;
+    if let Some(r) = &config.stripe.rate {
+        cfg = cfg.with_rate(recon_core::Rate::parse(r)?);
+    }
+    let p = recon_stripe::StripeProvider::new(cfg)?;
+    let stats = p.budget().stats().clone();
+    Ok((
+        Arc::new(p),
+        recon_stripe::StripeProvider::references(),
+        stats,
+    ))
+}
+
+fn build_clerk(config: &Config) -> recon_core::Result<Built> {
+    let mut cfg = recon_clerk::ClerkConfig::from_env()?;
+    if let Some(r) = &config.clerk.rate {
+        cfg = cfg.with_rate(recon_core::Rate::parse(r)?);
+    }
+    let p = recon_clerk::ClerkProvider::new(cfg)?;
+    let stats = p.budget().stats().clone();
+    Ok((Arc::new(p), recon_clerk::ClerkProvider::references(), stats))
+}
+
+impl App {
+    /// Load everything. Providers without keys are off, not errors.
+    pub async fn open(config: Config) -> Result<App> {
+        let store = open_store(&config).await?;
+        let mut providers = Vec::new();
+        let mut off = Vec::new();
+        for (name, var) in PROVIDERS {
+            if config.provider(name).enabled == Some(false) {
+                off.push((*name, format!("{name} is disabled in the config file")));
+                continue;
+            }
+            if env(var).is_none() {
+                off.push((*name, format!("{name} is off: set {var} to turn it on")));
+                continue;
+            }
+            let built = match *name {
+                "stripe" => build_stripe(&config),
+                _ => build_clerk(&config),
+            };
+            let (provider, references, stats) = built?;
+            let engine =
+                Engine::new(store.clone(), provider.clone()).with_config(engine_config(&config));
+            providers.push(ProviderEntry {
+                name,
+                provider,
+                engine,
+                references,
+                stats,
+            });
+        }
+        Ok(App {
+            config,
+            store,
+            providers,
+            off,
+        })
+    }
+
+    /// The entry of a provider, or a usage error that says how to turn it on.
+    pub fn provider(&self, name: &str) -> recon_core::Result<&ProviderEntry> {
+        if let Some(p) = self.providers.iter().find(|p| p.name == name) {
+            return Ok(p);
+        }
+        if let Some((_, why)) = self.off.iter().find(|(n, _)| *n == name) {
+            return Err(Error::config(why.clone()));
+        }
+        let known: Vec<&str> = PROVIDERS.iter().map(|(n, _)| *n).collect();
+        Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("unknown provider {name:?}; known: {}", known.join(", ")),
+        ))
+    }
+}

@@ -1,0 +1,381 @@
+//! The one-shot commands: migrate, reconcile, replay, drift, runs.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Result;
+use clap::Args;
+use recon_core::diagnostics::{self, Scope};
+use recon_core::store::DriftQuery;
+use recon_core::{OneOutcome, Progress, RunStatus, SweepOptions};
+use serde_json::json;
+
+use crate::OutputArgs;
+use crate::app::{App, open_store};
+use crate::config::{Config, parse_since};
+use crate::output::{self, EXIT_OK, exit_for_run, print_json};
+use crate::progress::Bar;
+
+/// `recon reconcile`.
+#[derive(Args, Debug)]
+pub struct ReconcileArgs {
+    /// `stripe` or `clerk`.
+    pub provider: String,
+    /// Sweep only this kind (stripe: customers, subscriptions, invoices,
+    /// prices, products; clerk: users, organizations, organization_memberships).
+    #[arg(long, conflicts_with_all = ["id", "owner"])]
+    pub kind: Option<String>,
+    /// Reconcile one object by id.
+    #[arg(long, conflicts_with = "owner")]
+    pub id: Option<String>,
+    /// Reconcile everything one customer or user owns.
+    #[arg(long)]
+    pub owner: Option<String>,
+    /// Compare and report; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Apply even if the circuit breaker would stop the sweep.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+/// `recon replay`.
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// `stripe` (Clerk has no event log: use `recon reconcile clerk`).
+    pub provider: String,
+    /// From when: a duration ago (`24h`, `30m`) or an RFC 3339 time.
+    #[arg(long)]
+    pub since: String,
+    /// Compare and report; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+/// `recon drift`.
+#[derive(Args, Debug)]
+pub struct DriftArgs {
+    /// Objects not confirmed for longer than this are stale.
+    #[arg(long, default_value = "24h")]
+    pub stale: String,
+    /// At most this many rows per section.
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+/// `recon runs`.
+#[derive(Args, Debug)]
+pub struct RunsArgs {
+    /// At most this many runs.
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+/// `recon demo`.
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Customers (and as many users) the simulator starts with.
+    #[arg(long, default_value_t = 2000)]
+    pub size: usize,
+    /// Random mutations applied while webhooks are delivered.
+    #[arg(long, default_value_t = 6000)]
+    pub mutations: usize,
+    /// Seed: the same seed gives the same run.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Share of webhooks dropped.
+    #[arg(long, default_value_t = 0.2)]
+    pub drop: f64,
+    /// Share of webhooks delivered twice.
+    #[arg(long, default_value_t = 0.1)]
+    pub duplicate: f64,
+    /// Share of API calls answered 429.
+    #[arg(long, default_value_t = 0.05)]
+    pub rate_limited: f64,
+    /// Share of API calls answered 5xx.
+    #[arg(long, default_value_t = 0.02)]
+    pub server_errors: f64,
+    /// Database for the demo (default: a temporary SQLite file).
+    #[arg(long)]
+    pub database_url: Option<String>,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+/// `recon migrate`.
+pub async fn migrate(config: Option<&Path>, out: OutputArgs) -> Result<u8> {
+    let config = Config::load(config)?;
+    let store = open_store(&config).await?;
+    store.migrate().await?;
+    store.check_ready().await?;
+    if out.json {
+        print_json(&json!({ "ok": true, "backend": store.backend() }));
+    } else {
+        println!("migrated: the {} store is ready", store.backend());
+    }
+    Ok(EXIT_OK)
+}
+
+async fn ready_app(config: Option<&Path>) -> Result<App> {
+    let config = Config::load(config)?;
+    let app = App::open(config).await?;
+    app.store.check_ready().await?;
+    Ok(app)
+}
+
+fn outcome_line(o: &OneOutcome) -> String {
+    match o {
+        OneOutcome::Fixed { key, was, .. } => format!(
+            "fixed            {} {} ({})",
+            key.kind,
+            key.id,
+            if was.is_some() {
+                "was different"
+            } else {
+                "was missing"
+            }
+        ),
+        OneOutcome::AlreadySynced { key } => format!("already_synced   {} {}", key.kind, key.id),
+        OneOutcome::Deleted { key, was_live } => format!(
+            "deleted          {} {}{}",
+            key.kind,
+            key.id,
+            if *was_live {
+                " (mirror had it live)"
+            } else {
+                ""
+            }
+        ),
+        OneOutcome::NotFound { key } => format!("not_found        {} {}", key.kind, key.id),
+    }
+}
+
+/// `recon reconcile`.
+pub async fn reconcile(config: Option<&Path>, a: ReconcileArgs) -> Result<u8> {
+    let app = ready_app(config).await?;
+    let entry = app.provider(&a.provider)?;
+    let threshold = app.config.alerts.mismatch_threshold;
+    if let Some(id) = &a.id {
+        let o = entry.engine.reconcile_one(None, id, a.dry_run).await?;
+        if a.out.json {
+            print_json(&json!({ "ok": true, "dry_run": a.dry_run, "results": [o] }));
+        } else {
+            println!("{}", outcome_line(&o));
+        }
+        return Ok(EXIT_OK);
+    }
+    if let Some(owner) = &a.owner {
+        let all = entry.engine.reconcile_owner(owner, a.dry_run).await?;
+        let summary = recon_core::engine::summarize(&all);
+        if a.out.json {
+            print_json(
+                &json!({ "ok": true, "dry_run": a.dry_run, "summary": summary, "results": all }),
+            );
+        } else {
+            for o in &all {
+                println!("{}", outcome_line(o));
+            }
+            println!("{} objects: {summary:?}", all.len());
+        }
+        return Ok(EXIT_OK);
+    }
+    let kinds: Vec<String> = match &a.kind {
+        Some(k) => vec![k.clone()],
+        None => entry
+            .provider
+            .kinds()
+            .iter()
+            .map(|k| k.to_string())
+            .collect(),
+    };
+    let mut runs = Vec::new();
+    let mut code = EXIT_OK;
+    for kind in kinds {
+        let progress = Arc::new(Progress::default());
+        let opts = SweepOptions {
+            dry_run: a.dry_run,
+            force: a.force,
+            progress: Some(progress.clone()),
+            ..SweepOptions::default()
+        };
+        let cancel = opts.cancel.clone();
+        let ctrl_c = tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                cancel.cancel();
+            }
+        });
+        let bar = Bar::start(
+            &format!("{} {kind}", a.provider),
+            a.out.json,
+            &progress,
+            &entry.stats,
+        );
+        let run = entry.engine.sweep(&kind, &opts).await;
+        bar.finish();
+        ctrl_c.abort();
+        let run = run?;
+        crate::alerts::maybe_alert(&run, threshold).await;
+        if !a.out.json {
+            println!("{}", output::run_summary(&run));
+        }
+        let c = exit_for_run(&run);
+        let stop = run.status != RunStatus::Succeeded;
+        runs.push(run);
+        if stop {
+            code = c;
+            break;
+        }
+    }
+    if a.out.json {
+        let mut drift = Vec::new();
+        for r in &runs {
+            drift.extend(
+                app.store
+                    .drift(&DriftQuery {
+                        run_id: Some(r.id.clone()),
+                        limit: 1000,
+                        ..DriftQuery::default()
+                    })
+                    .await?,
+            );
+        }
+        print_json(&json!({ "ok": code == EXIT_OK, "runs": runs, "drift": drift }));
+    }
+    Ok(code)
+}
+
+/// `recon replay`.
+pub async fn replay(config: Option<&Path>, a: ReplayArgs) -> Result<u8> {
+    let since = parse_since(&a.since).map_err(|e| recon_core::Error::invalid(e.to_string()))?;
+    let app = ready_app(config).await?;
+    let entry = app.provider(&a.provider)?;
+    let progress = Arc::new(Progress::default());
+    let opts = SweepOptions {
+        dry_run: a.dry_run,
+        progress: Some(progress.clone()),
+        ..SweepOptions::default()
+    };
+    let bar = Bar::start(
+        &format!("{} events", a.provider),
+        a.out.json,
+        &progress,
+        &entry.stats,
+    );
+    let run = entry.engine.replay(since, &opts).await;
+    bar.finish();
+    let run = run?;
+    crate::alerts::maybe_alert(&run, app.config.alerts.mismatch_threshold).await;
+    if a.out.json {
+        print_json(&json!({ "ok": run.status == RunStatus::Succeeded, "run": run }));
+    } else {
+        println!("{}", output::run_summary(&run));
+    }
+    Ok(exit_for_run(&run))
+}
+
+/// `recon drift`.
+pub async fn drift(config: Option<&Path>, a: DriftArgs) -> Result<u8> {
+    let stale = humantime::parse_duration(&a.stale).map_err(|_| {
+        recon_core::Error::invalid(format!(
+            "--stale {:?}: expected a duration like 24h",
+            a.stale
+        ))
+    })?;
+    let app = ready_app(config).await?;
+    let scopes: Vec<Scope<'_>> = app
+        .providers
+        .iter()
+        .map(|p| Scope {
+            provider: p.name,
+            account: p.provider.account(),
+            references: p.references,
+        })
+        .collect();
+    let report = diagnostics::report(
+        app.store.as_ref(),
+        &scopes,
+        stale.as_millis() as i64,
+        a.limit,
+    )
+    .await?;
+    let recent = app
+        .store
+        .drift(&DriftQuery {
+            limit: a.limit,
+            ..DriftQuery::default()
+        })
+        .await?;
+    if a.out.json {
+        print_json(
+            &json!({ "ok": true, "stale": report.stale, "dangling": report.dangling, "recent_drift": recent, "unhealthy_runs": report.unhealthy_runs }),
+        );
+        return Ok(EXIT_OK);
+    }
+    println!(
+        "Stale (not confirmed for {}): {}",
+        a.stale,
+        report.stale.len()
+    );
+    for s in &report.stale {
+        println!("  {} {} {}", s.provider, s.kind, s.id);
+    }
+    println!("Inconsistent references: {}", report.dangling.len());
+    for d in &report.dangling {
+        println!(
+            "  {} {} {} ({}) → owner {} is {}",
+            d.provider,
+            d.kind,
+            d.id,
+            d.status.as_deref().unwrap_or("-"),
+            d.owner,
+            d.problem
+        );
+    }
+    println!("Recent drift: {}", recent.len());
+    for d in &recent {
+        println!(
+            "  {} {} {} {} via {}",
+            d.key.provider,
+            d.key.kind,
+            d.key.id,
+            d.cause.as_str(),
+            d.source.as_str()
+        );
+    }
+    if report.unhealthy_runs > 0 {
+        println!(
+            "{} recent runs did not succeed: see `recon runs`",
+            report.unhealthy_runs
+        );
+    }
+    Ok(EXIT_OK)
+}
+
+/// `recon runs`.
+pub async fn runs(config: Option<&Path>, a: RunsArgs) -> Result<u8> {
+    let config = Config::load(config)?;
+    let store = open_store(&config).await?;
+    store.check_ready().await?;
+    let runs = store.runs(a.limit).await?;
+    if a.out.json {
+        print_json(&json!({ "ok": true, "runs": runs }));
+    } else if runs.is_empty() {
+        println!("no runs yet: try `recon reconcile stripe --dry-run`");
+    } else {
+        println!("{}", output::runs_table(&runs));
+    }
+    Ok(EXIT_OK)
+}
+
+/// `recon demo`.
+pub async fn demo(a: DemoArgs) -> Result<u8> {
+    crate::demo::run(a).await
+}

@@ -1,0 +1,180 @@
+//! Prometheus metrics of `recon serve`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use recon_core::{BudgetStats, RunRecord};
+
+type Labels = Vec<(String, String)>;
+
+fn l(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Every metric `recon serve` exposes.
+pub struct Metrics {
+    registry: Registry,
+    webhooks: Family<Labels, Counter>,
+    runs: Family<Labels, Counter>,
+    compared: Family<Labels, Counter>,
+    drift: Family<Labels, Counter>,
+    retries: Family<Labels, Gauge<u64, AtomicU64>>,
+    rate_waits: Family<Labels, Gauge<u64, AtomicU64>>,
+    last_success: Family<Labels, Gauge>,
+    event_lag: Family<Labels, Gauge>,
+    missed: Family<Labels, Counter>,
+    alerts: Family<Labels, Counter>,
+    drift_alert: Family<Labels, Gauge>,
+    budgets: Vec<(String, Arc<BudgetStats>)>,
+}
+
+impl Metrics {
+    /// Register every metric; `budgets` are the providers' request counters.
+    pub fn new(budgets: Vec<(String, Arc<BudgetStats>)>) -> Metrics {
+        let mut registry = Registry::with_prefix("recon");
+        let m = Metrics {
+            registry: Registry::default(),
+            webhooks: Family::default(),
+            runs: Family::default(),
+            compared: Family::default(),
+            drift: Family::default(),
+            retries: Family::default(),
+            rate_waits: Family::default(),
+            last_success: Family::default(),
+            event_lag: Family::default(),
+            missed: Family::default(),
+            alerts: Family::default(),
+            drift_alert: Family::default(),
+            budgets,
+        };
+        registry.register(
+            "webhooks",
+            "Webhooks received, by provider and outcome",
+            m.webhooks.clone(),
+        );
+        registry.register(
+            "runs",
+            "Sweep, replay and on-demand runs, by provider, kind, type and status",
+            m.runs.clone(),
+        );
+        registry.register(
+            "objects_compared",
+            "Objects compared with the provider, by provider and kind",
+            m.compared.clone(),
+        );
+        registry.register(
+            "drift_found",
+            "Differences found, by provider and kind",
+            m.drift.clone(),
+        );
+        registry.register(
+            "provider_retries",
+            "Provider requests retried",
+            m.retries.clone(),
+        );
+        registry.register(
+            "rate_limit_waits",
+            "Requests that waited for the rate limiter",
+            m.rate_waits.clone(),
+        );
+        registry.register(
+            "last_successful_sweep_timestamp_seconds",
+            "Unix time of the last successful sweep, by provider and kind",
+            m.last_success.clone(),
+        );
+        registry.register(
+            "event_lag_seconds",
+            "Age of the newest replayed event, by provider",
+            m.event_lag.clone(),
+        );
+        registry.register(
+            "missed_webhooks",
+            "Events found by replay that no webhook had delivered",
+            m.missed.clone(),
+        );
+        registry.register("alerts", "Alerts raised, by reason", m.alerts.clone());
+        registry.register(
+            "drift_alert_active",
+            "1 while the last run of a kind was above the drift threshold or failed",
+            m.drift_alert.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// Count a webhook.
+    pub fn webhook(&self, provider: &str, outcome: &str) {
+        self.webhooks
+            .get_or_create(&l(&[("provider", provider), ("outcome", outcome)]))
+            .inc();
+    }
+
+    /// Count a finished run.
+    pub fn run(&self, run: &RunRecord, alert: Option<&str>) {
+        let kind = run.kind.as_str();
+        self.runs
+            .get_or_create(&l(&[
+                ("provider", &run.provider),
+                ("kind", kind),
+                ("type", run.run_kind.as_str()),
+                ("status", run.status.as_str()),
+            ]))
+            .inc();
+        self.compared
+            .get_or_create(&l(&[("provider", &run.provider), ("kind", kind)]))
+            .inc_by(run.counts.compared);
+        self.drift
+            .get_or_create(&l(&[("provider", &run.provider), ("kind", kind)]))
+            .inc_by(run.counts.drift);
+        if run.status == recon_core::RunStatus::Succeeded
+            && run.run_kind == recon_core::RunKind::Sweep
+            && !run.dry_run
+        {
+            self.last_success
+                .get_or_create(&l(&[("provider", &run.provider), ("kind", kind)]))
+                .set(run.finished_at.unwrap_or(run.started_at) / 1000);
+        }
+        self.drift_alert
+            .get_or_create(&l(&[("provider", &run.provider), ("kind", kind)]))
+            .set(alert.is_some() as i64);
+        if let Some(why) = alert {
+            self.alerts.get_or_create(&l(&[("reason", why)])).inc();
+        }
+    }
+
+    /// Count events a replay found that webhooks had missed.
+    pub fn missed(&self, provider: &str, n: u64) {
+        self.missed
+            .get_or_create(&l(&[("provider", provider)]))
+            .inc_by(n);
+    }
+
+    /// Set the event lag of a provider.
+    pub fn event_lag(&self, provider: &str, seconds: i64) {
+        self.event_lag
+            .get_or_create(&l(&[("provider", provider)]))
+            .set(seconds);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        for (p, s) in &self.budgets {
+            self.retries
+                .get_or_create(&l(&[("provider", p)]))
+                .set(s.retries.load(Ordering::Relaxed));
+            self.rate_waits
+                .get_or_create(&l(&[("provider", p)]))
+                .set(s.rate_limit_waits.load(Ordering::Relaxed));
+        }
+        let mut out = String::new();
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}

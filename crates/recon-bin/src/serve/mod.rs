@@ -1,0 +1,269 @@
+//! `recon serve`: webhooks, health, metrics, the admin API and the scheduler.
+//!
+//! # Guarantees
+//! - A webhook is answered 2xx only after its ledger row and snapshot
+//!   committed; a duplicate is answered 2xx and applied nothing.
+//! - A forged or malformed webhook is answered 400 and writes nothing; no
+//!   response carries database or secret detail.
+//! - The admin API is mounted only when `RECON_ADMIN_TOKEN` is set, and
+//!   compares the bearer token in constant time.
+//! - On SIGTERM or ctrl-c the server stops accepting, finishes in-flight
+//!   requests, and cancels sweeps (which then delete nothing and are
+//!   recorded as cancelled).
+
+pub mod admin;
+pub mod metrics;
+pub mod scheduler;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use recon_core::{ErrorKind, RunKind, RunRecord, RunStatus};
+use secrecy::SecretString;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::App;
+use crate::config::{Config, env};
+use metrics::Metrics;
+
+/// Shared state of the server.
+pub struct ServerState {
+    /// Store, providers, config.
+    pub app: App,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Cancelled at shutdown.
+    pub shutdown: CancellationToken,
+    /// Sweep requests from event-triggered runs: (provider, kind).
+    pub sweep_requests: tokio::sync::mpsc::UnboundedSender<(String, String)>,
+}
+
+/// Shared state handle.
+pub type Shared = Arc<ServerState>;
+
+impl ServerState {
+    /// Record a finished run: metrics, alerts, event-triggered sweeps.
+    pub async fn after_run(&self, run: &RunRecord) {
+        let alert =
+            crate::alerts::maybe_alert(run, self.app.config.alerts.mismatch_threshold).await;
+        self.metrics.run(run, alert);
+        if run.run_kind == RunKind::Replay
+            && run.status == RunStatus::Succeeded
+            && run.counts.events_applied > 0
+        {
+            tracing::warn!(
+                provider = %run.provider,
+                missed = run.counts.events_applied,
+                "replay found events that no webhook had delivered; scheduling sweeps of the affected kinds"
+            );
+            self.metrics
+                .missed(&run.provider, run.counts.events_applied);
+            if let Ok(drift) = self
+                .app
+                .store
+                .drift(&recon_core::store::DriftQuery {
+                    run_id: Some(run.id.clone()),
+                    limit: 10_000,
+                    ..Default::default()
+                })
+                .await
+            {
+                let mut kinds: Vec<String> = drift.into_iter().map(|d| d.key.kind).collect();
+                kinds.sort();
+                kinds.dedup();
+                for k in kinds {
+                    let _ = self.sweep_requests.send((run.provider.clone(), k));
+                }
+            }
+        }
+    }
+}
+
+/// Build the router (also used by tests).
+pub fn router(state: Shared, body_limit: usize) -> Router {
+    let mut r = Router::new()
+        .route("/webhooks/{provider}", post(webhook))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text));
+    if let Some(token) = env("RECON_ADMIN_TOKEN") {
+        r = r.nest(
+            "/admin",
+            admin::router(state.clone(), SecretString::from(token)),
+        );
+    }
+    r.layer(DefaultBodyLimit::max(body_limit))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn readyz(State(s): State<Shared>) -> Response {
+    match s.app.store.check_ready().await {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: database unreachable or not migrated\n",
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn metrics_text(State(s): State<Shared>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.metrics.render(),
+    )
+        .into_response()
+}
+
+fn answer(status: StatusCode, body: serde_json::Value) -> Response {
+    (status, axum::Json(body)).into_response()
+}
+
+async fn webhook(
+    State(s): State<Shared>,
+    UrlPath(provider): UrlPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(entry) = s.app.providers.iter().find(|p| p.name == provider) else {
+        return answer(
+            StatusCode::NOT_FOUND,
+            json!({ "error": "no such provider configured" }),
+        );
+    };
+    match entry.engine.ingest_webhook(&headers, &body).await {
+        Ok(r) => {
+            let outcome = if r.duplicate {
+                "duplicate"
+            } else if r.ignored {
+                "ignored"
+            } else if r.applied > 0 {
+                "applied"
+            } else {
+                "stale"
+            };
+            s.metrics.webhook(&provider, outcome);
+            answer(
+                StatusCode::OK,
+                json!({ "received": true, "outcome": outcome }),
+            )
+        }
+        Err(e) => {
+            let (status, outcome, public) = match e.kind() {
+                ErrorKind::BadSignature => (
+                    StatusCode::BAD_REQUEST,
+                    "bad_signature",
+                    "signature verification failed",
+                ),
+                ErrorKind::InvalidInput => {
+                    (StatusCode::BAD_REQUEST, "invalid", "malformed webhook body")
+                }
+                ErrorKind::Config => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "config",
+                    "webhook verification is not configured",
+                ),
+                _ => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "error",
+                    "temporarily unable to record the event; retry",
+                ),
+            };
+            s.metrics.webhook(&provider, outcome);
+            if status == StatusCode::BAD_REQUEST {
+                tracing::warn!(provider = %provider, error = %e, "webhook refused");
+            } else {
+                tracing::error!(provider = %provider, error = %e, "webhook not recorded");
+            }
+            answer(status, json!({ "error": public }))
+        }
+    }
+}
+
+async fn shutdown_signal(token: CancellationToken) {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+        _ = token.cancelled() => {},
+    }
+    tracing::info!(
+        "shutting down: no new connections, finishing in-flight requests, cancelling sweeps"
+    );
+    token.cancel();
+}
+
+/// Run the server until SIGTERM or ctrl-c.
+pub async fn run(config: Option<&Path>) -> Result<u8> {
+    let config = Config::load(config)?;
+    let listen = config.listen();
+    let body_limit = config.server.body_limit;
+    let scheduler_on = config.server.scheduler;
+    let app = App::open(config).await?;
+    app.store.check_ready().await?;
+    for (_, why) in &app.off {
+        tracing::info!("{why}");
+    }
+    let budgets = app
+        .providers
+        .iter()
+        .map(|p| (p.name.to_string(), p.stats.clone()))
+        .collect();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let state: Shared = Arc::new(ServerState {
+        app,
+        metrics: Metrics::new(budgets),
+        shutdown: CancellationToken::new(),
+        sweep_requests: tx,
+    });
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen} (RECON_LISTEN)"))?;
+    tracing::info!(address = %listen, admin = env("RECON_ADMIN_TOKEN").is_some(), "recon serve listening");
+
+    let background = if scheduler_on {
+        Some(tokio::spawn(scheduler::run(state.clone(), rx)))
+    } else {
+        None
+    };
+    let token = state.shutdown.clone();
+    axum::serve(listener, router(state.clone(), body_limit))
+        .with_graceful_shutdown(shutdown_signal(token.clone()))
+        .await
+        .context("server error")?;
+    token.cancel();
+    if let Some(b) = background {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(30), b).await;
+    }
+    tracing::info!("stopped");
+    Ok(crate::output::EXIT_OK)
+}

@@ -1,0 +1,235 @@
+//! The scheduler of `recon serve`: one cron expression per provider and
+//! kind (plus `replay` for providers with an event log).
+//!
+//! Several replicas may share one database: each tick of each job is claimed
+//! through the store ([`recon_core::Store::claim`], an atomic compare-and-set),
+//! so exactly one replica runs it. A replica that dies simply stops claiming;
+//! the others take the next tick.
+//!
+//! At start, before any scheduled work, the server replays the window in
+//! which it was down (from its last heartbeat, or `server.startup_replay`).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Result;
+use chrono::Utc;
+use croner::Cron;
+use recon_core::store::Cursor;
+use recon_core::{RunStatus, SweepOptions};
+
+use super::Shared;
+
+/// Parse a cron expression (seconds optional).
+pub fn parse_cron(expr: &str) -> Result<Cron> {
+    Cron::from_str(expr).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+#[derive(Debug, Clone)]
+enum Action {
+    Sweep(String),
+    Replay(Duration),
+}
+
+#[derive(Debug, Clone)]
+struct Job {
+    name: String,
+    provider: String,
+    action: Action,
+    cron: Cron,
+}
+
+fn jobs(state: &Shared) -> Vec<Job> {
+    let mut out = Vec::new();
+    for p in &state.app.providers {
+        let caps = p.provider.capabilities();
+        for (job, expr) in state.app.config.schedule(p.name) {
+            let Ok(cron) = parse_cron(&expr) else {
+                continue;
+            };
+            let action = if job == "replay" {
+                if !caps.event_log {
+                    continue;
+                }
+                let window = state
+                    .app
+                    .config
+                    .provider(p.name)
+                    .replay_window
+                    .as_deref()
+                    .and_then(|w| humantime::parse_duration(w).ok())
+                    .unwrap_or(Duration::from_secs(1800));
+                Action::Replay(window)
+            } else if p.provider.kinds().contains(&job.as_str()) {
+                Action::Sweep(job.clone())
+            } else {
+                tracing::warn!(provider = p.name, job = %job, "schedule names an unknown kind; ignored");
+                continue;
+            };
+            out.push(Job {
+                name: format!("{}:{job}", p.name),
+                provider: p.name.to_string(),
+                action,
+                cron,
+            });
+        }
+    }
+    out
+}
+
+async fn execute(state: &Shared, provider: &str, action: &Action) {
+    let Ok(entry) = state.app.provider(provider) else {
+        return;
+    };
+    let opts = SweepOptions {
+        cancel: state.shutdown.child_token(),
+        ..SweepOptions::default()
+    };
+    let result = match action {
+        Action::Sweep(kind) => entry.engine.sweep(kind, &opts).await,
+        Action::Replay(window) => {
+            let since = Utc::now().timestamp() - window.as_secs() as i64;
+            let r = entry.engine.replay(since, &opts).await;
+            if let Ok(run) = &r
+                && run.status == RunStatus::Succeeded
+                && let Ok(Some(c)) = entry.engine.event_cursor().await
+            {
+                state
+                    .metrics
+                    .event_lag(provider, Utc::now().timestamp() - c);
+            }
+            r
+        }
+    };
+    match result {
+        Ok(run) => state.after_run(&run).await,
+        Err(e) => tracing::error!(provider, error = %e, "scheduled job could not run"),
+    }
+}
+
+async fn heartbeat(state: &Shared) {
+    let c = Cursor {
+        provider: "recon".into(),
+        account: "default".into(),
+        name: "serve:heartbeat".into(),
+        value: Utc::now().timestamp(),
+        updated_at: recon_core::now_ms(),
+    };
+    let batch = recon_core::commit::Batch {
+        cursors: vec![c],
+        ..Default::default()
+    };
+    if let Err(e) = recon_core::commit::commit(state.app.store.as_ref(), &batch, false).await {
+        tracing::warn!(error = %e, "heartbeat not written");
+    }
+}
+
+async fn startup_replay(state: &Shared) {
+    let last = state
+        .app
+        .store
+        .cursor("recon", "default", "serve:heartbeat")
+        .await
+        .ok()
+        .flatten()
+        .map(|c| c.value);
+    let fallback = humantime::parse_duration(&state.app.config.server.startup_replay)
+        .unwrap_or(Duration::from_secs(3600));
+    // Replay from a little before the last heartbeat: the downtime window.
+    let since = last
+        .map(|t| t - 120)
+        .unwrap_or_else(|| Utc::now().timestamp() - fallback.as_secs() as i64);
+    let horizon = Utc::now().timestamp() - 29 * 86_400;
+    for p in &state.app.providers {
+        if !p.provider.capabilities().event_log {
+            continue;
+        }
+        tracing::info!(
+            provider = p.name,
+            since,
+            "replaying the window in which recon was down"
+        );
+        execute(
+            state,
+            p.name,
+            &Action::Replay(Duration::from_secs(
+                (Utc::now().timestamp() - since.max(horizon)).max(0) as u64,
+            )),
+        )
+        .await;
+    }
+}
+
+/// Run the scheduler until shutdown. `requests` carries event-triggered
+/// sweeps (provider, kind).
+pub async fn run(
+    state: Shared,
+    mut requests: tokio::sync::mpsc::UnboundedReceiver<(String, String)>,
+) {
+    startup_replay(&state).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for job in jobs(&state) {
+        let state = state.clone();
+        tracing::info!(job = %job.name, cron = %job.cron.pattern.to_string(), "scheduled");
+        tasks.spawn(async move {
+            loop {
+                let now = Utc::now();
+                let Ok(next) = job.cron.find_next_occurrence(&now, false) else {
+                    return;
+                };
+                let wait = (next - now).to_std().unwrap_or_default();
+                tokio::select! {
+                    _ = state.shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                match state.app.store.claim(&job.name, next.timestamp()).await {
+                    Ok(true) => execute(&state, &job.provider, &job.action).await,
+                    Ok(false) => tracing::debug!(job = %job.name, "another replica took this tick"),
+                    Err(e) => {
+                        tracing::error!(job = %job.name, error = %e, "could not claim the tick")
+                    }
+                }
+            }
+        });
+    }
+    let hb_state = state.clone();
+    tasks.spawn(async move {
+        loop {
+            heartbeat(&hb_state).await;
+            tokio::select! {
+                _ = hb_state.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+            }
+        }
+    });
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => break,
+            req = requests.recv() => {
+                let Some((provider, kind)) = req else { break };
+                tracing::info!(provider = %provider, kind = %kind, "event-triggered sweep");
+                execute(&state, &provider, &Action::Sweep(kind)).await;
+            }
+        }
+    }
+    tasks.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn six_field_expressions_have_seconds() {
+        let c = parse_cron("0 5 * * * *").unwrap();
+        let t = chrono::DateTime::parse_from_rfc3339("2026-01-01T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let n = c.find_next_occurrence(&t, false).unwrap();
+        assert_eq!(n.to_rfc3339(), "2026-01-01T10:05:00+00:00");
+        let every = parse_cron("*/2 * * * * *").unwrap();
+        let n = every.find_next_occurrence(&t, false).unwrap();
+        assert_eq!(n.to_rfc3339(), "2026-01-01T10:00:02+00:00");
+        assert!(parse_cron("not cron").is_err());
+    }
+}

@@ -1,0 +1,277 @@
+//! The real `recon` binary as a subprocess, against Postgres and a wiremock
+//! Stripe: exit codes, JSON output, dry runs, the breaker, outages, missing
+//! keys, and secrets kept out of logs.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use common::*;
+use recon_core::Store;
+use serde_json::Value;
+
+fn seed(n: usize) -> Arc<Mutex<Vec<Value>>> {
+    Arc::new(Mutex::new(
+        (0..n)
+            .map(|i| {
+                customer(
+                    &format!("cus_{i:04}"),
+                    &format!("u{i}@example.com"),
+                    1_700_000_000 + i as i64,
+                )
+            })
+            .collect(),
+    ))
+}
+
+fn migrate(db: &Db) {
+    let (code, _, err) = run(recon(db, None).arg("migrate"));
+    assert_eq!(code, 0, "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_finds_and_fixes_drift_with_json() {
+    let db = Db::new();
+    migrate(&db);
+    let data = seed(30);
+    let stripe = fake_stripe(data.clone()).await;
+    let mut c = recon(&db, Some(&stripe.uri()));
+    c.args(["reconcile", "stripe", "--kind", "customers", "--json"]);
+    let (code, out, err) = run(c);
+    assert_eq!(code, 0, "{err}");
+    let doc: Value = serde_json::from_str(&out).expect("stdout is one JSON document");
+    assert_eq!(doc["runs"][0]["counts"]["inserted"], 30);
+    // A first backfill is counted, not logged object by object as drift.
+    assert_eq!(doc["drift"].as_array().unwrap().len(), 0);
+
+    // Drift at the provider: one changed email.
+    data.lock().unwrap()[3]["email"] = "changed@example.com".into();
+    let mut c = recon(&db, Some(&stripe.uri()));
+    c.args(["reconcile", "stripe", "--kind", "customers", "--json"]);
+    let (code, out, err) = run(c);
+    assert_eq!(code, 0, "{err}");
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["runs"][0]["counts"]["updated"], 1);
+    let d = &doc["drift"][0];
+    assert_eq!(d["key"]["id"], "cus_0003");
+    assert_eq!(d["before"]["email"], "u3@example.com");
+    assert_eq!(d["after"]["email"], "changed@example.com");
+    let store = db.store().await;
+    let got = store
+        .get_many("stripe", "default", "customers", &["cus_0003"])
+        .await
+        .unwrap();
+    assert_eq!(
+        got[0].snapshot.email.as_deref(),
+        Some("changed@example.com")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_writes_nothing() {
+    let db = Db::new();
+    migrate(&db);
+    let stripe = fake_stripe(seed(12)).await;
+    let mut c = recon(&db, Some(&stripe.uri()));
+    c.args([
+        "reconcile",
+        "stripe",
+        "--kind",
+        "customers",
+        "--dry-run",
+        "--json",
+    ]);
+    let (code, out, err) = run(c);
+    assert_eq!(code, 0, "{err}");
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["runs"][0]["counts"]["inserted"], 12);
+    assert_eq!(doc["runs"][0]["dry_run"], true);
+    let store = db.store().await;
+    assert_eq!(
+        store
+            .count_live("stripe", "default", "customers")
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn circuit_breaker_exits_3_and_writes_nothing() {
+    let db = Db::new();
+    migrate(&db);
+    let data = seed(40);
+    let stripe = fake_stripe(data.clone()).await;
+    let mut c = recon(&db, Some(&stripe.uri()));
+    c.args(["reconcile", "stripe", "--kind", "customers"]);
+    assert_eq!(run(c).0, 0);
+    // A wrong key into an empty account: the listing is empty.
+    data.lock().unwrap().clear();
+    let mut c = recon(&db, Some(&stripe.uri()));
+    c.args(["reconcile", "stripe", "--kind", "customers"]);
+    let (code, out, err) = run(c);
+    assert_eq!(code, 3, "{out}\n{err}");
+    assert!(out.contains("circuit breaker"), "{out}");
+    let store = db.store().await;
+    assert_eq!(
+        store
+            .count_live("stripe", "default", "customers")
+            .await
+            .unwrap(),
+        40
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_outage_exits_1_and_deletes_nothing() {
+    use wiremock::{Mock, MockServer, ResponseTemplate, matchers};
+    let db = Db::new();
+    migrate(&db);
+    let data = seed(250);
+    let stripe = fake_stripe(data.clone()).await;
+    let mut c = recon(&db, Some(&stripe.uri()));
+    c.args(["reconcile", "stripe", "--kind", "customers"]);
+    assert_eq!(run(c).0, 0);
+    // Ten customers deleted upstream, and the API fails after the first page.
+    data.lock().unwrap().truncate(240);
+    // The API answers the first two requests, then fails without a retry hint.
+    let outage = MockServer::start().await;
+    let served = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let list = common::ListOf(data.clone(), "/v1/customers");
+    Mock::given(matchers::any())
+        .respond_with(move |req: &wiremock::Request| {
+            use wiremock::Respond;
+            if served.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 {
+                list.respond(req)
+            } else {
+                ResponseTemplate::new(503)
+                    .insert_header("Stripe-Should-Retry", "false")
+                    .set_body_json(
+                        serde_json::json!({ "error": { "type": "api_error", "message": "down" } }),
+                    )
+            }
+        })
+        .mount(&outage)
+        .await;
+    let mut c = recon(&db, Some(&outage.uri()));
+    c.args(["reconcile", "stripe", "--kind", "customers", "--json"]);
+    let (code, out, err) = run(c);
+    assert_eq!(code, 1, "{out}\n{err}");
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["runs"][0]["status"], "failed");
+    let store = db.store().await;
+    assert_eq!(
+        store
+            .count_live("stripe", "default", "customers")
+            .await
+            .unwrap(),
+        250
+    );
+    assert_eq!(
+        store.runs(1).await.unwrap()[0].status,
+        recon_core::RunStatus::Failed
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_key_exits_2_naming_the_variable() {
+    let db = Db::new();
+    migrate(&db);
+    let (code, _, err) = run({
+        let mut c = recon(&db, None);
+        c.args(["reconcile", "stripe"]);
+        c
+    });
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("STRIPE_SECRET_KEY"), "{err}");
+    let (code, _, err) = run({
+        let mut c = recon(&db, None);
+        c.args(["reconcile", "clerk"]);
+        c
+    });
+    assert_eq!(code, 2);
+    assert!(err.contains("CLERK_SECRET_KEY"), "{err}");
+    let (code, _, err) = run({
+        let mut c = recon(&db, None);
+        c.args(["replay", "stripe", "--since", "not-a-time"]);
+        c
+    });
+    assert_eq!(code, 2, "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_database_url_is_one_clear_line() {
+    let db = Db {
+        url: "postgres://nobody@127.0.0.1:1/none".into(),
+        schema: "recon".into(),
+    };
+    let (code, out, err) = run(recon(&db, None).arg("migrate"));
+    assert_eq!(code, 1, "{out}{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+    let db = Db {
+        url: "mysql://x".into(),
+        schema: "recon".into(),
+    };
+    let (code, _, err) = run(recon(&db, None).arg("migrate"));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("DATABASE_URL"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_reach_the_logs() {
+    let db = Db::new();
+    migrate(&db);
+    let stripe = fake_stripe(seed(5)).await;
+    let mut c = recon(&db, Some(&stripe.uri()));
+    c.env("CLERK_SECRET_KEY", CLERK_KEY)
+        .env("CLERK_API_BASE", stripe.uri())
+        .env("RECON_LOG_FORMAT", "json")
+        .env("RUST_LOG", "trace")
+        .args(["reconcile", "stripe", "--kind", "customers", "--json"]);
+    let (code, out, err) = run(c);
+    assert_eq!(code, 0, "{err}");
+    for secret in [STRIPE_KEY, STRIPE_WHSEC, CLERK_KEY] {
+        assert!(
+            !out.contains(secret) && !err.contains(secret),
+            "a secret reached the output"
+        );
+        assert!(
+            !err.contains(&secret[8..24]),
+            "part of a secret reached the logs"
+        );
+    }
+    // The logs are JSON lines.
+    assert!(
+        err.lines()
+            .filter(|l| !l.is_empty())
+            .all(|l| l.starts_with('{')),
+        "{err}"
+    );
+}
+
+#[test]
+fn help_teaches_by_example() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_recon"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "recon demo",
+        "recon reconcile stripe --dry-run",
+        "Exit status",
+        "DATABASE_URL",
+    ] {
+        assert!(text.contains(needle), "--help lacks {needle:?}");
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_recon"))
+        .args(["reconcile", "--help"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("--owner"));
+}
