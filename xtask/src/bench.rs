@@ -27,10 +27,16 @@ fn machine() -> String {
                 .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
         })
         .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     let mem = std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|s| s.lines().next().map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string()))
+        .and_then(|s| {
+            s.lines()
+                .next()
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string())
+        })
         .and_then(|kb| kb.parse::<u64>().ok())
         .map(|kb| format!("{} GiB", (kb + 512 * 1024) / 1024 / 1024))
         .unwrap_or_default();
@@ -45,9 +51,17 @@ fn kv(line: &str, key: &str) -> Option<f64> {
 
 /// `wall X s, peak rss Y KB` as printed by /usr/bin/time in run.sh.
 fn time_line(text: &str, who: &str) -> Option<(f64, f64)> {
-    let l = text.lines().find(|l| l.starts_with(&format!("{who}: wall")))?;
+    let l = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{who}: wall")))?;
     let wall: f64 = l.split("wall ").nth(1)?.split(' ').next()?.parse().ok()?;
-    let rss: f64 = l.split("peak rss ").nth(1)?.split(' ').next()?.parse().ok()?;
+    let rss: f64 = l
+        .split("peak rss ")
+        .nth(1)?
+        .split(' ')
+        .next()?
+        .parse()
+        .ok()?;
     Some((wall, rss / 1024.0))
 }
 
@@ -96,7 +110,9 @@ fn start_fake(peer: &Path, n: u64, latency_ms: u64) -> Result<Fake> {
 /// Run recon with /usr/bin/time; returns (wall s, peak MiB, stdout).
 fn timed_recon(recon: &Path, env: &[(&str, String)], args: &[&str]) -> Result<(f64, f64, String)> {
     let mut c = Command::new("/usr/bin/time");
-    c.args(["-f", "TIME wall=%e rss_kb=%M"]).arg(recon).args(args);
+    c.args(["-f", "TIME wall=%e rss_kb=%M"])
+        .arg(recon)
+        .args(args);
     for (k, v) in env {
         c.env(k, v);
     }
@@ -105,7 +121,10 @@ fn timed_recon(recon: &Path, env: &[(&str, String)], args: &[&str]) -> Result<(f
     if !out.status.success() {
         bail!("recon {args:?} failed: {err}");
     }
-    let l = err.lines().find(|l| l.starts_with("TIME")).context("no /usr/bin/time line")?;
+    let l = err
+        .lines()
+        .find(|l| l.starts_with("TIME"))
+        .context("no /usr/bin/time line")?;
     Ok((
         kv(l, "wall").unwrap_or(0.0),
         kv(l, "rss_kb").unwrap_or(0.0) / 1024.0,
@@ -114,7 +133,9 @@ fn timed_recon(recon: &Path, env: &[(&str, String)], args: &[&str]) -> Result<(f
 }
 
 fn psql(admin: &str, sql: &str) -> Result<()> {
-    let s = Command::new("psql").args(["-X", "-q", admin, "-c", sql]).status()?;
+    let s = Command::new("psql")
+        .args(["-X", "-q", admin, "-c", sql])
+        .status()?;
     if !s.success() {
         bail!("psql {sql}");
     }
@@ -130,12 +151,26 @@ struct Ctx {
 
 impl Ctx {
     fn fresh_db(&self, name: &str) -> Result<String> {
-        psql(&self.admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))?;
+        psql(
+            &self.admin,
+            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        )?;
         psql(&self.admin, &format!("CREATE DATABASE {name}"))?;
-        Ok(format!("{}/{name}", self.admin.rsplit_once('/').map(|(a, _)| a).unwrap_or(&self.admin)))
+        Ok(format!(
+            "{}/{name}",
+            self.admin
+                .rsplit_once('/')
+                .map(|(a, _)| a)
+                .unwrap_or(&self.admin)
+        ))
     }
 
-    fn recon_env(&self, base: &str, db: &str, config: Option<&Path>) -> Vec<(&'static str, String)> {
+    fn recon_env(
+        &self,
+        base: &str,
+        db: &str,
+        config: Option<&Path>,
+    ) -> Vec<(&'static str, String)> {
         let mut v = vec![
             ("STRIPE_API_BASE", base.to_string()),
             ("STRIPE_SECRET_KEY", "sk_test_bench".to_string()),
@@ -162,7 +197,11 @@ impl Ctx {
             .env("PG_ADMIN_URL", &self.admin)
             .output()
             .context("run.sh")?;
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         if !out.status.success() {
             bail!("run.sh failed:\n{text}");
         }
@@ -178,10 +217,19 @@ impl Ctx {
 
         // Re-runs into the filled databases (run.sh left them behind).
         let fake = start_fake(&self.peer, n, 0)?;
-        let base = self.admin.rsplit_once('/').map(|(a, _)| a.to_string()).unwrap_or_default();
+        let base = self
+            .admin
+            .rsplit_once('/')
+            .map(|(a, _)| a.to_string())
+            .unwrap_or_default();
         let t = Instant::now();
         let s = Command::new("node")
-            .arg(PathBuf::from(std::env::var("PEER_BENCH_DIR").unwrap_or_else(|_| "/tmp/peer-bench".into())).join("sse-backfill.cjs"))
+            .arg(
+                PathBuf::from(
+                    std::env::var("PEER_BENCH_DIR").unwrap_or_else(|_| "/tmp/peer-bench".into()),
+                )
+                .join("sse-backfill.cjs"),
+            )
             .env("DATABASE_URL", format!("{base}/peer_bench_sse"))
             .env("STRIPE_API_BASE", &fake.base)
             .stdout(Stdio::null())
@@ -191,7 +239,11 @@ impl Ctx {
             bail!("sse re-run failed");
         }
         let env = self.recon_env(&fake.base, &format!("{base}/peer_bench_other"), None);
-        let (wall, _, out) = timed_recon(&self.recon, &env, &["reconcile", "stripe", "--kind", "customers", "--json"])?;
+        let (wall, _, out) = timed_recon(
+            &self.recon,
+            &env,
+            &["reconcile", "stripe", "--kind", "customers", "--json"],
+        )?;
         let doc: serde_json_lite::Doc = serde_json_lite::parse(&out);
         let written = doc.sum_counts(&["inserted", "updated", "deleted"]);
         self.rows.push(format!(
@@ -210,7 +262,11 @@ impl Ctx {
             let db = self.fresh_db("recon_bench_mem")?;
             let env = self.recon_env(&fake.base, &db, None);
             timed_recon(&self.recon, &env, &["migrate"])?;
-            let (wall, rss, _) = timed_recon(&self.recon, &env, &["reconcile", "stripe", "--kind", "customers", "--json"])?;
+            let (wall, rss, _) = timed_recon(
+                &self.recon,
+                &env,
+                &["reconcile", "stripe", "--kind", "customers", "--json"],
+            )?;
             peaks.push((n, rss, wall));
         }
         let first = peaks.first().map(|p| p.1).unwrap_or(1.0);
@@ -231,10 +287,17 @@ impl Ctx {
         let fake = start_fake(&self.peer, n, 250)?;
         let db = self.fresh_db("recon_bench_rate")?;
         let cfg = std::env::temp_dir().join("recon-bench-rate.toml");
-        std::fs::write(&cfg, "[engine]\npartitions = 40\n[stripe]\nrate = \"100/s\"\n")?;
+        std::fs::write(
+            &cfg,
+            "[engine]\npartitions = 40\n[stripe]\nrate = \"100/s\"\n",
+        )?;
         let env = self.recon_env(&fake.base, &db, Some(&cfg));
         timed_recon(&self.recon, &env, &["migrate"])?;
-        let (wall, _, _) = timed_recon(&self.recon, &env, &["reconcile", "stripe", "--kind", "customers", "--json"])?;
+        let (wall, _, _) = timed_recon(
+            &self.recon,
+            &env,
+            &["reconcile", "stripe", "--kind", "customers", "--json"],
+        )?;
         let rate = n as f64 / wall;
         self.rows.push(format!(
             "| rate budget: {n} customers, 250 ms/request, 100 req/s | ceiling 10,000/s | {rate:.0} objects/s ({wall:.1} s) | {:.0}% of the ceiling |",
@@ -255,9 +318,16 @@ impl Ctx {
             .context("run webhook-load")?;
         let text = String::from_utf8_lossy(&out.stdout);
         if !out.status.success() {
-            bail!("webhook-load failed: {}{}", text, String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "webhook-load failed: {}{}",
+                text,
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
-        let l = text.lines().find(|l| l.starts_with("webhook-load")).context("no webhook-load line")?;
+        let l = text
+            .lines()
+            .find(|l| l.starts_with("webhook-load"))
+            .context("no webhook-load line")?;
         self.rows.push(format!(
             "| webhook ingest: {} events ({}% duplicates), concurrency 32, Postgres | | {:.0} events/s, p50 {:.1} ms, p99 {:.1} ms | {} applied, {} duplicates acknowledged |",
             kv(l, "events").unwrap_or(0.0),
@@ -282,9 +352,15 @@ impl Ctx {
             .context("run sweep-bench")?;
         let text = String::from_utf8_lossy(&out.stdout);
         if !out.status.success() {
-            bail!("sweep-bench failed: {}", String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "sweep-bench failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
-        let l = text.lines().find(|l| l.starts_with("sweep-bench")).context("no sweep-bench line")?;
+        let l = text
+            .lines()
+            .find(|l| l.starts_with("sweep-bench"))
+            .context("no sweep-bench line")?;
         self.rows.push(format!(
             "| engine only: {n} objects, in-process provider → Postgres | | backfill {:.0} objects/s, re-sweep {:.0} objects/s ({} rows written), {:.0} MiB peak | |",
             kv(l, "backfill_obj_per_s").unwrap_or(0.0),
@@ -327,10 +403,24 @@ pub fn run(args: &[String]) -> Result<()> {
         .map(PathBuf::from)
         .unwrap_or_else(|_| PathBuf::from("../shared/bench/peer"));
     if !peer.join("run.sh").exists() {
-        bail!("{} not found: the peer benchmark lives in ../shared/bench/peer (set PEER_DIR)", peer.display());
+        bail!(
+            "{} not found: the peer benchmark lives in ../shared/bench/peer (set PEER_DIR)",
+            peer.display()
+        );
     }
-    crate::run(cargo().args(["build", "--release", "-q", "-p", "recon-bin", "-p", "recon-tests", "--features", "recon-tests/bench"]))?;
-    let admin = std::env::var("PG_ADMIN_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    crate::run(cargo().args([
+        "build",
+        "--release",
+        "-q",
+        "-p",
+        "recon-bin",
+        "-p",
+        "recon-tests",
+        "--features",
+        "recon-tests/bench",
+    ]))?;
+    let admin = std::env::var("PG_ADMIN_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let mut ctx = Ctx {
         recon: std::fs::canonicalize("target/release/recon")?,
         peer: std::fs::canonicalize(&peer)?,
@@ -340,7 +430,13 @@ pub fn run(args: &[String]) -> Result<()> {
     let (sizes, mem, rate_n, hooks, core) = if quick {
         (vec![20_000], vec![20_000, 200_000], 20_000, 10_000, 100_000)
     } else {
-        (vec![20_000, 200_000], vec![20_000, 200_000, 1_000_000], 60_000, 40_000, 100_000)
+        (
+            vec![20_000, 200_000],
+            vec![20_000, 200_000, 1_000_000],
+            60_000,
+            40_000,
+            100_000,
+        )
     };
     for n in sizes {
         ctx.side_by_side(n)?;
@@ -355,7 +451,8 @@ pub fn run(args: &[String]) -> Result<()> {
         machine(),
         if quick { " quick" } else { "" }
     );
-    table.push_str("| benchmark | Stripe Sync Engine 0.48.5 | recon | ratio |\n|---|---|---|---|\n");
+    table
+        .push_str("| benchmark | Stripe Sync Engine 0.48.5 | recon | ratio |\n|---|---|---|---|\n");
     for r in &ctx.rows {
         table.push_str(r);
         table.push('\n');
@@ -364,7 +461,9 @@ pub fn run(args: &[String]) -> Result<()> {
     std::fs::create_dir_all("docs")?;
     std::fs::write(
         "docs/BENCHMARKS.md",
-        format!("# Benchmarks\n\nProduced by `cargo xtask bench` (never part of the test run).\n\n{table}"),
+        format!(
+            "# Benchmarks\n\nProduced by `cargo xtask bench` (never part of the test run).\n\n{table}"
+        ),
     )?;
     eprintln!("wrote docs/BENCHMARKS.md");
     Ok(())

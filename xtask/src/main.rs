@@ -41,7 +41,9 @@ fn main() -> Result<()> {
 /// Run a command, failing with its name when it fails.
 pub fn run(cmd: &mut Command) -> Result<()> {
     eprintln!("$ {cmd:?}");
-    let status = cmd.status().with_context(|| format!("cannot start {cmd:?}"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
     if !status.success() {
         bail!("{cmd:?} failed: {status}");
     }
@@ -75,7 +77,9 @@ fn test(extra: &[String]) -> Result<()> {
     let result = run(&mut cmd);
     // Doc tests are not run by nextest.
     let doc = if has_nextest() && result.is_ok() {
-        run(cargo().args(["test", "--workspace", "--doc"]).env("TEST_DATABASE_URL", db.url()))
+        run(cargo()
+            .args(["test", "--workspace", "--doc"])
+            .env("TEST_DATABASE_URL", db.url()))
     } else {
         Ok(())
     };
@@ -85,6 +89,13 @@ fn test(extra: &[String]) -> Result<()> {
 
 fn ci() -> Result<()> {
     run(cargo().args(["fmt", "--all", "--check"]))?;
-    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     test(&[])
 }

@@ -30,7 +30,9 @@ fn psql(url: &str, sql: &str) -> Result<()> {
     match out {
         Ok(o) if o.status.success() => Ok(()),
         Ok(o) => bail!("psql failed: {}", String::from_utf8_lossy(&o.stderr).trim()),
-        Err(e) => bail!("cannot run psql (the Postgres client; apt-get install postgresql-client): {e}"),
+        Err(e) => {
+            bail!("cannot run psql (the Postgres client; apt-get install postgresql-client): {e}")
+        }
     }
 }
 
@@ -41,7 +43,10 @@ fn with_db(url: &str, db: &str) -> String {
         None => (url, None),
     };
     let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let path_start = base[scheme_end..].find('/').map(|i| i + scheme_end).unwrap_or(base.len());
+    let path_start = base[scheme_end..]
+        .find('/')
+        .map(|i| i + scheme_end)
+        .unwrap_or(base.len());
     let mut out = format!("{}/{}", &base[..path_start], db);
     if let Some(q) = query {
         out.push('?');
@@ -68,7 +73,9 @@ impl TestDatabase {
                 LOCAL.to_string()
             }
         };
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis();
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis();
         let name = format!("recon_test_{}_{}", std::process::id(), t);
         psql(&admin, &format!("CREATE DATABASE {name}"))?;
         Ok(TestDatabase { admin, name })
@@ -97,7 +104,10 @@ impl TestDatabase {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        if let Err(e) = psql(&self.admin, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)) {
+        if let Err(e) = psql(
+            &self.admin,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        ) {
             eprintln!("xtask: could not drop {}: {e}", self.name);
         }
     }
@@ -109,8 +119,14 @@ mod tests {
 
     #[test]
     fn replaces_the_database() {
-        assert_eq!(with_db("postgres://u@h:5432/postgres", "x"), "postgres://u@h:5432/x");
-        assert_eq!(with_db("postgres://u:p@h/db?sslmode=disable", "x"), "postgres://u:p@h/x?sslmode=disable");
+        assert_eq!(
+            with_db("postgres://u@h:5432/postgres", "x"),
+            "postgres://u@h:5432/x"
+        );
+        assert_eq!(
+            with_db("postgres://u:p@h/db?sslmode=disable", "x"),
+            "postgres://u:p@h/x?sslmode=disable"
+        );
         assert_eq!(with_db("postgres://u@h:5432", "x"), "postgres://u@h:5432/x");
     }
 }
