@@ -6,6 +6,7 @@
 #![allow(missing_docs)]
 
 pub mod cases;
+pub mod chaos;
 pub mod failing;
 
 use std::sync::Arc;

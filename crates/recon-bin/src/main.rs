@@ -102,7 +102,8 @@ fn main() -> ExitCode {
         Command::Demo(a) => a.out.json,
         Command::Serve => false,
     };
-    output::init_tracing();
+    // The demo prints its own story; its logs stay quiet unless RUST_LOG asks.
+    output::init_tracing(matches!(cli.command, Command::Demo(_)));
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -14,10 +14,14 @@ pub const EXIT_BREAKER: u8 = 3;
 
 /// Human logs on stderr by default; JSON with `RECON_LOG_FORMAT=json`; level
 /// from `RUST_LOG` (default `info` for recon, `warn` for the rest).
-pub fn init_tracing() {
+pub fn init_tracing(quiet: bool) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("warn,recon=info,recon_core=info"));
+    let default = if quiet {
+        "error"
+    } else {
+        "warn,recon=info,recon_core=info"
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let json = std::env::var("RECON_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

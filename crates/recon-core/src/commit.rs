@@ -252,11 +252,27 @@ pub async fn commit(store: &dyn Store, batch: &Batch, dry_run: bool) -> Result<O
     }
 
     let mut decisions: Vec<Decision> = vec![Decision::Superseded; items.len()];
+    // Two states of one object with the same version inside one batch
+    // (Stripe events of the same second) cannot be ordered by arrival: the
+    // object is reported as a tie, so the caller fetches it.
     let mut winner: HashMap<&crate::types::ObjectKey, usize> = HashMap::new();
+    let mut tied: std::collections::HashSet<&crate::types::ObjectKey> =
+        std::collections::HashSet::new();
     for (i, it) in items.iter().enumerate() {
         match winner.get(&it.snapshot.key) {
             Some(&j) if items[j].snapshot.version > it.snapshot.version => {}
+            Some(&j)
+                if items[j].snapshot.version == it.snapshot.version
+                    && items[j].guard == Guard::Newer
+                    && it.guard == Guard::Newer =>
+            {
+                if items[j].snapshot.hash != it.snapshot.hash {
+                    tied.insert(&it.snapshot.key);
+                }
+                winner.insert(&it.snapshot.key, i);
+            }
             _ => {
+                tied.remove(&it.snapshot.key);
                 winner.insert(&it.snapshot.key, i);
             }
         }
@@ -294,7 +310,10 @@ pub async fn commit(store: &dyn Store, batch: &Batch, dry_run: bool) -> Result<O
         for i in idx {
             let it = &items[i];
             let prev = by_id.remove(&it.snapshot.key.id);
-            let d = decide(prev.as_ref(), floor, it.snapshot, it.guard);
+            let mut d = decide(prev.as_ref(), floor, it.snapshot, it.guard);
+            if d.writes() && tied.contains(&it.snapshot.key) {
+                d = Decision::Tie;
+            }
             decisions[i] = d;
             if d.writes() {
                 to_write.push((i, prev));

@@ -1,0 +1,10 @@
+//! Integration tests of the simulator over HTTP.
+
+mod common;
+
+mod clerk;
+mod faults;
+mod perf;
+mod stripe;
+mod truth;
+mod webhooks;

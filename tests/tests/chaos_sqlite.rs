@@ -1,0 +1,11 @@
+//! The chaos suite against SQLite.
+
+use std::sync::Arc;
+
+use recon_core::Store;
+
+async fn make() -> Arc<dyn Store> {
+    Arc::new(recon_store_sqlite::testing::fresh_store().await)
+}
+
+recon_tests::chaos_tests!(make);
