@@ -19,6 +19,14 @@ use crate::config::Config;
 use crate::output::{EXIT_FAILED, EXIT_OK, print_json};
 use crate::serve::{ServerState, metrics::Metrics};
 
+/// An adapter with its name, reference rules and request counters.
+type ProviderParts = (
+    &'static str,
+    Arc<dyn Provider>,
+    &'static [recon_core::store::Reference],
+    Arc<recon_core::BudgetStats>,
+);
+
 fn fast_retries() -> RetryPolicy {
     RetryPolicy {
         min_delay: Duration::from_millis(20),
@@ -160,12 +168,7 @@ pub async fn run(a: DemoArgs) -> Result<u8> {
         stripe.budget().stats().clone(),
         clerk.budget().stats().clone(),
     );
-    let providers: Vec<(
-        &'static str,
-        Arc<dyn Provider>,
-        &'static [recon_core::store::Reference],
-        Arc<recon_core::BudgetStats>,
-    )> = vec![
+    let providers: Vec<ProviderParts> = vec![
         (
             "stripe",
             Arc::new(stripe),
