@@ -93,6 +93,10 @@ pub enum Decision {
     Update,
     /// Same content as stored: nothing written.
     Unchanged,
+    /// Same content as stored but a newer version (an event or a fetch):
+    /// only the version is raised, so an older state that arrives later is
+    /// refused; no drift.
+    Touched,
     /// Older than what the mirror knows: not written.
     Stale,
     /// Same version, different content: not written; fetch to settle.
@@ -193,6 +197,9 @@ impl Outcome {
 struct Item<'a> {
     snapshot: &'a Snapshot,
     guard: Guard,
+    /// Raise the stored version when the content is unchanged (events and
+    /// fetches; not sweep listings, whose floor does that for the kind).
+    touch: bool,
     drift: Option<&'a DriftMeta>,
     /// (event index, snapshot index) or (usize::MAX, change index)
     slot: (usize, usize),
@@ -237,6 +244,7 @@ pub async fn commit(store: &dyn Store, batch: &Batch, dry_run: bool) -> Result<O
             items.push(Item {
                 snapshot: s,
                 guard: Guard::Newer,
+                touch: true,
                 drift: e.drift.as_ref(),
                 slot: (ei, si),
             });
@@ -246,6 +254,7 @@ pub async fn commit(store: &dyn Store, batch: &Batch, dry_run: bool) -> Result<O
         items.push(Item {
             snapshot: &c.snapshot,
             guard: c.guard,
+            touch: c.guard == Guard::NewerOrEqual,
             drift: c.drift.as_ref(),
             slot: (usize::MAX, ci),
         });
@@ -311,11 +320,22 @@ pub async fn commit(store: &dyn Store, batch: &Batch, dry_run: bool) -> Result<O
             let it = &items[i];
             let prev = by_id.remove(&it.snapshot.key.id);
             let mut d = decide(prev.as_ref(), floor, it.snapshot, it.guard);
-            if d.writes() && tied.contains(&it.snapshot.key) {
+            if d == Decision::Unchanged
+                && it.touch
+                && prev
+                    .as_ref()
+                    .is_some_and(|p| p.snapshot.version < it.snapshot.version)
+            {
+                d = Decision::Touched;
+            }
+            // Two states of one version in this batch: whichever came last
+            // in the batch may not be the newer one, even if it matches the
+            // mirror.
+            if d != Decision::Stale && tied.contains(&it.snapshot.key) {
                 d = Decision::Tie;
             }
             decisions[i] = d;
-            if d.writes() {
+            if d.writes() || d == Decision::Touched {
                 to_write.push((i, prev));
             }
         }
@@ -342,6 +362,9 @@ pub async fn commit(store: &dyn Store, batch: &Batch, dry_run: bool) -> Result<O
         for ((i, prev), ok) in part.into_iter().zip(written) {
             if !ok {
                 decisions[*i] = Decision::Stale;
+                continue;
+            }
+            if decisions[*i] == Decision::Touched {
                 continue;
             }
             let it = &items[*i];

@@ -221,6 +221,60 @@ pub async fn ties(store: Arc<dyn Store>) {
     assert_eq!(stored(s, "things", "t").await.unwrap().data["v"], "b");
 }
 
+/// An event whose content equals the mirror but whose version is newer
+/// raises the stored version (no drift), so an older state delivered later
+/// is refused; and two states of one version inside one batch are a tie even
+/// when the last of them matches the mirror.
+pub async fn unchanged_raises_version(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let one = |id: &str, v: i64, body: serde_json::Value| Batch {
+        events: vec![event(id, vec![snap("things", "u", v, body)])],
+        ..Batch::default()
+    };
+    let out = commit(s, &one("u1", 10, json!({"d": false})), false)
+        .await
+        .unwrap();
+    assert_eq!(out.events[0].decisions, vec![Decision::Insert]);
+    // Same content, newer: only the version moves, and no drift is logged.
+    let out = commit(s, &one("u2", 20, json!({"d": false})), false)
+        .await
+        .unwrap();
+    assert_eq!(out.events[0].decisions, vec![Decision::Touched]);
+    assert!(out.drift.is_empty());
+    assert_eq!(stored(s, "things", "u").await.unwrap().version, 20);
+    // A state from between the two arrives late: it is older than 20.
+    let out = commit(s, &one("u3", 15, json!({"d": true})), false)
+        .await
+        .unwrap();
+    assert_eq!(out.events[0].decisions, vec![Decision::Stale]);
+    assert_eq!(stored(s, "things", "u").await.unwrap().data["d"], false);
+
+    // Two events of version 30 in one batch, the last equal to the mirror:
+    // which came last is unknown, so the object is fetched.
+    let b = Batch {
+        events: vec![
+            event("u4", vec![snap("things", "u", 30, json!({"d": true}))]),
+            event("u5", vec![snap("things", "u", 30, json!({"d": false}))]),
+        ],
+        ..Batch::default()
+    };
+    let out = commit(s, &b, false).await.unwrap();
+    assert_eq!(out.ties(&b).len(), 1, "{:?}", out.events);
+
+    // A sweep listing (Guard::Newer change) with unchanged content writes
+    // nothing: the kind's sweep floor covers it.
+    let listing = Batch {
+        changes: vec![change(
+            snap("things", "u", 40, json!({"d": false})),
+            Guard::Newer,
+        )],
+        ..Batch::default()
+    };
+    let out = commit(s, &listing, false).await.unwrap();
+    assert_eq!(out.changes, vec![Decision::Unchanged]);
+    assert_eq!(stored(s, "things", "u").await.unwrap().version, 20);
+}
+
 /// Deletion leaves a tombstone that older live states cannot lift.
 pub async fn tombstones(store: Arc<dyn Store>) {
     let s = store.as_ref();
@@ -668,6 +722,7 @@ macro_rules! store_conformance_tests {
     ($make:path) => {
         $crate::store_conformance_tests!(@each $make;
             idempotent_ingest, duplicate_under_concurrency, monotonic_versions, ties,
+            unchanged_raises_version,
             tombstones, cursors, atomic_ledger_and_snapshot, drift_log, runs,
             sweep_scratch, diagnostics_queries, large_batches, schedule_claims);
     };
