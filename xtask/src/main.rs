@@ -20,6 +20,11 @@ Tasks:
                      local server on 127.0.0.1:5432; a fresh database per run
   ci                 cargo fmt --check, cargo clippy -D warnings, then `test`
   bench [sweep N]    benchmarks; writes docs/BENCHMARKS.md
+  chaos [SCALE [TRIALS]]
+                     the chaos suite at a larger size (default SCALE 10: 3,000
+                     customers and users, 30,000 mutations per store) and the
+                     SIGKILL crash test with TRIALS kills per store (default
+                     20), in release mode, printing the figures
 ";
 
 fn main() -> Result<()> {
@@ -30,6 +35,7 @@ fn main() -> Result<()> {
         "test" => test(rest),
         "ci" => ci(),
         "bench" => bench::run(rest),
+        "chaos" => chaos(rest),
         "help" | "-h" | "--help" => {
             print!("{HELP}");
             Ok(())
@@ -98,4 +104,57 @@ fn ci() -> Result<()> {
         "warnings",
     ]))?;
     test(&[])
+}
+
+fn chaos(args: &[String]) -> Result<()> {
+    let scale: u32 = match args.first() {
+        Some(a) => a
+            .parse()
+            .with_context(|| format!("SCALE must be a number, not {a:?}"))?,
+        None => 10,
+    };
+    let trials: u32 = match args.get(1) {
+        Some(a) => a
+            .parse()
+            .with_context(|| format!("TRIALS must be a number, not {a:?}"))?,
+        None => 20,
+    };
+    let db = pg::TestDatabase::create()?;
+    eprintln!(
+        "xtask: chaos at scale {scale}, {trials} kill trials per store, database {}",
+        db.redacted()
+    );
+    let mut cmd = cargo();
+    if has_nextest() {
+        cmd.args([
+            "nextest",
+            "run",
+            "--release",
+            "--no-capture",
+            "--no-fail-fast",
+        ]);
+    } else {
+        cmd.args(["test", "--release", "--no-fail-fast"]);
+    }
+    cmd.args([
+        "-p",
+        "recon-tests",
+        "--test",
+        "chaos_postgres",
+        "--test",
+        "chaos_sqlite",
+        "-p",
+        "recon-bin",
+        "--test",
+        "crash",
+    ]);
+    if !has_nextest() {
+        cmd.args(["--", "--nocapture"]);
+    }
+    cmd.env("TEST_DATABASE_URL", db.url())
+        .env("RECON_CHAOS_SCALE", scale.to_string())
+        .env("RECON_CRASH_TRIALS", trials.to_string());
+    let result = run(&mut cmd);
+    drop(db);
+    result
 }
