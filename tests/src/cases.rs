@@ -311,6 +311,74 @@ pub async fn dry_run_writes_nothing(store: Arc<dyn Store>) {
     );
 }
 
+/// Concurrent webhooks share transactions (group commit); each is applied
+/// once and answered only after its own commit; an event whose write fails
+/// fails alone, the others of its group commit.
+pub async fn concurrent_webhooks_group_commit(store: Arc<dyn Store>) {
+    let p = Arc::new(TestProvider::new(10));
+    let deliver = |e: &Engine, from: usize, n: usize| {
+        let mut tasks = Vec::new();
+        for i in from..from + n {
+            let ev = p.put("parents", &format!("g_{i}"), json!({ "n": i }));
+            let (h, body) = p.webhook(&ev);
+            let e = e.clone();
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let r = e.ingest_webhook(&h, &body).await;
+                // Answered only after the commit: the ledger has it now.
+                let in_ledger = store
+                    .ledger_contains("test", "default", &ev.event_id)
+                    .await
+                    .unwrap();
+                (ev.event_id, r, in_ledger)
+            }));
+        }
+        tasks
+    };
+
+    let counting = Arc::new(FailingStore::new(store.clone(), FailAt::Nowhere));
+    let dynstore: Arc<dyn Store> = counting.clone();
+    let e = engine(&dynstore, &p);
+    for t in deliver(&e, 0, 64) {
+        let (id, r, in_ledger) = t.await.unwrap();
+        let r = r.unwrap();
+        assert!(!r.duplicate && r.applied == 1, "{id}: {r:?}");
+        assert!(in_ledger, "{id} answered before its commit");
+    }
+    let begins = counting.begins.load(Ordering::Relaxed);
+    assert!(
+        begins <= 32,
+        "64 concurrent webhooks took {begins} transactions: no group commit"
+    );
+
+    let poisoned = Arc::new(FailingStore::new(store.clone(), FailAt::UpsertOf("g_70")));
+    let dynstore: Arc<dyn Store> = poisoned.clone();
+    let e = engine(&dynstore, &p);
+    let mut failed = Vec::new();
+    for t in deliver(&e, 64, 16) {
+        let (id, r, in_ledger) = t.await.unwrap();
+        match r {
+            Ok(r) => {
+                assert!(!r.duplicate && r.applied == 1, "{id}: {r:?}");
+                assert!(in_ledger, "{id} answered before its commit");
+            }
+            Err(err) => {
+                assert!(!in_ledger, "{id} failed but is in the ledger");
+                failed.push((id, err.kind()));
+            }
+        }
+    }
+    assert_eq!(failed.len(), 1, "only the poison event fails: {failed:?}");
+    assert_eq!(failed[0].1, ErrorKind::Store);
+    assert_eq!(
+        store
+            .count_live("test", "default", "parents")
+            .await
+            .unwrap(),
+        79
+    );
+}
+
 /// Webhooks: applied once; a duplicate is acknowledged and not applied; a
 /// forged one writes nothing; bad JSON under a good signature is invalid input.
 pub async fn webhook_exactly_once_and_forgery(store: Arc<dyn Store>) {
@@ -370,10 +438,7 @@ pub async fn ledger_and_snapshot_commit_together(store: Arc<dyn Store>) {
     let ev = p.put("parents", "p_x", json!({ "name": "x" }));
     let (h, body) = p.webhook(&ev);
     for at in [FailAt::Upsert, FailAt::Commit] {
-        let failing: Arc<dyn Store> = Arc::new(FailingStore {
-            inner: store.clone(),
-            at,
-        });
+        let failing: Arc<dyn Store> = Arc::new(FailingStore::new(store.clone(), at));
         let e = engine(&failing, &p);
         assert!(e.ingest_webhook(&h, &body).await.is_err());
         assert!(
@@ -643,6 +708,7 @@ macro_rules! engine_tests {
             no_deletion_from_partial_listing, deletions_are_confirmed_by_fetch,
             cancelled_sweep_deletes_nothing, circuit_breaker, dry_run_writes_nothing,
             webhook_exactly_once_and_forgery, ledger_and_snapshot_commit_together,
+            concurrent_webhooks_group_commit,
             late_webhook_older_than_sweep_is_stale, ties_are_settled_by_fetch,
             replay_restores_missed_webhooks, on_demand, partitioned_sweep_equals_single_cursor);
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

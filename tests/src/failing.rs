@@ -17,12 +17,29 @@ pub enum FailAt {
     Upsert,
     /// At commit, after every write.
     Commit,
+    /// At the snapshot write, only when it holds the object with this id
+    /// (a poison event among good ones).
+    UpsertOf(&'static str),
+    /// Never: the store only counts transactions.
+    Nowhere,
 }
 
 /// Wraps a real store; its transactions fail at `at`.
 pub struct FailingStore {
     pub inner: Arc<dyn Store>,
     pub at: FailAt,
+    /// Transactions begun.
+    pub begins: std::sync::atomic::AtomicU64,
+}
+
+impl FailingStore {
+    pub fn new(inner: Arc<dyn Store>, at: FailAt) -> Self {
+        FailingStore {
+            inner,
+            at,
+            begins: Default::default(),
+        }
+    }
 }
 
 struct FailingTx {
@@ -43,8 +60,10 @@ impl StoreTx for FailingTx {
         self.inner.load(p, a, k, ids).await
     }
     async fn upsert(&mut self, rows: &[&Snapshot], guard: Guard) -> Result<Vec<bool>> {
-        if self.at == FailAt::Upsert {
-            return Err(boom());
+        match self.at {
+            FailAt::Upsert => return Err(boom()),
+            FailAt::UpsertOf(id) if rows.iter().any(|r| r.key.id == id) => return Err(boom()),
+            _ => {}
         }
         self.inner.upsert(rows, guard).await
     }
@@ -58,8 +77,11 @@ impl StoreTx for FailingTx {
         self.inner.cursor(p, a, n).await
     }
     async fn commit(self: Box<Self>) -> Result<()> {
-        // Dropping the inner transaction rolls it back.
-        Err(boom())
+        if self.at == FailAt::Commit {
+            // Dropping the inner transaction rolls it back.
+            return Err(boom());
+        }
+        self.inner.commit().await
     }
 }
 
@@ -75,6 +97,8 @@ impl Store for FailingStore {
         self.inner.check_ready().await
     }
     async fn begin(&self) -> Result<Box<dyn StoreTx>> {
+        self.begins
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(Box::new(FailingTx {
             inner: self.inner.begin().await?,
             at: self.at,

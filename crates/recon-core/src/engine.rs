@@ -31,10 +31,9 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::commit::{
-    Batch, Change, Decision, DriftMeta, EventEntry, Outcome, commit, sweep_floor_name,
-};
+use crate::commit::{Batch, Change, Decision, DriftMeta, EventEntry, Outcome, sweep_floor_name};
 use crate::error::{Error, ErrorKind, Result};
+use crate::group::GroupCommit;
 use crate::provider::{Fetched, Headers, Provider};
 use crate::store::{Cursor, Guard, Store};
 use crate::types::{ObjectKey, RunCounts, RunKind, RunRecord, RunStatus, Snapshot, Source, now_ms};
@@ -57,6 +56,10 @@ pub struct EngineConfig {
     pub fetch_concurrency: usize,
     /// Chunks committed at once during a sweep.
     pub commit_concurrency: usize,
+    /// Most webhooks committed in one transaction: deliveries that arrive
+    /// while a commit runs share the next one (group commit). 1 commits
+    /// each webhook alone.
+    pub webhook_group: usize,
 }
 
 impl Default for EngineConfig {
@@ -68,6 +71,7 @@ impl Default for EngineConfig {
             commit_chunk: 500,
             fetch_concurrency: 8,
             commit_concurrency: 2,
+            webhook_group: 128,
         }
     }
 }
@@ -153,20 +157,24 @@ pub struct Engine {
     store: Arc<dyn Store>,
     provider: Arc<dyn Provider>,
     config: EngineConfig,
+    group: Arc<GroupCommit>,
 }
 
 impl Engine {
     /// An engine with default tuning.
     pub fn new(store: Arc<dyn Store>, provider: Arc<dyn Provider>) -> Self {
+        let config = EngineConfig::default();
         Engine {
             store,
             provider,
-            config: EngineConfig::default(),
+            group: GroupCommit::new(config.webhook_group),
+            config,
         }
     }
 
     /// Replace the tuning.
     pub fn with_config(mut self, config: EngineConfig) -> Self {
+        self.group = GroupCommit::new(config.webhook_group);
         self.config = config;
         self
     }
@@ -191,17 +199,7 @@ impl Engine {
     }
 
     async fn commit_retrying(&self, batch: &Batch, dry_run: bool) -> Result<Outcome> {
-        let mut attempt = 0;
-        loop {
-            match commit(self.store.as_ref(), batch, dry_run).await {
-                Err(e) if e.kind() == ErrorKind::Conflict && attempt < 5 => {
-                    attempt += 1;
-                    tracing::debug!(error = %e, attempt, "store conflict; retrying commit");
-                    tokio::time::sleep(std::time::Duration::from_millis(5 << attempt)).await;
-                }
-                other => return other,
-            }
-        }
+        crate::group::commit_retrying(self.store.as_ref(), batch, dry_run).await
     }
 
     /// Settle version ties by fetching each object and committing what the
@@ -256,22 +254,17 @@ impl Engine {
         source: Source,
     ) -> Result<IngestReport> {
         let ignored = event.snapshots.is_empty();
-        let batch = Batch {
-            events: vec![EventEntry {
-                event,
-                source,
-                drift: None,
-            }],
-            ..Batch::default()
+        let (event_id, event_type) = (event.event_id.clone(), event.event_type.clone());
+        let entry = EventEntry {
+            event,
+            source,
+            drift: None,
         };
-        let out = self.commit_retrying(&batch, false).await?;
-        let ties = out.ties(&batch);
-        let ties_fetched = self.settle_ties(ties, None, false).await? as u32;
-        let ev = &out.events[0];
-        let e = &batch.events[0].event;
+        let (ev, ties) = self.group.submit(&self.store, entry).await?;
+        let ties_fetched = self.settle_ties(ties.iter().collect(), None, false).await? as u32;
         Ok(IngestReport {
-            event_id: e.event_id.clone(),
-            event_type: e.event_type.clone(),
+            event_id,
+            event_type,
             duplicate: !ev.new,
             applied: ev.decisions.iter().filter(|d| d.writes()).count() as u32,
             stale: ev

@@ -12,6 +12,7 @@ pub mod commit;
 pub mod diagnostics;
 pub mod engine;
 pub mod error;
+mod group;
 pub mod provider;
 pub mod retry;
 pub mod store;
