@@ -396,6 +396,7 @@ impl Engine {
             } else {
                 vec![crate::provider::ListScope::all()]
             };
+        tracing::debug!(kind, ranges = scopes.len(), plan = ?scopes, "listing plan");
         let stop = opts.cancel.child_token();
         let (tx, mut rx) =
             tokio::sync::mpsc::channel::<Result<crate::provider::Page>>(scopes.len() * 2 + 2);
@@ -407,7 +408,9 @@ impl Engine {
             let kind = kind.to_string();
             producers.spawn(async move {
                 let mut cursor: Option<String> = None;
+                let (started, mut pages) = (std::time::Instant::now(), 0u64);
                 loop {
+                    pages += 1;
                     let page = tokio::select! {
                         _ = stop.cancelled() => return,
                         p = provider.list_page(&kind, &scope, cursor.as_deref()) => p,
@@ -419,7 +422,10 @@ impl Engine {
                     }
                     match next {
                         Some(n) => cursor = Some(n),
-                        None => return,
+                        None => {
+                            tracing::debug!(kind, ?scope, pages, elapsed = ?started.elapsed(), "listing range done");
+                            return;
+                        }
                     }
                 }
             });
