@@ -300,6 +300,7 @@ pub async fn commit(store: &dyn Store, batch: &Batch, dry_run: bool) -> Result<O
     group_keys.sort();
     let mut to_write: Vec<(usize, Option<StoredObject>)> = Vec::new();
     for g in group_keys {
+        let group_start = to_write.len();
         let mut idx = groups.remove(&g).unwrap_or_default();
         idx.sort_by(|a, b| items[*a].snapshot.key.id.cmp(&items[*b].snapshot.key.id));
         let (provider, account, kind) = g;
@@ -311,7 +312,7 @@ pub async fn commit(store: &dyn Store, batch: &Batch, dry_run: bool) -> Result<O
             .iter()
             .map(|i| items[*i].snapshot.key.id.as_str())
             .collect();
-        let stored = tx.load(provider, account, kind, &ids).await?;
+        let stored = tx.load_heads(provider, account, kind, &ids).await?;
         let mut by_id: HashMap<String, StoredObject> = stored
             .into_iter()
             .map(|s| (s.snapshot.key.id.clone(), s))
@@ -337,6 +338,30 @@ pub async fn commit(store: &dyn Store, batch: &Batch, dry_run: bool) -> Result<O
             decisions[i] = d;
             if d.writes() || d == Decision::Touched {
                 to_write.push((i, prev));
+            }
+        }
+        // The documents of the rows about to change with a drift record
+        // (its `before`), read only now that they are known to be few.
+        let need: Vec<&str> = to_write[group_start..]
+            .iter()
+            .filter(|(i, prev)| {
+                prev.is_some() && items[*i].drift.is_some() && decisions[*i].writes()
+            })
+            .map(|(i, _)| items[*i].snapshot.key.id.as_str())
+            .collect();
+        if !need.is_empty() {
+            let mut full: HashMap<String, StoredObject> = tx
+                .load(provider, account, kind, &need)
+                .await?
+                .into_iter()
+                .map(|s| (s.snapshot.key.id.clone(), s))
+                .collect();
+            for (i, prev) in &mut to_write[group_start..] {
+                if prev.is_some()
+                    && let Some(f) = full.remove(&items[*i].snapshot.key.id)
+                {
+                    *prev = Some(f);
+                }
             }
         }
     }

@@ -134,6 +134,21 @@ pub trait StoreTx: Send {
         ids: &[&str],
     ) -> Result<Vec<StoredObject>>;
 
+    /// Like [`StoreTx::load`], but the `data` of each row may be left
+    /// `null`: what the monotonic guard needs (version, deleted, hash)
+    /// without reading and parsing every stored document. The commit path
+    /// loads the full rows only of what it is about to change with a drift
+    /// record. Default: [`StoreTx::load`].
+    async fn load_heads(
+        &mut self,
+        provider: &str,
+        account: &str,
+        kind: &str,
+        ids: &[&str],
+    ) -> Result<Vec<StoredObject>> {
+        self.load(provider, account, kind, ids).await
+    }
+
     /// Upsert snapshots under `guard`; returns, per row, whether it was
     /// written. Rows are unique by key within one call.
     async fn upsert(&mut self, rows: &[&Snapshot], guard: Guard) -> Result<Vec<bool>>;

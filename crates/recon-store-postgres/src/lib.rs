@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+
 use std::str::FromStr;
 
 use async_trait::async_trait;
@@ -173,6 +174,8 @@ const OBJECT_COLS: &str = "provider, account, kind, id, version, deleted, status
 // table filled since its last ANALYZE, `id = ANY($4)` and a plain join both
 // became a scan of the whole kind per batch.
 const OBJECT_COLS_O: &str = "o.provider, o.account, o.kind, o.id, o.version, o.deleted, o.status, o.owner_id, o.email, o.data, o.hash, o.confirmed_at";
+// The same without the document (`data` comes back as JSON null).
+const OBJECT_HEAD_COLS_O: &str = "o.provider, o.account, o.kind, o.id, o.version, o.deleted, o.status, o.owner_id, o.email, 'null'::jsonb AS data, o.hash, o.confirmed_at";
 
 fn run_from_row(r: &PgRow) -> std::result::Result<RunRecord, sqlx::Error> {
     let counts: serde_json::Value = r.try_get("counts")?;
@@ -259,6 +262,31 @@ impl StoreTx for PgTx {
     ) -> Result<Vec<StoredObject>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {OBJECT_COLS_O} FROM UNNEST($4::text[]) AS t(id)
+             CROSS JOIN LATERAL (SELECT * FROM objects x
+                 WHERE x.provider = $1 AND x.account = $2 AND x.kind = $3 AND x.id = t.id LIMIT 1) o"
+        )))
+        .bind(provider)
+        .bind(account)
+        .bind(kind)
+        .bind(ids)
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(db_err("load"))?;
+        rows.iter()
+            .map(stored_from_row)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(db_err("load"))
+    }
+
+    async fn load_heads(
+        &mut self,
+        provider: &str,
+        account: &str,
+        kind: &str,
+        ids: &[&str],
+    ) -> Result<Vec<StoredObject>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {OBJECT_HEAD_COLS_O} FROM UNNEST($4::text[]) AS t(id)
              CROSS JOIN LATERAL (SELECT * FROM objects x
                  WHERE x.provider = $1 AND x.account = $2 AND x.kind = $3 AND x.id = t.id LIMIT 1) o"
         )))

@@ -210,6 +210,8 @@ fn stored_from_row(r: &SqliteRow) -> std::result::Result<StoredObject, sqlx::Err
 }
 
 const OBJECT_COLS: &str = "provider, account, kind, id, version, deleted, status, owner_id, email, data, hash, confirmed_at";
+// The same without the document (`data` comes back as JSON null).
+const OBJECT_HEAD_COLS: &str = "provider, account, kind, id, version, deleted, status, owner_id, email, 'null' AS data, hash, confirmed_at";
 
 fn run_from_row(r: &SqliteRow) -> std::result::Result<RunRecord, sqlx::Error> {
     let counts: String = r.try_get("counts")?;
@@ -241,11 +243,22 @@ async fn load_objects(
     ids: &[&str],
     op: &str,
 ) -> Result<Vec<StoredObject>> {
+    load_rows(conn, OBJECT_COLS, provider, account, kind, ids, op).await
+}
+
+async fn load_rows(
+    conn: &mut SqliteConnection,
+    cols: &str,
+    provider: &str,
+    account: &str,
+    kind: &str,
+    ids: &[&str],
+    op: &str,
+) -> Result<Vec<StoredObject>> {
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(CHUNK) {
-        let mut qb = QueryBuilder::<Sqlite>::new(format!(
-            "SELECT {OBJECT_COLS} FROM objects WHERE provider = "
-        ));
+        let mut qb =
+            QueryBuilder::<Sqlite>::new(format!("SELECT {cols} FROM objects WHERE provider = "));
         qb.push_bind(provider)
             .push(" AND account = ")
             .push_bind(account)
@@ -348,6 +361,25 @@ impl StoreTx for SqliteTx {
         ids: &[&str],
     ) -> Result<Vec<StoredObject>> {
         load_objects(&mut self.tx, provider, account, kind, ids, "load").await
+    }
+
+    async fn load_heads(
+        &mut self,
+        provider: &str,
+        account: &str,
+        kind: &str,
+        ids: &[&str],
+    ) -> Result<Vec<StoredObject>> {
+        load_rows(
+            &mut self.tx,
+            OBJECT_HEAD_COLS,
+            provider,
+            account,
+            kind,
+            ids,
+            "load",
+        )
+        .await
     }
 
     async fn upsert(&mut self, rows: &[&Snapshot], guard: Guard) -> Result<Vec<bool>> {
