@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+mod nodelay;
 
 use std::str::FromStr;
 
@@ -107,9 +108,16 @@ impl PgStore {
             .options([("search_path", schema)])
             // Statements carry customers' data: keep them out of the logs.
             .disable_statement_logging();
+        let port = opts.get_port();
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(std::time::Duration::from_secs(10))
+            .after_connect(move |_, _| {
+                Box::pin(async move {
+                    nodelay::apply(port);
+                    Ok(())
+                })
+            })
             .connect_with(opts)
             .await
             .map_err(|e| {
