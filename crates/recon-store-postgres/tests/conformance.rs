@@ -41,3 +41,23 @@ fn schema_names_are_checked() {
     assert!(!recon_store_postgres::valid_schema("Recon"));
     assert!(!recon_store_postgres::valid_schema("1x"));
 }
+
+/// On loopback with the default `sslmode=prefer`, the pool connects without
+/// TLS (its handshake cost ~70 ms per connection and protects nothing there).
+#[tokio::test]
+async fn loopback_prefer_connects_without_tls() {
+    let url = recon_store_postgres::testing::test_database_url();
+    if url.contains("sslmode") || !(url.contains("127.0.0.1") || url.contains("localhost")) {
+        // Not this case: the URL chose its own TLS mode or a remote host.
+        return;
+    }
+    let store = recon_store_postgres::PgStore::connect(&url, "t_tls_probe")
+        .await
+        .expect("these tests need Postgres: set TEST_DATABASE_URL or run `cargo xtask test`");
+    let ssl: Option<bool> =
+        sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .fetch_optional(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(ssl, Some(false), "a loopback connection negotiated TLS");
+}
