@@ -92,36 +92,52 @@ fn build_clerk(config: &Config) -> recon_core::Result<Built> {
     Ok((Arc::new(p), recon_clerk::ClerkProvider::references(), stats))
 }
 
+/// Providers turned on (built) and off (with the reason).
+type Providers = (Vec<(&'static str, Built)>, Vec<(&'static str, String)>);
+
+fn build_providers(config: &Config) -> recon_core::Result<Providers> {
+    let mut built = Vec::new();
+    let mut off = Vec::new();
+    for (name, var) in PROVIDERS {
+        if config.provider(name).enabled == Some(false) {
+            off.push((*name, format!("{name} is disabled in the config file")));
+            continue;
+        }
+        if env(var).is_none() {
+            off.push((*name, format!("{name} is off: set {var} to turn it on")));
+            continue;
+        }
+        let b = match *name {
+            "stripe" => build_stripe(config)?,
+            _ => build_clerk(config)?,
+        };
+        built.push((*name, b));
+    }
+    Ok((built, off))
+}
+
 impl App {
     /// Load everything. Providers without keys are off, not errors.
     pub async fn open(config: Config) -> Result<App> {
+        // The HTTP clients load the system's CA certificates (tens of ms):
+        // build the providers while the store connects.
+        let cfg = config.clone();
+        let building = tokio::task::spawn_blocking(move || build_providers(&cfg));
         let store = open_store(&config).await?;
-        let mut providers = Vec::new();
-        let mut off = Vec::new();
-        for (name, var) in PROVIDERS {
-            if config.provider(name).enabled == Some(false) {
-                off.push((*name, format!("{name} is disabled in the config file")));
-                continue;
-            }
-            if env(var).is_none() {
-                off.push((*name, format!("{name} is off: set {var} to turn it on")));
-                continue;
-            }
-            let built = match *name {
-                "stripe" => build_stripe(&config),
-                _ => build_clerk(&config),
-            };
-            let (provider, references, stats) = built?;
-            let engine =
-                Engine::new(store.clone(), provider.clone()).with_config(engine_config(&config));
-            providers.push(ProviderEntry {
+        let (built, off) = building
+            .await
+            .map_err(|e| Error::new(ErrorKind::Unexpected, format!("building providers: {e}")))??;
+        let providers = built
+            .into_iter()
+            .map(|(name, (provider, references, stats))| ProviderEntry {
                 name,
+                engine: Engine::new(store.clone(), provider.clone())
+                    .with_config(engine_config(&config)),
                 provider,
-                engine,
                 references,
                 stats,
-            });
-        }
+            })
+            .collect();
         Ok(App {
             config,
             store,
