@@ -244,13 +244,14 @@ pub async fn run(a: DemoArgs) -> Result<u8> {
         drop: a.drop,
         duplicate: a.duplicate,
         reorder_window: 40,
-        concurrency: 16,
+        concurrency: 32,
         max_attempts: 1,
         requeue_failed: false,
         ..DeliveryFaults::default()
     };
     let (mut taken, mut dropped, mut duplicated, mut delivered) = (0u64, 0u64, 0u64, 0u64);
     let mut done = 0;
+    let t_webhooks = Instant::now();
     while done < a.mutations {
         let n = (a.mutations - done).min(500);
         sim.mutate(n);
@@ -269,7 +270,7 @@ pub async fn run(a: DemoArgs) -> Result<u8> {
             let _ = std::io::stdout().flush();
         }
     }
-    say(String::new());
+    say(format!(" ({:.1}s)", t_webhooks.elapsed().as_secs_f64()));
     let truth = sim.truth();
     let (per_before, ok1, total1) =
         consistency(store.as_ref(), &truth, &state.app.providers).await?;
@@ -286,6 +287,7 @@ pub async fn run(a: DemoArgs) -> Result<u8> {
         ..Faults::default()
     });
     let mut runs = Vec::new();
+    let t_reconcile = Instant::now();
     let stripe_entry = &state.app.providers[0];
     let replay = stripe_entry.engine.replay(replay_from, &opts).await?;
     runs.push(replay);
@@ -293,6 +295,7 @@ pub async fn run(a: DemoArgs) -> Result<u8> {
         runs.extend(e.engine.sweep_all(&opts).await?);
     }
     let truth = sim.truth();
+    let reconcile_secs = t_reconcile.elapsed().as_secs_f64();
     let (per_after, ok2, total2) =
         consistency(store.as_ref(), &truth, &state.app.providers).await?;
 
@@ -350,7 +353,9 @@ pub async fn run(a: DemoArgs) -> Result<u8> {
             count("duplicate"),
             count("stale")
         );
-        println!("5. reconciliation: replay of Stripe's event log, then a sweep of every kind");
+        println!(
+            "5. reconciliation: replay of Stripe's event log, then a sweep of every kind ({reconcile_secs:.1}s)"
+        );
         for (k, causes) in &by_kind_cause {
             let parts: Vec<String> = causes.iter().map(|(c, n)| format!("{n} {c}")).collect();
             println!("   {k:<40} fixed: {}", parts.join(", "));
