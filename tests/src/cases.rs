@@ -7,7 +7,9 @@ use recon_core::commit::{Batch, EventEntry, commit};
 use recon_core::engine::{EngineConfig, OneOutcome, SweepOptions};
 use recon_core::store::DriftQuery;
 use recon_core::testkit::fake::TestProvider;
-use recon_core::types::{ProviderEvent, RunStatus, Snapshot, Source};
+use recon_core::types::{
+    ProviderEvent, RunCounts, RunKind, RunRecord, RunStatus, Snapshot, Source, now_ms,
+};
 use recon_core::{Engine, ErrorKind, ObjectKey, Provider, Store};
 use serde_json::json;
 
@@ -206,6 +208,69 @@ pub async fn cancelled_sweep_deletes_nothing(store: Arc<dyn Store>) {
         30
     );
     assert_eq!(store.runs(1).await.unwrap()[0].status, RunStatus::Cancelled);
+}
+
+/// A run left `running` by a process that died is closed as failed by the
+/// next sweep, with a reason; nothing stays `running` after it.
+pub async fn abandoned_runs_are_closed(store: Arc<dyn Store>) {
+    let p = seeded(5, 30, 0);
+    let dead = RunRecord {
+        id: "run-of-a-killed-process".into(),
+        provider: "test".into(),
+        account: "default".into(),
+        kind: "parents".into(),
+        run_kind: RunKind::Sweep,
+        status: RunStatus::Running,
+        dry_run: false,
+        started_at: now_ms() - 10 * 60_000,
+        finished_at: None,
+        counts: RunCounts::default(),
+        mismatch_ratio: 0.0,
+        error: None,
+    };
+    store.insert_run(&dead).await.unwrap();
+    let e = engine(&store, &p);
+    sweep_ok(&e).await;
+    let runs = store.runs(100).await.unwrap();
+    let closed = runs.iter().find(|r| r.id == dead.id).unwrap();
+    assert_eq!(closed.status, RunStatus::Failed, "{closed:?}");
+    assert!(
+        closed
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("interrupted"),
+        "{closed:?}"
+    );
+    assert!(
+        runs.iter().all(|r| r.status != RunStatus::Running),
+        "{runs:?}"
+    );
+}
+
+/// A long sweep keeps its run alive with heartbeats: closing abandoned runs
+/// while it goes leaves it alone, and it ends `succeeded`.
+pub async fn heartbeat_keeps_a_long_run_alive(store: Arc<dyn Store>) {
+    let p = seeded(5, 60, 0);
+    p.slow_pages(std::time::Duration::from_millis(50));
+    let provider: Arc<dyn Provider> = p.clone();
+    let mut cfg = EngineConfig::default();
+    cfg.partitions = 1;
+    cfg.heartbeat = std::time::Duration::from_millis(20);
+    cfg.abandon_after = std::time::Duration::from_millis(150);
+    let e = Arc::new(Engine::new(store.clone(), provider).with_config(cfg));
+    let sweeping = {
+        let e = e.clone();
+        tokio::spawn(async move { e.sweep("parents", &SweepOptions::default()).await })
+    };
+    // Well past abandon_after since the run started, and still listing.
+    tokio::time::sleep(std::time::Duration::from_millis(350)).await;
+    assert_eq!(store.runs(1).await.unwrap()[0].status, RunStatus::Running);
+    let closed = e.close_abandoned_runs().await.unwrap();
+    assert!(closed.is_empty(), "a live run was closed: {closed:?}");
+    let run = sweeping.await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    assert_eq!(store.runs(1).await.unwrap()[0].status, RunStatus::Succeeded);
 }
 
 /// The circuit breaker stops a sweep that would change more than the
@@ -706,7 +771,8 @@ macro_rules! engine_tests {
         $crate::engine_tests!(@each $make;
             sweep_converges_and_resweep_writes_nothing, sweep_finds_and_fixes_drift,
             no_deletion_from_partial_listing, deletions_are_confirmed_by_fetch,
-            cancelled_sweep_deletes_nothing, circuit_breaker, dry_run_writes_nothing,
+            cancelled_sweep_deletes_nothing, abandoned_runs_are_closed,
+            heartbeat_keeps_a_long_run_alive, circuit_breaker, dry_run_writes_nothing,
             webhook_exactly_once_and_forgery, ledger_and_snapshot_commit_together,
             concurrent_webhooks_group_commit,
             late_webhook_older_than_sweep_is_stale, ties_are_settled_by_fetch,

@@ -148,6 +148,12 @@ impl Store for FailingStore {
     async fn update_run(&self, run: &RunRecord) -> Result<()> {
         self.inner.update_run(run).await
     }
+    async fn heartbeat_run(&self, run_id: &str, at: i64) -> Result<()> {
+        self.inner.heartbeat_run(run_id, at).await
+    }
+    async fn close_abandoned_runs(&self, before: i64, error: &str) -> Result<Vec<RunRecord>> {
+        self.inner.close_abandoned_runs(before, error).await
+    }
     async fn runs(&self, limit: u32) -> Result<Vec<RunRecord>> {
         self.inner.runs(limit).await
     }

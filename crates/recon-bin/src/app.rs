@@ -2,6 +2,7 @@
 //! one engine per provider.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Result;
 use recon_core::store::Reference;
@@ -62,6 +63,9 @@ fn engine_config(config: &Config) -> EngineConfig {
     e.breaker_share = config.engine.breaker_share;
     e.breaker_min_base = config.engine.breaker_min_base;
     e.partitions = config.engine.partitions.max(1);
+    // Several heartbeats fit in the abandonment window.
+    e.abandon_after = config.engine.abandon_after();
+    e.heartbeat = (e.abandon_after / 8).clamp(Duration::from_millis(100), Duration::from_secs(15));
     e
 }
 

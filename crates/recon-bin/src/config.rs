@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
@@ -61,6 +62,16 @@ pub struct EngineSection {
     pub breaker_min_base: u64,
     /// Concurrent cursors per listing.
     pub partitions: usize,
+    /// A run left `running` with no heartbeat for this long (its process was
+    /// killed) is closed as failed by the next sweep or replay.
+    pub abandon_after: String,
+}
+
+impl EngineSection {
+    /// `abandon_after` as a duration (checked by `Config::load`).
+    pub fn abandon_after(&self) -> Duration {
+        humantime::parse_duration(&self.abandon_after).unwrap_or(Duration::from_secs(120))
+    }
 }
 
 impl Default for EngineSection {
@@ -69,6 +80,7 @@ impl Default for EngineSection {
             breaker_share: 0.5,
             breaker_min_base: 20,
             partitions: 8,
+            abandon_after: "2m".into(),
         }
     }
 }
@@ -173,6 +185,13 @@ impl Config {
         if !(0.0..=1.0).contains(&self.engine.breaker_share) {
             bail!("engine.breaker_share must be between 0 and 1");
         }
+        match humantime::parse_duration(&self.engine.abandon_after) {
+            Ok(d) if d >= Duration::from_secs(1) => {}
+            _ => bail!(
+                "engine.abandon_after must be a duration of at least 1s, like \"2m\" (got {:?})",
+                self.engine.abandon_after
+            ),
+        }
         if !(0.0..=1.0).contains(&self.alerts.mismatch_threshold) {
             bail!("alerts.mismatch_threshold must be between 0 and 1");
         }
@@ -266,6 +285,22 @@ mod tests {
             cfg.schedule("stripe").get("subscriptions").unwrap(),
             "0 5 * * * *"
         );
+    }
+
+    #[test]
+    fn abandon_after_is_checked() {
+        let parse = |v: &str| {
+            toml::from_str::<Config>(&format!("[engine]\nabandon_after = \"{v}\""))
+                .unwrap()
+                .validate()
+        };
+        parse("90s").unwrap();
+        for bad in ["soon", "0s", "500ms"] {
+            let e = parse(bad).unwrap_err().to_string();
+            assert!(e.contains("engine.abandon_after"), "{bad}: {e}");
+        }
+        let cfg: Config = toml::from_str("[engine]\nabandon_after = \"90s\"").unwrap();
+        assert_eq!(cfg.engine.abandon_after(), Duration::from_secs(90));
     }
 
     #[test]

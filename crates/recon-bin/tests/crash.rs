@@ -215,6 +215,7 @@ struct Figures {
     acknowledged: usize,
     cut_by_kill: usize,
     sweeps_cut: usize,
+    runs_closed_as_interrupted: usize,
     redelivered_duplicate: usize,
     redelivered_applied_late: usize,
 }
@@ -227,7 +228,12 @@ async fn crash_trials(target: Target, seed: u64) {
     let t = sim.webhook_targets(None, None);
     let config = std::env::temp_dir().join(format!("recon-crash-{}-{seed}.toml", free_port()));
     // The scheduler stays off: the test decides when sweeps run.
-    std::fs::write(&config, "[server]\nscheduler = false\n").unwrap();
+    // Runs of a killed process are closed after 1 s without a heartbeat.
+    std::fs::write(
+        &config,
+        "[server]\nscheduler = false\n[engine]\nabandon_after = \"1s\"\n",
+    )
+    .unwrap();
     let env = Env {
         target: &target,
         sim: &sim,
@@ -328,11 +334,26 @@ async fn crash_trials(target: Target, seed: u64) {
         );
     }
 
-    // One sweep per provider converges the mirror.
+    // One sweep per provider converges the mirror, and closes the runs the
+    // kills left `running` (silent for longer than abandon_after by then).
+    tokio::time::sleep(Duration::from_millis(1200)).await;
     for p in ["stripe", "clerk"] {
         let v = admin_sweep(&srv.base, p).await.expect("final sweep");
         assert!(runs_succeeded(&v), "final sweep of {p}: {v}");
     }
+    let runs = store.runs(10_000).await.unwrap();
+    let still_running: Vec<_> = runs
+        .iter()
+        .filter(|r| r.status == recon_core::RunStatus::Running)
+        .collect();
+    assert!(
+        still_running.is_empty(),
+        "runs of killed processes still say running: {still_running:?}"
+    );
+    f.runs_closed_as_interrupted = runs
+        .iter()
+        .filter(|r| r.error.as_deref().unwrap_or("").starts_with("interrupted"))
+        .count();
     drop(srv);
     let stripe_kinds =
         recon_stripe::StripeProvider::new(recon_stripe::StripeConfig::new(sim.stripe_key()))

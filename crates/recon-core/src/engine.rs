@@ -17,7 +17,10 @@
 //!   its planned changes and writes none of them if they exceed
 //!   [`EngineConfig::breaker_share`] of the mirror.
 //! - A run is recorded `running` first and `succeeded` only at the very end;
-//!   a crash leaves it `running`, never `succeeded`.
+//!   a crash leaves it `running`, never `succeeded`. While it runs it writes
+//!   a heartbeat every [`EngineConfig::heartbeat`]; the next sweep or replay
+//!   closes a `running` run silent for [`EngineConfig::abandon_after`] as
+//!   `failed` (its process was killed or lost the database).
 //!
 //! # Assumptions
 //! - The provider's versions on every path share one unit and clock
@@ -26,6 +29,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -60,6 +64,11 @@ pub struct EngineConfig {
     /// while a commit runs share the next one (group commit). 1 commits
     /// each webhook alone.
     pub webhook_group: usize,
+    /// How often a running sweep or replay records that it is alive.
+    pub heartbeat: Duration,
+    /// A `running` run with no heartbeat for this long is closed as failed
+    /// by the next sweep or replay. Keep it several heartbeats long.
+    pub abandon_after: Duration,
 }
 
 impl Default for EngineConfig {
@@ -72,7 +81,18 @@ impl Default for EngineConfig {
             fetch_concurrency: 8,
             commit_concurrency: 2,
             webhook_group: 128,
+            heartbeat: Duration::from_secs(15),
+            abandon_after: Duration::from_secs(120),
         }
+    }
+}
+
+/// A run's heartbeat task; stops when dropped.
+struct Heartbeat(tokio::task::JoinHandle<()>);
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -296,6 +316,46 @@ impl Engine {
         }
     }
 
+    /// Start a run: close runs abandoned by dead processes, record this one
+    /// as `running`, and keep its heartbeat going until the guard drops.
+    async fn start_run(&self, run: &RunRecord) -> Result<Heartbeat> {
+        self.close_abandoned_runs().await?;
+        self.store.insert_run(run).await?;
+        let (store, id, every) = (self.store.clone(), run.id.clone(), self.config.heartbeat);
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every.max(Duration::from_millis(1)));
+            tick.tick().await; // the first tick is immediate: started_at covers it
+            loop {
+                tick.tick().await;
+                // A missed beat is not an error: the run goes on, and a
+                // store that stays down fails the run's own writes.
+                if let Err(e) = store.heartbeat_run(&id, now_ms()).await {
+                    tracing::warn!(run = %id, error = %e, "run heartbeat not recorded");
+                }
+            }
+        });
+        Ok(Heartbeat(task))
+    }
+
+    /// Close runs left `running` by a process that died: no heartbeat for
+    /// [`EngineConfig::abandon_after`]. Returns them (now `failed`).
+    pub async fn close_abandoned_runs(&self) -> Result<Vec<RunRecord>> {
+        let before = now_ms() - self.config.abandon_after.as_millis() as i64;
+        let closed = self
+            .store
+            .close_abandoned_runs(
+                before,
+                "interrupted: the process running it stopped (killed, crashed or cut off from the database); \
+                 the batches it committed stand, nothing it had not confirmed was deleted, and the next sweep finishes the work",
+            )
+            .await?;
+        for r in &closed {
+            tracing::warn!(run = %r.id, provider = %r.provider, kind = %r.kind, "closed a run abandoned by a process that stopped");
+            let _ = self.store.clear_scratch(&r.id).await;
+        }
+        Ok(closed)
+    }
+
     async fn finish(
         &self,
         mut run: RunRecord,
@@ -349,9 +409,10 @@ impl Engine {
             )));
         }
         let mut run = self.new_run(kind, RunKind::Sweep, opts.dry_run);
-        self.store.insert_run(&run).await?;
+        let heartbeat = self.start_run(&run).await?;
         let mut state = SweepState::default();
         let result = self.sweep_inner(kind, opts, &mut run, &mut state).await;
+        drop(heartbeat);
         let (status, error) = match result {
             Ok(()) => (RunStatus::Succeeded, None),
             Err(e) if e.kind() == ErrorKind::CircuitOpen => {
@@ -873,8 +934,9 @@ impl Engine {
             }
         }
         let mut run = self.new_run("*", RunKind::Replay, opts.dry_run);
-        self.store.insert_run(&run).await?;
+        let heartbeat = self.start_run(&run).await?;
         let res = self.replay_inner(since, opts, &mut run).await;
+        drop(heartbeat);
         let (status, error) = match res {
             Ok(()) => (RunStatus::Succeeded, None),
             Err(e) if e.kind() == ErrorKind::Cancelled => {

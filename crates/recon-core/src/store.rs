@@ -239,6 +239,16 @@ pub trait Store: Send + Sync + 'static {
     /// Record a run's end state and counts.
     async fn update_run(&self, run: &RunRecord) -> Result<()>;
 
+    /// Record that a running run is alive at `at` (unix ms). The engine
+    /// calls this on a timer while a sweep or replay runs.
+    async fn heartbeat_run(&self, run_id: &str, at: i64) -> Result<()>;
+
+    /// Close runs still `running` whose last sign of life (heartbeat, else
+    /// start) is older than `before` (unix ms): their process was killed or
+    /// lost the database. Each becomes `failed` with `error`, finished now,
+    /// and is returned.
+    async fn close_abandoned_runs(&self, before: i64, error: &str) -> Result<Vec<RunRecord>>;
+
     /// Recent runs, newest first.
     async fn runs(&self, limit: u32) -> Result<Vec<RunRecord>>;
 

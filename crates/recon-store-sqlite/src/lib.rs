@@ -746,6 +746,34 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn heartbeat_run(&self, run_id: &str, at: i64) -> Result<()> {
+        sqlx::query("UPDATE runs SET heartbeat_at = ?2 WHERE id = ?1 AND status = 'running'")
+            .bind(run_id)
+            .bind(at)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err("run heartbeat"))?;
+        Ok(())
+    }
+
+    async fn close_abandoned_runs(&self, before: i64, error: &str) -> Result<Vec<RunRecord>> {
+        let rows = sqlx::query(
+            "UPDATE runs SET status = 'failed', finished_at = ?2, error = ?3
+             WHERE status = 'running' AND COALESCE(heartbeat_at, started_at) < ?1
+             RETURNING *",
+        )
+        .bind(before)
+        .bind(now_ms())
+        .bind(error)
+        .fetch_all(&self.writer)
+        .await
+        .map_err(db_err("close abandoned runs"))?;
+        rows.iter()
+            .map(run_from_row)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(db_err("close abandoned runs"))
+    }
+
     async fn runs(&self, limit: u32) -> Result<Vec<RunRecord>> {
         let rows = sqlx::query("SELECT * FROM runs ORDER BY started_at DESC, id DESC LIMIT ?")
             .bind(i64::from(limit))

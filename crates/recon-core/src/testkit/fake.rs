@@ -36,6 +36,7 @@ struct State {
     list_calls: BTreeMap<String, u64>,
     hidden: Vec<String>,
     fail_fetch: bool,
+    page_delay: std::time::Duration,
 }
 
 /// The test provider.
@@ -180,6 +181,11 @@ impl TestProvider {
         st.fail_fetch = false;
     }
 
+    /// Every listed page takes `delay` (a slow provider).
+    pub fn slow_pages(&self, delay: std::time::Duration) {
+        self.state.lock().unwrap().page_delay = delay;
+    }
+
     /// Direct fetches fail.
     pub fn fail_fetches(&self) {
         self.state.lock().unwrap().fail_fetch = true;
@@ -279,6 +285,10 @@ impl Provider for TestProvider {
     }
 
     async fn list_page(&self, kind: &str, scope: &ListScope, cursor: Option<&str>) -> Result<Page> {
+        let delay = self.state.lock().unwrap().page_delay;
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         let mut st = self.state.lock().unwrap();
         let calls = st.list_calls.entry(kind.to_string()).or_insert(0);
         let call = *calls;

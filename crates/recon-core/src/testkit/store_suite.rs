@@ -4,6 +4,7 @@
 //! store crate's tests with an async function that returns a fresh,
 //! migrated `Arc<dyn Store>`; it expands to one `#[tokio::test]` per check.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::json;
@@ -499,6 +500,73 @@ pub async fn runs(store: Arc<dyn Store>) {
     assert_eq!(runs[1].status, RunStatus::Running);
 }
 
+/// Runs left `running` without a recent sign of life are closed as failed;
+/// live, recently beating and finished runs are left alone.
+pub async fn abandoned_runs(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let mk = |id: &str, t: i64| RunRecord {
+        id: id.into(),
+        provider: "test".into(),
+        account: "default".into(),
+        kind: "things".into(),
+        run_kind: RunKind::Sweep,
+        status: RunStatus::Running,
+        dry_run: false,
+        started_at: t,
+        finished_at: None,
+        counts: RunCounts::default(),
+        mismatch_ratio: 0.0,
+        error: None,
+    };
+    // Started long ago, never beat: abandoned.
+    s.insert_run(&mk("dead", 1_000)).await.unwrap();
+    // Started long ago but beat recently: alive.
+    s.insert_run(&mk("beating", 1_000)).await.unwrap();
+    s.heartbeat_run("beating", 9_000).await.unwrap();
+    // Started long ago, beat long ago: abandoned.
+    s.insert_run(&mk("stopped", 1_000)).await.unwrap();
+    s.heartbeat_run("stopped", 2_000).await.unwrap();
+    // Started recently: alive.
+    s.insert_run(&mk("young", 8_500)).await.unwrap();
+    // Finished long ago: not touched.
+    let mut done = mk("done", 500);
+    s.insert_run(&done).await.unwrap();
+    done.status = RunStatus::Succeeded;
+    done.finished_at = Some(700);
+    s.update_run(&done).await.unwrap();
+    // A heartbeat for a finished run changes nothing.
+    s.heartbeat_run("done", 9_500).await.unwrap();
+
+    let mut closed: Vec<String> = s
+        .close_abandoned_runs(5_000, "interrupted")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            assert_eq!(r.status, RunStatus::Failed);
+            assert_eq!(r.error.as_deref(), Some("interrupted"));
+            assert!(r.finished_at.is_some());
+            r.id
+        })
+        .collect();
+    closed.sort();
+    assert_eq!(closed, ["dead", "stopped"]);
+    let all: BTreeMap<String, RunRecord> = s
+        .runs(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.id.clone(), r))
+        .collect();
+    assert_eq!(all["dead"].status, RunStatus::Failed);
+    assert_eq!(all["stopped"].status, RunStatus::Failed);
+    assert_eq!(all["beating"].status, RunStatus::Running);
+    assert_eq!(all["young"].status, RunStatus::Running);
+    assert_eq!(all["done"], done);
+    // Closing again finds nothing new.
+    assert!(s.close_abandoned_runs(5_000, "x").await.unwrap().is_empty());
+}
+
 /// Seen ids, unseen live ids in pages, staging, scratch cleanup.
 pub async fn sweep_scratch(store: Arc<dyn Store>) {
     let s = store.as_ref();
@@ -724,7 +792,7 @@ macro_rules! store_conformance_tests {
             idempotent_ingest, duplicate_under_concurrency, monotonic_versions, ties,
             unchanged_raises_version,
             tombstones, cursors, atomic_ledger_and_snapshot, drift_log, runs,
-            sweep_scratch, diagnostics_queries, large_batches, schedule_claims);
+            abandoned_runs, sweep_scratch, diagnostics_queries, large_batches, schedule_claims);
     };
     (@each $make:path; $($name:ident),*) => {
         $(
