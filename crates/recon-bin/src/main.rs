@@ -17,6 +17,30 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+// glibc's malloc gives each busy thread its own arena; a long sweep's page
+// buffers fragment them and the peak RSS grew with the listing (+31% from
+// 20,000 to 1,000,000 customers). mimalloc (built without transparent huge
+// pages, and tuned by `tune_allocator`) stays flat and is faster on the
+// JSON-heavy paths. Figures in docs/BENCHMARKS.md.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// `mi_option_purge_delay`: its ordinal in `mi_option_e` (mimalloc.h, v3),
+/// which libmimalloc-sys does not name. Upstream keeps ordinals stable by
+/// renaming retired options `deprecated_*` in place.
+const MI_OPTION_PURGE_DELAY: i32 = 15;
+
+/// Return freed pages to the OS at once instead of after 1 s: a sweep of
+/// 20,000 customers peaks at 41 MiB instead of 56 MiB, at the same speed.
+fn tune_allocator() {
+    #[allow(unsafe_code)]
+    // SAFETY: `mi_option_set` stores an integer in mimalloc's option table,
+    // and the purge delay is an integer option (milliseconds).
+    unsafe {
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
+    }
+}
+
 /// Keep your database's copy of Stripe and Clerk correct, whatever the
 /// webhooks do.
 ///
@@ -92,6 +116,7 @@ Exit status 3: the circuit breaker stopped a sweep that would change too much (r
 }
 
 fn main() -> ExitCode {
+    tune_allocator();
     let cli = Cli::parse();
     let json = match &cli.command {
         Command::Migrate(o) => o.json,
@@ -127,4 +152,24 @@ fn main() -> ExitCode {
         }
     });
     ExitCode::from(code)
+}
+
+#[cfg(test)]
+mod allocator_tests {
+    /// The ordinal names the purge delay in the bundled mimalloc: its
+    /// default is 1000 ms, and `tune_allocator` sets it to 0.
+    #[test]
+    fn purge_delay_ordinal() {
+        #[allow(unsafe_code)]
+        // SAFETY: reads an integer option.
+        let get = || unsafe { libmimalloc_sys::mi_option_get(super::MI_OPTION_PURGE_DELAY) };
+        assert_eq!(
+            get(),
+            1000,
+            "ordinal {} is not the purge delay",
+            super::MI_OPTION_PURGE_DELAY
+        );
+        super::tune_allocator();
+        assert_eq!(get(), 0);
+    }
 }
