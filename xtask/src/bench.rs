@@ -437,7 +437,13 @@ pub fn run(args: &[String]) -> Result<()> {
     // The rate budget at two sizes: planning probes and the last requests'
     // latency are a fixed cost that a longer listing amortises.
     let (sizes, mem, rate_n, hooks, core) = if quick {
-        (vec![20_000], vec![20_000, 200_000], vec![20_000], 10_000, 100_000)
+        (
+            vec![20_000],
+            vec![20_000, 200_000],
+            vec![20_000],
+            10_000,
+            100_000,
+        )
     } else {
         (
             vec![20_000, 200_000],
