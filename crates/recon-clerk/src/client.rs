@@ -165,32 +165,9 @@ impl ErrorBody {
     }
 }
 
-/// `Retry-After` in seconds (integer or fractional) or as an HTTP date.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get("retry-after")?.to_str().ok()?.trim();
-    if let Ok(s) = v.parse::<f64>() {
-        return (s.is_finite() && s >= 0.0).then(|| Duration::from_secs_f64(s.min(86_400.0)));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
-    let secs = at.timestamp() - chrono::Utc::now().timestamp();
-    Some(Duration::from_secs(secs.clamp(0, 86_400) as u64))
-}
-
-/// Mask anything that looks like a key or a secret in text Clerk sent back.
+/// Clerk's error text with anything that looks like a key masked.
 fn redact(text: &str) -> String {
-    const SECRETS: [&str; 3] = ["sk_live_", "sk_test_", "whsec_"];
-    let mut out = String::with_capacity(text.len());
-    for (i, word) in text.split(' ').enumerate() {
-        if i > 0 {
-            out.push(' ');
-        }
-        if SECRETS.iter().any(|p| word.contains(p)) {
-            out.push_str("[redacted]");
-        } else {
-            out.push_str(word);
-        }
-    }
-    out.chars().take(300).collect()
+    recon_core::http_util::redact(text, &["sk_live_", "sk_test_", "whsec_"])
 }
 
 /// Turn a non-2xx answer into an [`Error`].
@@ -248,7 +225,7 @@ pub(crate) fn classify(status: u16, headers: &HeaderMap, info: &ErrorBody) -> Er
     Error::new(kind, message)
         .with_component("clerk")
         .with_status(status)
-        .with_retry_after(retry_after(headers))
+        .with_retry_after(recon_core::http_util::retry_after(headers))
 }
 
 fn transport(op: &str, base: &str, e: reqwest::Error) -> Error {
@@ -262,13 +239,7 @@ fn transport(op: &str, base: &str, e: reqwest::Error) -> Error {
         ErrorKind::Unavailable
     };
     let e = e.without_url();
-    let mut chain = e.to_string();
-    let mut src = std::error::Error::source(&e);
-    while let Some(s) = src {
-        chain.push_str(": ");
-        chain.push_str(&s.to_string());
-        src = s.source();
-    }
+    let chain = recon_core::http_util::error_chain(&e);
     Error::new(kind, format!("cannot reach Clerk at {base}: {chain}"))
         .with_component("clerk")
         .with_operation(op.to_string())

@@ -13,6 +13,7 @@ pub mod diagnostics;
 pub mod engine;
 pub mod error;
 mod group;
+pub mod http_util;
 pub mod provider;
 pub mod retry;
 pub mod store;

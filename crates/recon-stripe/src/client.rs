@@ -203,34 +203,12 @@ fn should_retry(headers: &HeaderMap) -> Option<bool> {
     }
 }
 
-/// `Retry-After` in seconds (integer or fractional) or as an HTTP date.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get("retry-after")?.to_str().ok()?.trim();
-    if let Ok(s) = v.parse::<f64>() {
-        return (s.is_finite() && s >= 0.0).then(|| Duration::from_secs_f64(s.min(86_400.0)));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
-    let secs = at.timestamp() - chrono::Utc::now().timestamp();
-    Some(Duration::from_secs(secs.clamp(0, 86_400) as u64))
-}
+/// Words of Stripe's error text that look like a key or a secret.
+const SECRET_PREFIXES: [&str; 5] = ["sk_live_", "sk_test_", "rk_live_", "rk_test_", "whsec_"];
 
-/// Mask anything that looks like a key or a secret in text Stripe sent back
-/// (its 401/403 messages quote a masked key; recon quotes none).
+/// Stripe's error text with anything that looks like a key masked.
 pub(crate) fn redact(text: &str) -> String {
-    const SECRETS: [&str; 5] = ["sk_live_", "sk_test_", "rk_live_", "rk_test_", "whsec_"];
-    let mut out = String::with_capacity(text.len());
-    for (i, word) in text.split(' ').enumerate() {
-        if i > 0 {
-            out.push(' ');
-        }
-        let bare = word.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '_');
-        if SECRETS.iter().any(|p| bare.contains(p)) {
-            out.push_str("[redacted]");
-        } else {
-            out.push_str(word);
-        }
-    }
-    out.chars().take(300).collect()
+    recon_core::http_util::redact(text, &SECRET_PREFIXES)
 }
 
 /// Turn a non-2xx answer into an [`Error`].
@@ -296,7 +274,7 @@ pub(crate) fn classify(status: u16, headers: &HeaderMap, info: &ErrorBody) -> Er
     Error::new(kind, message)
         .with_component("stripe")
         .with_status(status)
-        .with_retry_after(retry_after(headers))
+        .with_retry_after(recon_core::http_util::retry_after(headers))
         .with_should_retry(should_retry(headers))
 }
 
@@ -310,13 +288,7 @@ fn transport(op: &str, base: &str, e: reqwest::Error) -> Error {
     } else {
         ErrorKind::Unavailable
     };
-    let mut chain = e.to_string();
-    let mut src = std::error::Error::source(&e);
-    while let Some(s) = src {
-        chain.push_str(": ");
-        chain.push_str(&s.to_string());
-        src = s.source();
-    }
+    let chain = recon_core::http_util::error_chain(&e);
     Error::new(kind, format!("cannot reach Stripe at {base}: {chain}"))
         .with_component("stripe")
         .with_operation(op.to_string())
