@@ -204,6 +204,36 @@ const OBJECT_COLS_O: &str = "o.provider, o.account, o.kind, o.id, o.version, o.d
 // The same without the document (`data` comes back as JSON null).
 const OBJECT_HEAD_COLS_O: &str = "o.provider, o.account, o.kind, o.id, o.version, o.deleted, o.status, o.owner_id, o.email, 'null'::jsonb AS data, o.hash, o.confirmed_at";
 
+/// Stored objects of one `(provider, account, kind)` by id, in a
+/// transaction or from the pool; `cols` is `OBJECT_COLS_O` or, without the
+/// documents, `OBJECT_HEAD_COLS_O`.
+async fn load_objects<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    cols: &str,
+    provider: &str,
+    account: &str,
+    kind: &str,
+    ids: &[&str],
+    op: &'static str,
+) -> Result<Vec<StoredObject>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {cols} FROM UNNEST($4::text[]) AS t(id)
+         CROSS JOIN LATERAL (SELECT * FROM objects x
+             WHERE x.provider = $1 AND x.account = $2 AND x.kind = $3 AND x.id = t.id LIMIT 1) o"
+    )))
+    .bind(provider)
+    .bind(account)
+    .bind(kind)
+    .bind(ids)
+    .fetch_all(executor)
+    .await
+    .map_err(db_err(op))?;
+    rows.iter()
+        .map(stored_from_row)
+        .collect::<std::result::Result<_, _>>()
+        .map_err(db_err(op))
+}
+
 fn run_from_row(r: &PgRow) -> std::result::Result<RunRecord, sqlx::Error> {
     let counts: serde_json::Value = r.try_get("counts")?;
     let run_kind: String = r.try_get("run_kind")?;
@@ -287,22 +317,16 @@ impl StoreTx for PgTx {
         kind: &str,
         ids: &[&str],
     ) -> Result<Vec<StoredObject>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {OBJECT_COLS_O} FROM UNNEST($4::text[]) AS t(id)
-             CROSS JOIN LATERAL (SELECT * FROM objects x
-                 WHERE x.provider = $1 AND x.account = $2 AND x.kind = $3 AND x.id = t.id LIMIT 1) o"
-        )))
-        .bind(provider)
-        .bind(account)
-        .bind(kind)
-        .bind(ids)
-        .fetch_all(&mut *self.tx)
+        load_objects(
+            &mut *self.tx,
+            OBJECT_COLS_O,
+            provider,
+            account,
+            kind,
+            ids,
+            "load",
+        )
         .await
-        .map_err(db_err("load"))?;
-        rows.iter()
-            .map(stored_from_row)
-            .collect::<std::result::Result<_, _>>()
-            .map_err(db_err("load"))
     }
 
     async fn load_heads(
@@ -312,22 +336,16 @@ impl StoreTx for PgTx {
         kind: &str,
         ids: &[&str],
     ) -> Result<Vec<StoredObject>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {OBJECT_HEAD_COLS_O} FROM UNNEST($4::text[]) AS t(id)
-             CROSS JOIN LATERAL (SELECT * FROM objects x
-                 WHERE x.provider = $1 AND x.account = $2 AND x.kind = $3 AND x.id = t.id LIMIT 1) o"
-        )))
-        .bind(provider)
-        .bind(account)
-        .bind(kind)
-        .bind(ids)
-        .fetch_all(&mut *self.tx)
+        load_objects(
+            &mut *self.tx,
+            OBJECT_HEAD_COLS_O,
+            provider,
+            account,
+            kind,
+            ids,
+            "load",
+        )
         .await
-        .map_err(db_err("load"))?;
-        rows.iter()
-            .map(stored_from_row)
-            .collect::<std::result::Result<_, _>>()
-            .map_err(db_err("load"))
     }
 
     async fn upsert(&mut self, rows: &[&Snapshot], guard: Guard) -> Result<Vec<bool>> {
@@ -566,22 +584,16 @@ impl Store for PgStore {
         kind: &str,
         ids: &[&str],
     ) -> Result<Vec<StoredObject>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {OBJECT_COLS_O} FROM UNNEST($4::text[]) AS t(id)
-             CROSS JOIN LATERAL (SELECT * FROM objects x
-                 WHERE x.provider = $1 AND x.account = $2 AND x.kind = $3 AND x.id = t.id LIMIT 1) o"
-        )))
-        .bind(provider)
-        .bind(account)
-        .bind(kind)
-        .bind(ids)
-        .fetch_all(&self.pool)
+        load_objects(
+            &self.pool,
+            OBJECT_COLS_O,
+            provider,
+            account,
+            kind,
+            ids,
+            "get",
+        )
         .await
-        .map_err(db_err("get"))?;
-        rows.iter()
-            .map(stored_from_row)
-            .collect::<std::result::Result<_, _>>()
-            .map_err(db_err("get"))
     }
 
     async fn owned_by(
