@@ -258,6 +258,12 @@ async fn crash_trials(target: Target, seed: u64) {
         assert!(runs_succeeded(&v), "initial sweep of {p}: {v}");
     }
 
+    // From here every API call takes 10 ms, so a sweep lasts long enough
+    // for the random kills to land inside sweeps too, not only in floods.
+    sim.set_faults(recon_sim::Faults {
+        latency: Duration::from_millis(10),
+        ..recon_sim::Faults::default()
+    });
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut acked: HashSet<(Provider, String)> = HashSet::new();
     let mut f = Figures::default();
