@@ -7,9 +7,8 @@ use recon_core::commit::{Batch, EventEntry, commit};
 use recon_core::engine::{EngineConfig, OneOutcome, SweepOptions};
 use recon_core::store::DriftQuery;
 use recon_core::testkit::fake::TestProvider;
-use recon_core::types::{
-    ProviderEvent, RunCounts, RunKind, RunRecord, RunStatus, Snapshot, Source, now_ms,
-};
+use recon_core::testkit::store_suite::running_sweep;
+use recon_core::types::{ProviderEvent, RunStatus, Snapshot, Source, now_ms};
 use recon_core::{Engine, ErrorKind, ObjectKey, Provider, Store};
 use serde_json::json;
 
@@ -214,20 +213,7 @@ pub async fn cancelled_sweep_deletes_nothing(store: Arc<dyn Store>) {
 /// next sweep, with a reason; nothing stays `running` after it.
 pub async fn abandoned_runs_are_closed(store: Arc<dyn Store>) {
     let p = seeded(5, 30, 0);
-    let dead = RunRecord {
-        id: "run-of-a-killed-process".into(),
-        provider: "test".into(),
-        account: "default".into(),
-        kind: "parents".into(),
-        run_kind: RunKind::Sweep,
-        status: RunStatus::Running,
-        dry_run: false,
-        started_at: now_ms() - 10 * 60_000,
-        finished_at: None,
-        counts: RunCounts::default(),
-        mismatch_ratio: 0.0,
-        error: None,
-    };
+    let dead = running_sweep("parents", "run-of-a-killed-process", now_ms() - 10 * 60_000);
     store.insert_run(&dead).await.unwrap();
     let e = engine(&store, &p);
     sweep_ok(&e).await;

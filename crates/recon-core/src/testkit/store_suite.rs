@@ -467,23 +467,29 @@ pub async fn drift_log(store: Arc<dyn Store>) {
     assert!(r3.is_empty());
 }
 
-/// Runs round-trip with counts and status, newest first.
-pub async fn runs(store: Arc<dyn Store>) {
-    let s = store.as_ref();
-    let mk = |id: &str, t: i64| RunRecord {
+/// A `running` sweep of the test provider's `kind`, started at `started_at`
+/// (unix ms), as the engine records it first.
+pub fn running_sweep(kind: &str, id: &str, started_at: i64) -> RunRecord {
+    RunRecord {
         id: id.into(),
         provider: "test".into(),
         account: "default".into(),
-        kind: "things".into(),
+        kind: kind.into(),
         run_kind: RunKind::Sweep,
         status: RunStatus::Running,
         dry_run: false,
-        started_at: t,
+        started_at,
         finished_at: None,
         counts: RunCounts::default(),
         mismatch_ratio: 0.0,
         error: None,
-    };
+    }
+}
+
+/// Runs round-trip with counts and status, newest first.
+pub async fn runs(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let mk = |id: &str, t: i64| running_sweep("things", id, t);
     s.insert_run(&mk("run-a", 1000)).await.unwrap();
     let mut b = mk("run-b", 2000);
     s.insert_run(&b).await.unwrap();
@@ -504,20 +510,7 @@ pub async fn runs(store: Arc<dyn Store>) {
 /// live, recently beating and finished runs are left alone.
 pub async fn abandoned_runs(store: Arc<dyn Store>) {
     let s = store.as_ref();
-    let mk = |id: &str, t: i64| RunRecord {
-        id: id.into(),
-        provider: "test".into(),
-        account: "default".into(),
-        kind: "things".into(),
-        run_kind: RunKind::Sweep,
-        status: RunStatus::Running,
-        dry_run: false,
-        started_at: t,
-        finished_at: None,
-        counts: RunCounts::default(),
-        mismatch_ratio: 0.0,
-        error: None,
-    };
+    let mk = |id: &str, t: i64| running_sweep("things", id, t);
     // Started long ago, never beat: abandoned.
     s.insert_run(&mk("dead", 1_000)).await.unwrap();
     // Started long ago but beat recently: alive.
