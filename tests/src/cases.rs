@@ -547,6 +547,7 @@ pub async fn ties_are_settled_by_fetch(store: Arc<dyn Store>) {
     // A different state stamped with the same version (same second).
     let other = ProviderEvent {
         event_id: "evt_same_second".into(),
+        pending_webhooks: None,
         snapshots: vec![Snapshot::live(
             ObjectKey::new("test", "default", "parents", "p_t"),
             v,
@@ -570,6 +571,7 @@ pub async fn ties_are_settled_by_fetch(store: Arc<dyn Store>) {
         .unwrap();
     let interim = ProviderEvent {
         event_id: "evt_same_second_2".into(),
+        pending_webhooks: None,
         snapshots: vec![Snapshot::live(
             ObjectKey::new("test", "default", "parents", "p_u"),
             real2.created,

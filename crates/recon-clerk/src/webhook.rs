@@ -210,6 +210,7 @@ pub fn parse_event(delivery: &Delivery, body: &[u8]) -> Result<ProviderEvent> {
         event_id: delivery.id.clone(),
         event_type: ty,
         created,
+        pending_webhooks: None,
         snapshots,
     })
 }

@@ -137,6 +137,23 @@ pub trait Provider: Send + Sync + 'static {
     /// The current state of one object.
     async fn fetch(&self, kind: &str, id: &str) -> Result<Fetched>;
 
+    /// The current state of one object of `account` (the account in the
+    /// object's key, which for a platform receiving Connect events may differ
+    /// from [`Provider::account`]). The default fetches through
+    /// [`Provider::fetch`] when `account` is this instance's account and
+    /// refuses any other: an answer made under another account says nothing
+    /// about the object (its "not found" must never become a tombstone).
+    async fn fetch_in(&self, account: &str, kind: &str, id: &str) -> Result<Fetched> {
+        if account == self.account() {
+            return self.fetch(kind, id).await;
+        }
+        Err(Error::unsupported(format!(
+            "{} cannot fetch {kind} {id} of account {account:?}: this instance acts as {:?}",
+            self.name(),
+            self.account()
+        )))
+    }
+
     /// The current state of everything `owner` owns (the owner itself
     /// included). Default: unsupported.
     async fn owned_by(&self, owner: &str) -> Result<Vec<Snapshot>> {

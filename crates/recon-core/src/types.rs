@@ -171,6 +171,11 @@ pub struct ProviderEvent {
     /// The object states the event carries. Empty for types recon does not
     /// mirror: those are recorded in the ledger and acknowledged.
     pub snapshots: Vec<Snapshot>,
+    /// Webhook deliveries of this event that the provider has not yet
+    /// completed (Stripe's `pending_webhooks`), when the provider says so.
+    /// Above zero long after `created`: delivery is failing at its side.
+    #[serde(default)]
+    pub pending_webhooks: Option<u32>,
 }
 
 /// Which path found or applied a change.
@@ -338,6 +343,7 @@ impl RunStatus {
 
 /// Counts kept by a run.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RunCounts {
     /// Objects (or events) the provider listed.
     pub listed: u64,
@@ -359,6 +365,15 @@ pub struct RunCounts {
     pub events_applied: u64,
     /// Events skipped as already in the ledger (replay).
     pub events_duplicate: u64,
+    /// Missed webhooks (replay): events new to the ledger that carry object
+    /// states and are older than the in-flight grace period, so a webhook
+    /// should have delivered them. Events still within the grace period or
+    /// of types that carry nothing are applied but not counted here.
+    pub missed: u64,
+    /// Events the provider still reports as undelivered (Stripe
+    /// `pending_webhooks > 0`) long after their creation (replay); their
+    /// objects are queued for a refresh.
+    pub undelivered: u64,
     /// List pages read.
     pub pages: u64,
     /// Differences found (inserted + updated + deleted, or would be in a dry run).

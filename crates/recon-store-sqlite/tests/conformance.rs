@@ -326,6 +326,7 @@ async fn two_stores_on_one_file_apply_an_event_once() {
                             event_id: format!("evt_{round}"),
                             event_type: "thing.updated".into(),
                             created: 10,
+                            pending_webhooks: None,
                             snapshots: vec![Snapshot::live(
                                 ObjectKey::new("test", "default", "things", format!("t{round}")),
                                 10 + w as i64,

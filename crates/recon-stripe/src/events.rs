@@ -83,6 +83,10 @@ pub fn parse_event(v: Value, default_account: &str) -> Result<ProviderEvent> {
         event_id,
         event_type,
         created,
+        pending_webhooks: m
+            .get("pending_webhooks")
+            .and_then(Value::as_u64)
+            .map(|n| n.min(u32::MAX as u64) as u32),
         snapshots,
     })
 }

@@ -119,6 +119,7 @@ impl TestProvider {
             event_id: format!("evt_{version}"),
             event_type: format!("{kind}.updated"),
             created: version,
+            pending_webhooks: None,
             snapshots: vec![snap],
         };
         st.events.push(ev.clone());
@@ -139,6 +140,7 @@ impl TestProvider {
             event_id: format!("evt_{version}"),
             event_type: format!("{kind}.deleted"),
             created: version,
+            pending_webhooks: None,
             snapshots: vec![Snapshot::tombstone(Self::key(kind, id), version)],
         };
         st.events.push(ev.clone());
@@ -163,6 +165,7 @@ impl TestProvider {
             event_id: format!("evt_{}", st.clock),
             event_type: "session.created".into(),
             created: st.clock,
+            pending_webhooks: None,
             snapshots: vec![],
         };
         st.events.push(ev.clone());

@@ -31,6 +31,7 @@ fn event(id: &str, snapshots: Vec<Snapshot>) -> EventEntry {
             event_id: id.into(),
             event_type: "thing.updated".into(),
             created: snapshots.first().map(|s| s.version).unwrap_or(0),
+            pending_webhooks: None,
             snapshots,
         },
         source: Source::Webhook,
