@@ -148,17 +148,18 @@ impl Store for FailingStore {
     async fn mark_seen(&self, run: &str, seen: &[SeenRow<'_>]) -> Result<()> {
         self.inner.mark_seen(run, seen).await
     }
-    async fn overwritten_since_seen(
+    async fn outdated_during_sweep(
         &self,
         p: &str,
         a: &str,
         k: &str,
         run: &str,
         since: i64,
+        floor: i64,
         limit: u32,
     ) -> Result<Vec<String>> {
         self.inner
-            .overwritten_since_seen(p, a, k, run, since, limit)
+            .outdated_during_sweep(p, a, k, run, since, floor, limit)
             .await
     }
     async fn due_fetches(

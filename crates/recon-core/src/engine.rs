@@ -807,7 +807,10 @@ impl Engine {
             // every write decided under the old floor has committed. An
             // event older than the listing may still have slipped in between
             // the listing and the commit of its chunk: fetch those objects.
-            self.refetch_overwritten(kind, &meta, run).await?;
+            if !st.backfill {
+                self.refetch_outdated(kind, start_version, &meta, run)
+                    .await?;
+            }
         }
         if !opts.dry_run
             && let Err(e) = self.settle_pending().await
@@ -817,23 +820,26 @@ impl Engine {
         Ok(())
     }
 
-    /// Objects the sweep listed whose stored state became older than the
-    /// listing during the sweep (a delayed webhook): fetch and fix them.
-    async fn refetch_overwritten(
+    /// Objects a delayed webhook made older than what the sweep knows while
+    /// it ran (see [`Store::outdated_during_sweep`]): fetch and fix them.
+    /// Runs after the floor is raised, so no new ones can appear.
+    async fn refetch_outdated(
         &self,
         kind: &str,
+        floor: i64,
         meta: &DriftMeta,
         run: &mut RunRecord,
     ) -> Result<()> {
         for _ in 0..20 {
             let ids = self
                 .store
-                .overwritten_since_seen(
+                .outdated_during_sweep(
                     self.provider.name(),
                     self.provider.account(),
                     kind,
                     &run.id,
                     run.started_at,
+                    floor,
                     500,
                 )
                 .await?;

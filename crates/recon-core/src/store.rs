@@ -287,17 +287,21 @@ pub trait Store: Send + Sync + 'static {
     /// listing of the object; not part of the mirror).
     async fn mark_seen(&self, run_id: &str, seen: &[SeenRow<'_>]) -> Result<()>;
 
-    /// Ids of a kind that the run listed but whose stored state, written at
-    /// or after `written_since` (unix ms), is older than the listing and
-    /// differs from it: a concurrent write of an older state slipped in
-    /// after the listing. In id order, at most `limit`.
-    async fn overwritten_since_seen(
+    /// Ids of a kind written at or after `written_since` (unix ms) whose
+    /// stored state is older than what the sweep `run_id` knows: listed
+    /// objects stored older than their listing and different from it, and
+    /// live objects the listing did not contain stored at a version below
+    /// `floor` (the sweep's start). Both are delayed webhooks that slipped in
+    /// while the sweep ran. In id order, at most `limit`.
+    #[allow(clippy::too_many_arguments)]
+    async fn outdated_during_sweep(
         &self,
         provider: &str,
         account: &str,
         kind: &str,
         run_id: &str,
         written_since: i64,
+        floor: i64,
         limit: u32,
     ) -> Result<Vec<String>>;
 

@@ -809,20 +809,22 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn overwritten_since_seen(
+    async fn outdated_during_sweep(
         &self,
         provider: &str,
         account: &str,
         kind: &str,
         run_id: &str,
         written_since: i64,
+        floor: i64,
         limit: u32,
     ) -> Result<Vec<String>> {
         sqlx::query_scalar(
             "SELECT o.id FROM objects o
-             JOIN sweep_seen s ON s.run_id = $4 AND s.id = o.id
+             LEFT JOIN sweep_seen s ON s.run_id = $4 AND s.id = o.id
              WHERE o.provider = $1 AND o.account = $2 AND o.kind = $3 AND o.confirmed_at >= $5
-               AND o.version < s.version AND o.hash IS DISTINCT FROM s.hash
+               AND ((s.id IS NOT NULL AND o.version < s.version AND o.hash IS DISTINCT FROM s.hash)
+                 OR (s.id IS NULL AND NOT o.deleted AND o.version < $7))
              ORDER BY o.id LIMIT $6",
         )
         .bind(provider)
@@ -831,6 +833,7 @@ impl Store for PgStore {
         .bind(run_id)
         .bind(written_since)
         .bind(limit as i64)
+        .bind(floor)
         .fetch_all(&self.pool)
         .await
         .map_err(db_err("overwritten since seen"))

@@ -761,20 +761,22 @@ impl Store for SqliteStore {
         tx.commit().await.map_err(db_err("mark seen"))
     }
 
-    async fn overwritten_since_seen(
+    async fn outdated_during_sweep(
         &self,
         provider: &str,
         account: &str,
         kind: &str,
         run_id: &str,
         written_since: i64,
+        floor: i64,
         limit: u32,
     ) -> Result<Vec<String>> {
         sqlx::query_scalar(
-            "SELECT o.id FROM sweep_seen s
-             JOIN objects o ON o.provider = ?1 AND o.account = ?2 AND o.kind = ?3 AND o.id = s.id
-             WHERE s.run_id = ?4 AND o.confirmed_at >= ?5
-               AND o.version < s.version AND o.hash IS NOT s.hash
+            "SELECT o.id FROM objects o
+             LEFT JOIN sweep_seen s ON s.run_id = ?4 AND s.id = o.id
+             WHERE o.provider = ?1 AND o.account = ?2 AND o.kind = ?3 AND o.confirmed_at >= ?5
+               AND ((s.id IS NOT NULL AND o.version < s.version AND o.hash IS NOT s.hash)
+                 OR (s.id IS NULL AND NOT o.deleted AND o.version < ?7))
              ORDER BY o.id LIMIT ?6",
         )
         .bind(provider)
@@ -783,6 +785,7 @@ impl Store for SqliteStore {
         .bind(run_id)
         .bind(written_since)
         .bind(limit as i64)
+        .bind(floor)
         .fetch_all(&self.reader)
         .await
         .map_err(db_err("overwritten since seen"))

@@ -486,10 +486,47 @@ pub async fn seen_versions(store: Arc<dyn Store>) {
     .await
     .unwrap();
     let ids = s
-        .overwritten_since_seen("test", "default", "things", "run-s", since, 10)
+        .outdated_during_sweep("test", "default", "things", "run-s", since, 0, 10)
         .await
         .unwrap();
     assert_eq!(ids, vec!["o1".to_string()]);
+    // A live object the listing did not contain, written during the sweep
+    // at a version below the sweep's start, is outdated too; at or above
+    // the start it is not (created after the listing passed it).
+    let unlisted = snap("things", "o9", 5, json!({ "n": 9 }));
+    commit(
+        s,
+        &Batch {
+            changes: vec![change(unlisted, Guard::Newer)],
+            ..Batch::default()
+        },
+        false,
+    )
+    .await
+    .unwrap();
+    let ids = s
+        .outdated_during_sweep("test", "default", "things", "run-s", since, 10, 10)
+        .await
+        .unwrap();
+    assert_eq!(ids, vec!["o1".to_string(), "o9".to_string()]);
+    let ids = s
+        .outdated_during_sweep("test", "default", "things", "run-s", since, 5, 10)
+        .await
+        .unwrap();
+    assert_eq!(ids, vec!["o1".to_string()]);
+    let ids = s
+        .outdated_during_sweep(
+            "test",
+            "default",
+            "things",
+            "run-s",
+            now_ms() + 60_000,
+            10,
+            10,
+        )
+        .await
+        .unwrap();
+    assert!(ids.is_empty(), "written before the sweep: {ids:?}");
     // The listed state itself is not "overwritten".
     commit(
         s,
@@ -502,7 +539,7 @@ pub async fn seen_versions(store: Arc<dyn Store>) {
     .await
     .unwrap();
     assert!(
-        s.overwritten_since_seen("test", "default", "things", "run-s", since, 10)
+        s.outdated_during_sweep("test", "default", "things", "run-s", since, 0, 10)
             .await
             .unwrap()
             .is_empty()
