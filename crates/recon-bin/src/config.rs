@@ -65,12 +65,36 @@ pub struct EngineSection {
     /// A run left `running` with no heartbeat for this long (its process was
     /// killed) is closed as failed by the next sweep or replay.
     pub abandon_after: String,
+    /// A replayed event younger than this may still be on its way as a
+    /// webhook: applied, but not counted as a missed webhook.
+    pub missed_grace: String,
+    /// A replayed event still undelivered at the provider this long after
+    /// its creation is counted and its objects refreshed.
+    pub undelivered_after: String,
+    /// How often `recon serve` works through owed fetches (version ties
+    /// whose fetch failed, undelivered events' objects).
+    pub settle_every: String,
 }
 
 impl EngineSection {
     /// `abandon_after` as a duration (checked by `Config::load`).
     pub fn abandon_after(&self) -> Duration {
         humantime::parse_duration(&self.abandon_after).unwrap_or(Duration::from_secs(120))
+    }
+
+    /// `missed_grace` as a duration (checked by `Config::load`).
+    pub fn missed_grace(&self) -> Duration {
+        humantime::parse_duration(&self.missed_grace).unwrap_or(Duration::from_secs(600))
+    }
+
+    /// `undelivered_after` as a duration (checked by `Config::load`).
+    pub fn undelivered_after(&self) -> Duration {
+        humantime::parse_duration(&self.undelivered_after).unwrap_or(Duration::from_secs(3600))
+    }
+
+    /// `settle_every` as a duration (checked by `Config::load`).
+    pub fn settle_every(&self) -> Duration {
+        humantime::parse_duration(&self.settle_every).unwrap_or(Duration::from_secs(5))
     }
 }
 
@@ -81,6 +105,9 @@ impl Default for EngineSection {
             breaker_min_base: 20,
             partitions: 8,
             abandon_after: "2m".into(),
+            missed_grace: "10m".into(),
+            undelivered_after: "1h".into(),
+            settle_every: "5s".into(),
         }
     }
 }
@@ -204,6 +231,21 @@ impl Config {
             _ => bail!(
                 "engine.abandon_after must be a duration of at least 1s, like \"2m\" (got {:?})",
                 self.engine.abandon_after
+            ),
+        }
+        for (key, value) in [
+            ("engine.missed_grace", &self.engine.missed_grace),
+            ("engine.undelivered_after", &self.engine.undelivered_after),
+        ] {
+            if humantime::parse_duration(value).is_err() {
+                bail!("{key} must be a duration like \"10m\" (got {value:?})");
+            }
+        }
+        match humantime::parse_duration(&self.engine.settle_every) {
+            Ok(d) if d >= Duration::from_millis(100) => {}
+            _ => bail!(
+                "engine.settle_every must be a duration of at least 100ms, like \"5s\" (got {:?})",
+                self.engine.settle_every
             ),
         }
         if humantime::parse_duration(&self.server.triggered_sweep_cooldown).is_err() {

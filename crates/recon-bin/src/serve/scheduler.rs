@@ -229,6 +229,30 @@ pub async fn run(
             }
         });
     }
+    // Owed fetches (ties whose fetch failed, undelivered events' objects)
+    // are worked through within seconds, and again after a restart: the
+    // queue is in the store.
+    let settle_state = state.clone();
+    tasks.spawn(async move {
+        let every = settle_state.app.config.engine.settle_every();
+        loop {
+            for p in &settle_state.app.providers {
+                match p.engine.settle_pending().await {
+                    Ok(r) if r.settled + r.pending > 0 => {
+                        tracing::info!(provider = p.name, settled = r.settled, changed = r.changed, still_pending = r.pending, "worked through owed fetches")
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(provider = p.name, error = %e, "owed fetches not worked through; they stay queued")
+                    }
+                }
+            }
+            tokio::select! {
+                _ = settle_state.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+        }
+    });
     let hb_state = state.clone();
     tasks.spawn(async move {
         loop {
