@@ -216,6 +216,24 @@ pub async fn sweep_refetches_what_was_overwritten(store: Arc<dyn Store>) {
     assert_mirror_matches(store.as_ref(), &p, "parents").await;
 }
 
+/// Found by the race harness: an object created and deleted before a sweep,
+/// both webhooks delayed past it, must not come back to life: its creation
+/// (older than the floor) is not inserted, so the deletion (also older)
+/// being refused leaves nothing behind.
+pub async fn delayed_create_of_a_vanished_object(store: Arc<dyn Store>) {
+    let p = Arc::new(TestProvider::new(10));
+    let e = engine(&store, &p);
+    mirrored_parents(&e, &p).await;
+    let created = p.put("parents", "p_gone", json!({ "name": "short-lived" }));
+    let deleted = p.delete("parents", "p_gone");
+    p.tick(5);
+    let run = e.sweep("parents", &SweepOptions::default()).await.unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    ingest(&e, &created).await.unwrap();
+    ingest(&e, &deleted).await.unwrap();
+    assert_mirror_matches(store.as_ref(), &p, "parents").await;
+}
+
 /// Item 5: the tombstone rule holds when a fetch of a live state and a
 /// `*.deleted` event of the same second commit concurrently (both decided
 /// from the same read): whichever writes first, the mirror ends deleted once
@@ -451,6 +469,7 @@ macro_rules! guarantee_tests {
         $crate::guarantee_tests!(@each $make;
             tie_survives_failed_fetch, tie_of_a_new_object_survives_restart,
             sweep_protects_what_it_listed, sweep_refetches_what_was_overwritten,
+            delayed_create_of_a_vanished_object,
             floors_only_rise, cancel_during_deletions_says_what_was_deleted,
             connect_tie_never_tombstoned_from_platform,
             replay_counts_only_real_missed_webhooks,

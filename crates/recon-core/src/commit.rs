@@ -137,7 +137,14 @@ pub fn decide(
     guard: Guard,
 ) -> Decision {
     let Some(stored) = stored else {
-        return Decision::Insert;
+        // After a complete sweep that started at `f`, an object the mirror
+        // has never held was not live when the sweep listed its kind (or it
+        // was created later, at `f` or after): an older state of it is a
+        // delayed webhook of an object that no longer exists.
+        return match floor {
+            Some(f) if guard == Guard::Newer && new.version < f => Decision::Stale,
+            _ => Decision::Insert,
+        };
     };
     let s = &stored.snapshot;
     if s.hash == new.hash && s.deleted == new.deleted {
@@ -626,6 +633,20 @@ mod tests {
         assert_eq!(
             decide(Some(&cur), Some(20), &snap(20, "b"), Guard::Newer),
             Decision::Tie
+        );
+        // Absent from the mirror after a complete sweep: an insert older
+        // than the floor is refused; at the floor or newer it is written.
+        assert_eq!(
+            decide(None, Some(20), &snap(19, "a"), Guard::Newer),
+            Decision::Stale
+        );
+        assert_eq!(
+            decide(None, Some(20), &snap(20, "a"), Guard::Newer),
+            Decision::Insert
+        );
+        assert_eq!(
+            decide(None, Some(20), &snap(3, "a"), Guard::NewerOrEqual),
+            Decision::Insert
         );
         // A tombstone is lifted only by a strictly newer live state.
         let dead = stored(Snapshot::tombstone(
