@@ -22,9 +22,10 @@ Tasks:
   bench [sweep N]    benchmarks; writes docs/BENCHMARKS.md
   chaos [SCALE [TRIALS]]
                      the chaos suite at a larger size (default SCALE 10: 3,000
-                     customers and users, 30,000 mutations per store) and the
-                     SIGKILL crash test with TRIALS kills per store (default
-                     20), in release mode, printing the figures
+                     customers and users, 30,000 mutations per store), the
+                     race harness (25 x SCALE generated programs per store)
+                     and the SIGKILL crash test with TRIALS kills per store
+                     (default 20), in release mode, printing the figures
 ";
 
 fn main() -> Result<()> {
@@ -143,6 +144,8 @@ fn chaos(args: &[String]) -> Result<()> {
         "chaos_postgres",
         "--test",
         "chaos_sqlite",
+        "--test",
+        "race",
         "-p",
         "recon-bin",
         "--test",
@@ -153,7 +156,9 @@ fn chaos(args: &[String]) -> Result<()> {
     }
     cmd.env("TEST_DATABASE_URL", db.url())
         .env("RECON_CHAOS_SCALE", scale.to_string())
-        .env("RECON_CRASH_TRIALS", trials.to_string());
+        .env("RECON_CRASH_TRIALS", trials.to_string())
+        // The race harness: 4 programs per store in `test`, 25 per scale step here.
+        .env("RECON_RACE_CASES", (25 * scale).to_string());
     let result = run(&mut cmd);
     drop(db);
     result
