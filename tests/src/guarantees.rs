@@ -463,6 +463,194 @@ pub async fn undelivered_events_are_counted_and_refreshed(store: Arc<dyn Store>)
     assert_mirror_matches(store.as_ref(), &p, "parents").await;
 }
 
+// ------------------------------------------------------------------------
+// Hostile review (attack branch): each test below fails on the current
+// engine and is `#[ignore]`d in `guarantee_tests!` with the finding.
+
+/// Finding: the seen rule refuses an event because of a listing that is
+/// never applied. A staged sweep (every sweep of a kind with at least
+/// `breaker_min_base` objects) only plans its chunks; if it then fails (or
+/// trips the breaker, or is cancelled) the listing is discarded, while the
+/// acknowledged event it made "stale" was neither applied nor queued.
+pub async fn seen_refusal_lost_when_staged_sweep_fails(store: Arc<dyn Store>) {
+    let p = Arc::new(TestProvider::new(1));
+    let mut cfg = config();
+    cfg.commit_chunk = 1;
+    let e = engine_with(&store, &p, cfg);
+    mirrored_parents(&e, &p).await; // 20 objects: the sweep stages
+    let a = stored(store.as_ref(), "default", "p_00").await.unwrap();
+    // p_00: A → B (webhook delayed) → C (webhook lost).
+    let to_b = p.put("parents", "p_00", json!({ "name": "B" }));
+    p.put("parents", "p_00", json!({ "name": "C" }));
+    p.tick(5);
+    p.slow_pages(Duration::from_millis(60));
+    // The provider fails late in the listing (a 503 run of bad luck).
+    p.fail_listing_at("parents", 15);
+    let sweeper = e.clone();
+    let sweep =
+        tokio::spawn(async move { sweeper.sweep("parents", &SweepOptions::default()).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!sweep.is_finished(), "the sweep should still be listing");
+    let r = ingest(&e, &to_b).await.unwrap();
+    assert_eq!(
+        r.stale, 1,
+        "setup: B should be refused by the running listing"
+    );
+    let run = sweep.await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Failed, "{run:?}");
+    p.heal();
+    e.settle_pending().await.unwrap();
+    let now = stored(store.as_ref(), "default", "p_00").await.unwrap();
+    assert!(
+        now.version >= to_b.created,
+        "the acknowledged event B (v{}) was refused for a listing that was never applied; \
+         the mirror still holds A (v{}, now v{}) and nothing is queued",
+        to_b.created,
+        a.version,
+        now.version
+    );
+}
+
+/// Finding: a state the sweep found overwritten by an older webhook is
+/// fetched once, not queued: when that fetch fails the sweep fails, its
+/// `sweep_seen` rows are cleared, and the object stays older than the
+/// listing with nothing owed on record (`sweep_overwritten`, named in the
+/// `PendingFetch` docs, is never queued).
+pub async fn failed_refetch_of_overwritten_state_is_forgotten(store: Arc<dyn Store>) {
+    let p = Arc::new(TestProvider::new(1));
+    let mut cfg = config();
+    cfg.commit_chunk = 1;
+    let e = engine_with(&store, &p, cfg);
+    mirrored_parents(&e, &p).await;
+    let old = stored(store.as_ref(), "default", "p_00").await.unwrap();
+    p.tick(5);
+    p.slow_pages(Duration::from_millis(40));
+    let sweeper = e.clone();
+    let sweep =
+        tokio::spawn(async move { sweeper.sweep("parents", &SweepOptions::default()).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!sweep.is_finished(), "the sweep should still be listing");
+    let bogus = Snapshot::live(
+        old.key.clone(),
+        old.version + 1,
+        json!({ "id": "p_00", "name": "older than the listing" }),
+    );
+    let b = Batch {
+        changes: vec![Change {
+            snapshot: bogus,
+            guard: Guard::Newer,
+            drift: None,
+        }],
+        ..Batch::default()
+    };
+    let out = commit(store.as_ref(), &b, false).await.unwrap();
+    assert!(out.changes[0].writes(), "setup: the racing write must land");
+    // The provider's fetch endpoint has a bad minute.
+    p.fail_fetches();
+    let run = sweep.await.unwrap().unwrap();
+    assert_ne!(run.status, RunStatus::Succeeded, "{run:?}");
+    p.heal();
+    e.settle_pending().await.unwrap();
+    assert_mirror_matches(store.as_ref(), &p, "parents").await;
+}
+
+/// Finding: the drain commits every fetched state of a round in one
+/// transaction; one object the store refuses fails the round before any
+/// deferral, nothing moves, and the same round is retried forever: one
+/// poison object blocks every other owed fetch (and fails every replay,
+/// whose final drain is `?`).
+pub async fn poison_fetch_blocks_the_queue(store: Arc<dyn Store>) {
+    let p = Arc::new(TestProvider::new(10));
+    p.put("parents", "p_bad", json!({ "name": "bad" }));
+    p.put("parents", "p_good", json!({ "name": "good" }));
+    let key = |id: &str| ObjectKey::new("test", "default", "parents", id);
+    let queue = Batch {
+        fetches: vec![
+            (key("p_bad"), "undelivered".to_string()),
+            (key("p_good"), "undelivered".to_string()),
+        ],
+        ..Batch::default()
+    };
+    commit(store.as_ref(), &queue, false).await.unwrap();
+    let failing: Arc<dyn Store> =
+        Arc::new(FailingStore::new(store.clone(), FailAt::UpsertOf("p_bad")));
+    let e = engine(&failing, &p);
+    for _ in 0..3 {
+        let _ = e.settle_pending().await;
+    }
+    assert!(
+        stored(store.as_ref(), "default", "p_good").await.is_some(),
+        "p_good was never settled: one object the store refuses blocks the whole queue"
+    );
+    let left = store.pending_fetches("test", "default").await.unwrap();
+    assert!(
+        left.iter().all(|f| f.key.id != "p_bad" || f.attempts > 0),
+        "the poison object is retried at once forever, never deferred: {left:?}"
+    );
+}
+
+/// Finding: a replay resumed from the cursor (every scheduled replay, every
+/// 5 minutes by default) sees only events younger than `missed_grace` (10
+/// minutes), so it never counts them; the cursor moves past them, and the
+/// next replay sees them only as ledger duplicates. A webhook that never
+/// came is never counted as missed (nor an undelivered event ever found),
+/// so the missed-webhook alert and the event-triggered sweep never fire.
+pub async fn missed_webhook_never_counted_by_resumed_replays(store: Arc<dyn Store>) {
+    let p = Arc::new(TestProvider::new(10));
+    let mut cfg = config();
+    cfg.missed_grace = Duration::from_secs(50);
+    let e = engine_with(&store, &p, cfg);
+    // Its webhook never arrives.
+    p.put("parents", "p_m", json!({ "name": "lost" }));
+    let first = e.replay(0, &SweepOptions::default()).await.unwrap();
+    assert_eq!(first.counts.missed, 0, "in flight: not counted yet");
+    p.tick(100);
+    let since = e.event_cursor().await.unwrap().unwrap();
+    let second = e.replay(since, &SweepOptions::default()).await.unwrap();
+    assert_eq!(
+        first.counts.missed + second.counts.missed,
+        1,
+        "a webhook that never came was never counted as missed: {:?} / {:?}",
+        first.counts,
+        second.counts
+    );
+}
+
+/// Finding: a duplicate delivery drains the whole due queue (up to 8 rounds
+/// of 200 fetches) before it is answered: the provider's retry of one
+/// webhook waits on hundreds of unrelated API calls and times out, which
+/// the provider counts as another failed delivery. `recon serve` already
+/// drains every `settle_every`.
+pub async fn duplicate_delivery_does_bounded_work(store: Arc<dyn Store>) {
+    let p = Arc::new(TestProvider::new(10));
+    let e = engine(&store, &p);
+    let ev = p.put("parents", "p_d", json!({ "name": "d" }));
+    ingest(&e, &ev).await.unwrap();
+    // A replay queued 300 undelivered events' objects.
+    let mut fetches = Vec::new();
+    for i in 0..300 {
+        let id = format!("p_u{i:03}");
+        p.put("parents", &id, json!({ "n": i }));
+        fetches.push((
+            ObjectKey::new("test", "default", "parents", &id),
+            "undelivered".to_string(),
+        ));
+    }
+    let queue = Batch {
+        fetches,
+        ..Batch::default()
+    };
+    commit(store.as_ref(), &queue, false).await.unwrap();
+    let before = p.fetches.load(Ordering::SeqCst);
+    let r = ingest(&e, &ev).await.unwrap();
+    assert!(r.duplicate);
+    let during = p.fetches.load(Ordering::SeqCst) - before;
+    assert!(
+        during <= 8,
+        "a duplicate delivery made {during} provider fetches before it could be acknowledged"
+    );
+}
+
 #[macro_export]
 macro_rules! guarantee_tests {
     ($make:path) => {
@@ -474,12 +662,35 @@ macro_rules! guarantee_tests {
             connect_tie_never_tombstoned_from_platform,
             replay_counts_only_real_missed_webhooks,
             undelivered_events_are_counted_and_refreshed);
+        $crate::guarantee_tests!(@findings $make;
+            seen_refusal_lost_when_staged_sweep_fails:
+                "finding: an event refused by a staged sweep's listing is lost when the sweep fails (not applied, not queued)",
+            failed_refetch_of_overwritten_state_is_forgotten:
+                "finding: refetch_outdated neither queues nor retries; a failed fetch leaves the overwritten state with nothing owed",
+            poison_fetch_blocks_the_queue:
+                "finding: one owed fetch whose commit fails blocks the whole drain forever, without deferral",
+            missed_webhook_never_counted_by_resumed_replays:
+                "finding: cursor-resumed replays move past events younger than missed_grace, so they are never counted as missed",
+            duplicate_delivery_does_bounded_work:
+                "finding: a duplicate delivery drains up to 1600 owed fetches before it is acknowledged");
     };
     (@each $make:path; $($name:ident),*) => {
         mod guarantees {
             use super::*;
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    $crate::guarantees::$name($make().await).await;
+                }
+            )*
+        }
+    };
+    (@findings $make:path; $($name:ident: $why:literal),*) => {
+        mod findings {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[ignore = $why]
                 async fn $name() {
                     $crate::guarantees::$name($make().await).await;
                 }
