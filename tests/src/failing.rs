@@ -162,14 +162,8 @@ impl Store for FailingStore {
             .outdated_during_sweep(p, a, k, run, since, floor, limit)
             .await
     }
-    async fn due_fetches(
-        &self,
-        p: &str,
-        a: &str,
-        now: i64,
-        limit: u32,
-    ) -> Result<Vec<PendingFetch>> {
-        self.inner.due_fetches(p, a, now, limit).await
+    async fn due_fetches(&self, p: &str, now: i64, limit: u32) -> Result<Vec<PendingFetch>> {
+        self.inner.due_fetches(p, now, limit).await
     }
     async fn defer_fetch(&self, key: &ObjectKey, q: i64, next: i64, err: &str) -> Result<()> {
         self.inner.defer_fetch(key, q, next, err).await

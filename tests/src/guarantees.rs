@@ -320,17 +320,19 @@ pub async fn floors_only_rise(store: Arc<dyn Store>) {
         Some(120),
         "the sweep that finished last lowered the floor"
     );
-    // So a webhook between the two is still refused.
+    // So a webhook between the two is still refused: an object the mirror
+    // never held, at a version below the higher floor.
     let p = Arc::new(TestProvider::new(10));
     let e = engine(&store, &p);
+    p.tick(49);
     let ev = p.put("parents", "p_1", json!({ "name": "x" }));
+    assert_eq!(ev.created, 50);
     let r = ingest(&e, &ev).await.unwrap();
-    assert_eq!(r.applied, 1, "an insert is not refused by the floor");
-    let mut older = p.put("parents", "p_1", json!({ "name": "y" }));
-    older.created = 50;
-    older.snapshots[0].version = 50;
-    let r = ingest(&e, &older).await.unwrap();
-    assert_eq!(r.stale, 1, "{r:?}");
+    assert_eq!((r.applied, r.stale), (0, 1), "{r:?}");
+    p.tick(100);
+    let ev = p.put("parents", "p_2", json!({ "name": "y" }));
+    let r = ingest(&e, &ev).await.unwrap();
+    assert_eq!(r.applied, 1, "newer than the floor: {r:?}");
 }
 
 /// Item 7: a sweep cancelled between deletion chunks records exactly how
@@ -423,12 +425,36 @@ pub async fn replay_counts_only_real_missed_webhooks(store: Arc<dyn Store>) {
     p.put("parents", "p_old", json!({ "name": "old" }));
     p.unknown_event();
     p.tick(100);
-    p.put("parents", "p_new", json!({ "name": "in flight" }));
+    let in_flight = p.put("parents", "p_new", json!({ "name": "in flight" }));
+    // An operator's replay applies everything, counting only p_old.
     let run = e.replay(0, &SweepOptions::default()).await.unwrap();
     assert_eq!(run.status, RunStatus::Succeeded);
     assert_eq!(run.counts.events_applied, 3);
     assert_eq!(run.counts.missed, 1, "{:?}", run.counts);
     assert_mirror_matches(store.as_ref(), &p, "parents").await;
+    // A scheduled replay leaves the in-flight event for later: its cursor
+    // stops before it, and its webhook then arrives in time.
+    let fresh: Arc<dyn Store> = Arc::new(recon_store_sqlite::testing::fresh_store().await);
+    let e = engine_with(&fresh, &p, {
+        let mut c = config();
+        c.missed_grace = Duration::from_secs(50);
+        c
+    });
+    let scheduled = SweepOptions {
+        hold_back_in_flight: true,
+        ..SweepOptions::default()
+    };
+    let run = e.replay(0, &scheduled).await.unwrap();
+    assert_eq!((run.counts.events_applied, run.counts.in_flight), (2, 1));
+    assert!(e.event_cursor().await.unwrap().unwrap() < in_flight.created);
+    ingest(&e, &in_flight).await.unwrap();
+    p.tick(100);
+    let since = e.event_cursor().await.unwrap().unwrap();
+    let run = e.replay(since, &scheduled).await.unwrap();
+    assert_eq!(
+        run.counts.missed, 0,
+        "a webhook that came in time is not missed"
+    );
 }
 
 /// Item 11: an event the provider still reports undelivered long after its
@@ -436,7 +462,7 @@ pub async fn replay_counts_only_real_missed_webhooks(store: Arc<dyn Store>) {
 pub async fn undelivered_events_are_counted_and_refreshed(store: Arc<dyn Store>) {
     let p = Arc::new(TestProvider::new(10));
     let mut cfg = config();
-    cfg.undelivered_after = Duration::from_secs(60);
+    cfg.missed_grace = Duration::from_secs(60);
     let e = engine_with(&store, &p, cfg);
     let stuck = p.put("parents", "p_s", json!({ "name": "stuck" }));
     p.mark_undelivered(&stuck.event_id, 1);
@@ -464,8 +490,7 @@ pub async fn undelivered_events_are_counted_and_refreshed(store: Arc<dyn Store>)
 }
 
 // ------------------------------------------------------------------------
-// Hostile review (attack branch): each test below fails on the current
-// engine and is `#[ignore]`d in `guarantee_tests!` with the finding.
+// Found by a hostile review of the change: each failed before its fix.
 
 /// Finding: the seen rule refuses an event because of a listing that is
 /// never applied. A staged sweep (every sweep of a kind with at least
@@ -548,7 +573,15 @@ pub async fn failed_refetch_of_overwritten_state_is_forgotten(store: Arc<dyn Sto
     // The provider's fetch endpoint has a bad minute.
     p.fail_fetches();
     let run = sweep.await.unwrap().unwrap();
-    assert_ne!(run.status, RunStatus::Succeeded, "{run:?}");
+    // The listing completed, so the sweep stands; what it could not fetch
+    // is owed, on record.
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    let owed = store.pending_fetches("test", "default").await.unwrap();
+    assert!(
+        owed.iter()
+            .any(|f| f.key.id == "p_00" && f.reason == "sweep_outdated"),
+        "{owed:?}"
+    );
     p.heal();
     e.settle_pending().await.unwrap();
     assert_mirror_matches(store.as_ref(), &p, "parents").await;
@@ -602,11 +635,15 @@ pub async fn missed_webhook_never_counted_by_resumed_replays(store: Arc<dyn Stor
     let e = engine_with(&store, &p, cfg);
     // Its webhook never arrives.
     p.put("parents", "p_m", json!({ "name": "lost" }));
-    let first = e.replay(0, &SweepOptions::default()).await.unwrap();
+    let scheduled = SweepOptions {
+        hold_back_in_flight: true,
+        ..SweepOptions::default()
+    };
+    let first = e.replay(0, &scheduled).await.unwrap();
     assert_eq!(first.counts.missed, 0, "in flight: not counted yet");
     p.tick(100);
     let since = e.event_cursor().await.unwrap().unwrap();
-    let second = e.replay(since, &SweepOptions::default()).await.unwrap();
+    let second = e.replay(since, &scheduled).await.unwrap();
     assert_eq!(
         first.counts.missed + second.counts.missed,
         1,
@@ -661,36 +698,16 @@ macro_rules! guarantee_tests {
             floors_only_rise, cancel_during_deletions_says_what_was_deleted,
             connect_tie_never_tombstoned_from_platform,
             replay_counts_only_real_missed_webhooks,
-            undelivered_events_are_counted_and_refreshed);
-        $crate::guarantee_tests!(@findings $make;
-            seen_refusal_lost_when_staged_sweep_fails:
-                "finding: an event refused by a staged sweep's listing is lost when the sweep fails (not applied, not queued)",
-            failed_refetch_of_overwritten_state_is_forgotten:
-                "finding: refetch_outdated neither queues nor retries; a failed fetch leaves the overwritten state with nothing owed",
-            poison_fetch_blocks_the_queue:
-                "finding: one owed fetch whose commit fails blocks the whole drain forever, without deferral",
-            missed_webhook_never_counted_by_resumed_replays:
-                "finding: cursor-resumed replays move past events younger than missed_grace, so they are never counted as missed",
-            duplicate_delivery_does_bounded_work:
-                "finding: a duplicate delivery drains up to 1600 owed fetches before it is acknowledged");
+            undelivered_events_are_counted_and_refreshed,
+            seen_refusal_lost_when_staged_sweep_fails,
+            failed_refetch_of_overwritten_state_is_forgotten, poison_fetch_blocks_the_queue,
+            missed_webhook_never_counted_by_resumed_replays, duplicate_delivery_does_bounded_work);
     };
     (@each $make:path; $($name:ident),*) => {
         mod guarantees {
             use super::*;
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    $crate::guarantees::$name($make().await).await;
-                }
-            )*
-        }
-    };
-    (@findings $make:path; $($name:ident: $why:literal),*) => {
-        mod findings {
-            use super::*;
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                #[ignore = $why]
                 async fn $name() {
                     $crate::guarantees::$name($make().await).await;
                 }

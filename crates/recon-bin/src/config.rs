@@ -65,12 +65,10 @@ pub struct EngineSection {
     /// A run left `running` with no heartbeat for this long (its process was
     /// killed) is closed as failed by the next sweep or replay.
     pub abandon_after: String,
-    /// A replayed event younger than this may still be on its way as a
-    /// webhook: applied, but not counted as a missed webhook.
+    /// An event younger than this may still be on its way as a webhook: a
+    /// replay leaves it for the next one, which then counts it as missed
+    /// (or, still undelivered at the provider, refreshes its objects).
     pub missed_grace: String,
-    /// A replayed event still undelivered at the provider this long after
-    /// its creation is counted and its objects refreshed.
-    pub undelivered_after: String,
     /// How often `recon serve` works through owed fetches (version ties
     /// whose fetch failed, undelivered events' objects).
     pub settle_every: String,
@@ -87,11 +85,6 @@ impl EngineSection {
         humantime::parse_duration(&self.missed_grace).unwrap_or(Duration::from_secs(600))
     }
 
-    /// `undelivered_after` as a duration (checked by `Config::load`).
-    pub fn undelivered_after(&self) -> Duration {
-        humantime::parse_duration(&self.undelivered_after).unwrap_or(Duration::from_secs(3600))
-    }
-
     /// `settle_every` as a duration (checked by `Config::load`).
     pub fn settle_every(&self) -> Duration {
         humantime::parse_duration(&self.settle_every).unwrap_or(Duration::from_secs(5))
@@ -106,7 +99,6 @@ impl Default for EngineSection {
             partitions: 8,
             abandon_after: "2m".into(),
             missed_grace: "10m".into(),
-            undelivered_after: "1h".into(),
             settle_every: "5s".into(),
         }
     }
@@ -233,13 +225,11 @@ impl Config {
                 self.engine.abandon_after
             ),
         }
-        for (key, value) in [
-            ("engine.missed_grace", &self.engine.missed_grace),
-            ("engine.undelivered_after", &self.engine.undelivered_after),
-        ] {
-            if humantime::parse_duration(value).is_err() {
-                bail!("{key} must be a duration like \"10m\" (got {value:?})");
-            }
+        if humantime::parse_duration(&self.engine.missed_grace).is_err() {
+            bail!(
+                "engine.missed_grace must be a duration like \"10m\" (got {:?})",
+                self.engine.missed_grace
+            );
         }
         match humantime::parse_duration(&self.engine.settle_every) {
             Ok(d) if d >= Duration::from_millis(100) => {}

@@ -344,6 +344,10 @@ pub async fn commit(store: &dyn Store, batch: &Batch, dry_run: bool) -> Result<O
     let mut group_keys: Vec<_> = groups.keys().copied().collect();
     group_keys.sort();
     let mut to_write: Vec<(usize, Option<StoredObject>)> = Vec::new();
+    // Events refused because a running sweep listed a newer state: the
+    // listing may never be applied (a staged sweep that fails), so the
+    // object is fetched to be sure.
+    let mut listed_newer: Vec<&ObjectKey> = Vec::new();
     let mut group_floor: HashMap<(&str, &str, &str), Option<i64>> = HashMap::new();
     for g in group_keys {
         let group_start = to_write.len();
@@ -394,6 +398,7 @@ pub async fn commit(store: &dyn Store, batch: &Batch, dry_run: bool) -> Result<O
                     .is_some_and(|v| *v > it.snapshot.version)
             {
                 d = Decision::Stale;
+                listed_newer.push(&it.snapshot.key);
             }
             if d == Decision::Unchanged
                 && it.touch
@@ -529,6 +534,10 @@ pub async fn commit(store: &dyn Store, batch: &Batch, dry_run: bool) -> Result<O
             .collect();
         if !tie_keys.is_empty() {
             tx.enqueue_fetches(&tie_keys, "tie", generation).await?;
+        }
+        if !listed_newer.is_empty() {
+            tx.enqueue_fetches(&listed_newer, "listed_newer", generation)
+                .await?;
         }
         let mut reasons: Vec<&str> = batch.fetches.iter().map(|(_, r)| r.as_str()).collect();
         reasons.sort();

@@ -42,6 +42,9 @@ use crate::provider::{Fetched, Headers, Provider};
 use crate::store::{Cursor, Guard, SeenRow, Store};
 use crate::types::{ObjectKey, RunCounts, RunKind, RunRecord, RunStatus, Snapshot, Source, now_ms};
 
+/// Owed fetches a duplicate delivery works through before it is answered.
+const DUPLICATE_DRAIN: u32 = 8;
+
 /// Engine tuning. `#[non_exhaustive]`: build it with `Default` and set fields.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -74,13 +77,12 @@ pub struct EngineConfig {
     pub pending_retry: Duration,
     /// Longest wait between attempts of a queued fetch.
     pub pending_retry_max: Duration,
-    /// A replayed event younger than this may still be on its way as a
-    /// webhook: it is applied, but not counted as a missed webhook.
+    /// An event younger than this may still be on its way as a webhook: a
+    /// replay leaves it for a later replay (its cursor stops before it).
+    /// Past it, an event the ledger lacks is a missed webhook, and one the
+    /// provider still reports undelivered counts as undelivered and its
+    /// objects are queued for a refresh.
     pub missed_grace: Duration,
-    /// A replayed event the provider still reports undelivered this long
-    /// after its creation counts as undelivered, and its objects are queued
-    /// for a refresh.
-    pub undelivered_after: Duration,
 }
 
 impl Default for EngineConfig {
@@ -98,7 +100,6 @@ impl Default for EngineConfig {
             pending_retry: Duration::from_secs(2),
             pending_retry_max: Duration::from_secs(600),
             missed_grace: Duration::from_secs(600),
-            undelivered_after: Duration::from_secs(3600),
         }
     }
 }
@@ -134,6 +135,12 @@ pub struct SweepOptions {
     pub cancel: CancellationToken,
     /// Live counters.
     pub progress: Option<Arc<Progress>>,
+    /// Replay: leave events younger than [`EngineConfig::missed_grace`] for
+    /// a later replay (whose cursor then starts before them), so that each
+    /// event is judged missed or not once it is past the grace period.
+    /// Scheduled replays set it; a replay an operator asks for applies
+    /// everything at once.
+    pub hold_back_in_flight: bool,
 }
 
 /// What ingesting one webhook did.
@@ -311,6 +318,10 @@ impl Engine {
             .collect()
             .await;
         let mut batch = Batch::default();
+        let attempts_of: HashMap<ObjectKey, u32> = fetched
+            .iter()
+            .map(|((k, _, a), _)| (k.clone(), *a))
+            .collect();
         for ((key, generation, attempts), r) in fetched {
             match r {
                 Ok(snapshot) => {
@@ -335,9 +346,44 @@ impl Engine {
         if batch.changes.is_empty() {
             return Ok(report);
         }
-        let out = self.commit_retrying(&batch, dry_run).await?;
-        report.settled += batch.changes.len() as u64;
-        report.changed += out.changes.iter().filter(|d| d.writes()).count() as u64;
+        match self.commit_retrying(&batch, dry_run).await {
+            Ok(out) => {
+                report.settled += batch.changes.len() as u64;
+                report.changed += out.changes.iter().filter(|d| d.writes()).count() as u64;
+                return Ok(report);
+            }
+            // The store is unreachable: everything stays queued as it was.
+            Err(e) if e.is_temporary() => return Err(e),
+            Err(e) => {
+                tracing::debug!(error = %e, "committing fetched states together failed; one by one");
+            }
+        }
+        // One state the store refuses must not hold back the others: commit
+        // them one by one and defer the ones that fail.
+        for (change, (key, generation)) in batch.changes.into_iter().zip(batch.resolves) {
+            let one = Batch {
+                changes: vec![change],
+                resolves: vec![(key.clone(), generation)],
+                ..Batch::default()
+            };
+            match self.commit_retrying(&one, dry_run).await {
+                Ok(out) => {
+                    report.settled += 1;
+                    report.changed += out.changes.iter().filter(|d| d.writes()).count() as u64;
+                }
+                Err(e) if e.is_temporary() => return Err(e),
+                Err(e) => {
+                    report.pending += 1;
+                    tracing::error!(object = %key, error = %e, "the store refused a fetched state; it stays queued");
+                    if !dry_run {
+                        let attempts = attempts_of.get(&key).copied().unwrap_or(0);
+                        self.store
+                            .defer_fetch(&key, generation, self.retry_at(attempts), &e.to_string())
+                            .await?;
+                    }
+                }
+            }
+        }
         Ok(report)
     }
 
@@ -347,14 +393,20 @@ impl Engine {
     /// backoff. One drain runs at a time per engine; a call while one runs
     /// returns at once. `recon serve` calls this every few seconds.
     pub async fn settle_pending(&self) -> Result<SettleReport> {
+        self.settle_due(200, 8).await
+    }
+
+    /// [`Engine::settle_pending`] bounded to `rounds` rounds of at most
+    /// `limit` fetches.
+    async fn settle_due(&self, limit: u32, rounds: usize) -> Result<SettleReport> {
         let Ok(_one) = self.draining.try_lock() else {
             return Ok(SettleReport::default());
         };
         let mut report = SettleReport::default();
-        for _ in 0..8 {
+        for _ in 0..rounds {
             let due = self
                 .store
-                .due_fetches(self.provider.name(), self.provider.account(), now_ms(), 200)
+                .due_fetches(self.provider.name(), now_ms(), limit)
                 .await?;
             if due.is_empty() {
                 break;
@@ -370,7 +422,7 @@ impl Engine {
                 )
                 .await?;
             report += round;
-            if round.settled == 0 || n < 200 {
+            if round.settled == 0 || n < limit as usize {
                 break;
             }
         }
@@ -419,8 +471,9 @@ impl Engine {
         };
         if !ev.new {
             // A redelivery: the provider thinks an earlier attempt failed,
-            // so work through whatever is still owed.
-            if let Err(e) = self.settle_pending().await {
+            // so work through a little of what is still owed (bounded: the
+            // delivery waits for it; the server drains the rest).
+            if let Err(e) = self.settle_due(DUPLICATE_DRAIN, 1).await {
                 tracing::warn!(error = %e, "draining queued fetches failed; they stay queued");
             }
         }
@@ -830,7 +883,7 @@ impl Engine {
         meta: &DriftMeta,
         run: &mut RunRecord,
     ) -> Result<()> {
-        for _ in 0..20 {
+        for _ in 0..3 {
             let ids = self
                 .store
                 .outdated_during_sweep(
@@ -840,7 +893,7 @@ impl Engine {
                     &run.id,
                     run.started_at,
                     floor,
-                    500,
+                    5000,
                 )
                 .await?;
             if ids.is_empty() {
@@ -849,35 +902,36 @@ impl Engine {
             tracing::info!(
                 kind,
                 objects = ids.len(),
-                "objects overwritten by older webhooks during the sweep; fetching them"
+                "objects made outdated by older webhooks during the sweep; fetching them"
             );
+            // Owed first (durably), then fetched: a fetch that fails stays
+            // queued after this sweep's bookkeeping is gone.
             let keys: Vec<ObjectKey> = ids.iter().map(|id| self.key(kind, id)).collect();
-            let fetched: Vec<Result<Snapshot>> = futures::stream::iter(
-                keys.into_iter()
-                    .map(|key| async move { self.fetch_state(&key).await }),
-            )
-            .buffered(self.config.fetch_concurrency.max(1))
-            .collect()
-            .await;
-            let changes = fetched
-                .into_iter()
-                .map(|r| {
-                    r.map(|snapshot| Change {
-                        snapshot,
-                        guard: Guard::NewerOrEqual,
-                        drift: Some(meta.clone()),
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let batch = Batch {
-                changes,
+            let queue = Batch {
+                fetches: keys
+                    .iter()
+                    .map(|k| (k.clone(), "sweep_outdated".to_string()))
+                    .collect(),
                 ..Batch::default()
             };
-            let out = self.commit_retrying(&batch, false).await?;
-            tally(&batch, &out, run);
-            run.counts.ties_fetched += batch.changes.len() as u64;
-            if out.changes.iter().all(|d| !d.writes()) {
-                // Nothing moved: the rows stay as they are; stop.
+            let generation = self.commit_retrying(&queue, false).await?.generation;
+            let report = self
+                .settle(
+                    keys.into_iter().map(|k| (k, generation, 0)).collect(),
+                    Some(meta.clone()),
+                    false,
+                )
+                .await?;
+            run.counts.ties_fetched += report.settled;
+            run.counts.updated += report.changed;
+            if report.pending > 0 {
+                tracing::warn!(
+                    kind,
+                    still_owed = report.pending,
+                    "some outdated objects could not be fetched; they stay queued"
+                );
+            }
+            if report.settled == 0 {
                 break;
             }
         }
@@ -1194,6 +1248,17 @@ impl Engine {
         };
         let mut cursor: Option<String> = None;
         let mut high = since;
+        // Events from here on may still be on their way as webhooks: not
+        // counted as missed; held back for a later replay if asked, which
+        // then tells a missed webhook from a late one.
+        let per_s = self.provider.version_units_per_second().max(1);
+        let in_flight_since =
+            self.provider.version_now() - self.config.missed_grace.as_secs() as i64 * per_s;
+        let hold_from = if opts.hold_back_in_flight {
+            in_flight_since
+        } else {
+            i64::MAX
+        };
         loop {
             if opts.cancel.is_cancelled() {
                 return Err(Error::new(ErrorKind::Cancelled, "replay cancelled"));
@@ -1206,14 +1271,18 @@ impl Engine {
                 p.objects
                     .fetch_add(page.events.len() as u64, Ordering::Relaxed);
             }
-            let per_s = self.provider.version_units_per_second().max(1);
-            let now_v = self.provider.version_now();
-            let in_flight_since = now_v - self.config.missed_grace.as_secs() as i64 * per_s;
-            let undelivered_before = now_v - self.config.undelivered_after.as_secs() as i64 * per_s;
+            let mut events = page.events;
+            let ready = events
+                .iter()
+                .position(|e| e.created >= hold_from)
+                .unwrap_or(events.len());
+            let held = events.len() - ready;
+            events.truncate(ready);
+            run.counts.in_flight += held as u64;
             let mut refresh: Vec<(ObjectKey, String)> = Vec::new();
-            for e in &page.events {
+            for e in &events {
                 high = high.max(e.created);
-                if e.pending_webhooks.unwrap_or(0) > 0 && e.created <= undelivered_before {
+                if e.pending_webhooks.unwrap_or(0) > 0 && e.created < in_flight_since {
                     run.counts.undelivered += 1;
                     refresh.extend(
                         e.snapshots
@@ -1222,16 +1291,14 @@ impl Engine {
                     );
                 }
             }
-            // Whether each event counts as a missed webhook if new: it carries
-            // states and is past the time its webhook could still be on the way.
-            let missable: Vec<bool> = page
-                .events
+            // A new event counts as a missed webhook if it carries states and
+            // is past the time its webhook could still be on the way.
+            let missable: Vec<bool> = events
                 .iter()
                 .map(|e| !e.snapshots.is_empty() && e.created < in_flight_since)
                 .collect();
             let batch = Batch {
-                events: page
-                    .events
+                events: events
                     .into_iter()
                     .map(|event| EventEntry {
                         event,
@@ -1277,8 +1344,8 @@ impl Engine {
             let settled = self.settle(due, Some(meta.clone()), opts.dry_run).await?;
             run.counts.ties_fetched += settled.settled;
             match page.next {
-                Some(n) => cursor = Some(n),
-                None => break,
+                Some(n) if held == 0 => cursor = Some(n),
+                _ => break,
             }
         }
         if !opts.dry_run {

@@ -33,7 +33,7 @@ use crate::types::{
 pub struct PendingFetch {
     /// The object.
     pub key: ObjectKey,
-    /// Why (`tie`, `undelivered`, `sweep_overwritten`, …).
+    /// Why (`tie`, `listed_newer`, `undelivered`, `sweep_outdated`).
     pub reason: String,
     /// Generation: raised each time the obligation is queued again, so a
     /// fetch that started before a newer tie does not discharge it.
@@ -305,14 +305,10 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<String>>;
 
-    /// Queued fetches due at `now` (unix ms), oldest first, at most `limit`.
-    async fn due_fetches(
-        &self,
-        provider: &str,
-        account: &str,
-        now: i64,
-        limit: u32,
-    ) -> Result<Vec<PendingFetch>>;
+    /// Queued fetches of a provider due at `now` (unix ms), in every account
+    /// (a platform's engine fetches its Connect accounts' objects too),
+    /// oldest first, at most `limit`.
+    async fn due_fetches(&self, provider: &str, now: i64, limit: u32) -> Result<Vec<PendingFetch>>;
 
     /// Record a failed attempt of a queued fetch of generation
     /// `queued_at`: attempts + 1, not before `next_at`, with the error.

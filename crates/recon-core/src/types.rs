@@ -371,9 +371,12 @@ pub struct RunCounts {
     /// of types that carry nothing are applied but not counted here.
     pub missed: u64,
     /// Events the provider still reports as undelivered (Stripe
-    /// `pending_webhooks > 0`) long after their creation (replay); their
-    /// objects are queued for a refresh.
+    /// `pending_webhooks > 0`) past the in-flight grace period (replay);
+    /// their objects are queued for a refresh.
     pub undelivered: u64,
+    /// Events younger than the in-flight grace period, left for a later
+    /// replay (replay).
+    pub in_flight: u64,
     /// List pages read.
     pub pages: u64,
     /// Differences found (inserted + updated + deleted, or would be in a dry run).

@@ -605,6 +605,9 @@ impl StoreTx for PgTx {
         if done.is_empty() {
             return Ok(());
         }
+        // Key order, as enqueue_fetches locks rows: no deadlock between the two.
+        let mut done = done.to_vec();
+        done.sort();
         let keys: Vec<&ObjectKey> = done.iter().map(|(k, _)| *k).collect();
         let [p, a, k, i] = key_columns(&keys);
         let q: Vec<i64> = done.iter().map(|(_, q)| *q).collect();
@@ -839,20 +842,13 @@ impl Store for PgStore {
         .map_err(db_err("overwritten since seen"))
     }
 
-    async fn due_fetches(
-        &self,
-        provider: &str,
-        account: &str,
-        now: i64,
-        limit: u32,
-    ) -> Result<Vec<PendingFetch>> {
+    async fn due_fetches(&self, provider: &str, now: i64, limit: u32) -> Result<Vec<PendingFetch>> {
         let rows = sqlx::query(
             "SELECT provider, account, kind, id, reason, queued_at, attempts, next_at, last_error
-             FROM pending_fetches WHERE provider = $1 AND account = $2 AND next_at <= $3
-             ORDER BY next_at, kind, id LIMIT $4",
+             FROM pending_fetches WHERE provider = $1 AND next_at <= $2
+             ORDER BY next_at, account, kind, id LIMIT $3",
         )
         .bind(provider)
-        .bind(account)
         .bind(now)
         .bind(limit as i64)
         .fetch_all(&self.pool)

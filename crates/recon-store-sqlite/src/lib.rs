@@ -791,20 +791,13 @@ impl Store for SqliteStore {
         .map_err(db_err("overwritten since seen"))
     }
 
-    async fn due_fetches(
-        &self,
-        provider: &str,
-        account: &str,
-        now: i64,
-        limit: u32,
-    ) -> Result<Vec<PendingFetch>> {
+    async fn due_fetches(&self, provider: &str, now: i64, limit: u32) -> Result<Vec<PendingFetch>> {
         let rows = sqlx::query(
             "SELECT provider, account, kind, id, reason, queued_at, attempts, next_at, last_error
-             FROM pending_fetches WHERE provider = ?1 AND account = ?2 AND next_at <= ?3
-             ORDER BY next_at, kind, id LIMIT ?4",
+             FROM pending_fetches WHERE provider = ?1 AND next_at <= ?2
+             ORDER BY next_at, account, kind, id LIMIT ?3",
         )
         .bind(provider)
-        .bind(account)
         .bind(now)
         .bind(limit as i64)
         .fetch_all(&self.reader)

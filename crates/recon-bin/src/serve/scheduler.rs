@@ -88,6 +88,9 @@ async fn execute(state: &Shared, provider: &str, action: &Action) {
     };
     let opts = SweepOptions {
         cancel: state.shutdown.child_token(),
+        // Scheduled replays leave events still in flight for the next one,
+        // so missed webhooks are told from late ones.
+        hold_back_in_flight: true,
         ..SweepOptions::default()
     };
     let result = match action {

@@ -372,23 +372,13 @@ pub async fn fetch_queue(store: Arc<dyn Store>) {
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    let due = s.due_fetches("test", "default", 1000, 10).await.unwrap();
+    let due = s.due_fetches("test", 1000, 10).await.unwrap();
     assert_eq!(due.len(), 2);
-    assert!(
-        s.due_fetches("test", "default", 999, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    assert!(
-        s.due_fetches("test", "other", 1000, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(s.due_fetches("test", 999, 10).await.unwrap().is_empty());
+    assert!(s.due_fetches("other", 1000, 10).await.unwrap().is_empty());
     // a fails: deferred, with its error.
     s.defer_fetch(&a, 1000, 5000, "HTTP 500").await.unwrap();
-    let due = s.due_fetches("test", "default", 1000, 10).await.unwrap();
+    let due = s.due_fetches("test", 1000, 10).await.unwrap();
     assert_eq!(due.len(), 1);
     assert_eq!(due[0].key, b);
     let all = s.pending_fetches("test", "default").await.unwrap();
