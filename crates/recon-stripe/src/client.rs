@@ -71,7 +71,8 @@ impl Client {
         }
     }
 
-    /// GET `path`; a 404 `resource_missing` answer is `Ok(None)`.
+    /// GET `path`; a 404 that Stripe (or an emulator) answered with its
+    /// error body is `Ok(None)` (see [`ErrorBody::is_missing`]).
     pub(crate) async fn get_or_missing(
         &self,
         op: &str,
@@ -162,6 +163,8 @@ fn parse_list(v: Value) -> std::result::Result<ListPage, String> {
 /// Stripe's error body: `{"error":{"type","code","message"}}`, read leniently.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct ErrorBody {
+    /// `type`: set only when the body is Stripe-shaped (`error` is an
+    /// object with a string `type`).
     pub kind: Option<String>,
     pub code: Option<String>,
     pub message: Option<String>,
@@ -181,16 +184,24 @@ impl ErrorBody {
         }
     }
 
-    /// A retrieve of an object Stripe does not have. A route that does not
-    /// exist (a wrong base URL) is *not* this: it is an error.
+    /// A 404 that says "no such object", as opposed to "no such route".
+    ///
+    /// Stripe answers an unknown or deleted id with `resource_missing`, but
+    /// emulators answer with a Stripe-shaped body of any `type` and often no
+    /// `code`: any `{"error":{"type":…}}` body counts, as does the legacy
+    /// `"No such …"` message. A 404 without such a body (a proxy's HTML page,
+    /// an empty or non-JSON body, a wrong base URL) is *not* this, and
+    /// neither is Stripe's own "Unrecognized request URL" (the route does
+    /// not exist): those are errors, never a deletion.
     fn is_missing(&self) -> bool {
-        match self.code.as_deref() {
-            Some(c) => c == "resource_missing",
-            None => self
-                .message
-                .as_deref()
-                .is_some_and(|m| m.starts_with("No such ")),
+        if self.code.as_deref() == Some("resource_missing") {
+            return true;
         }
+        let message = self.message.as_deref().unwrap_or("");
+        if message.starts_with("Unrecognized request URL") {
+            return false;
+        }
+        self.kind.is_some() || message.starts_with("No such ")
     }
 }
 
@@ -371,8 +382,27 @@ mod tests {
     }
 
     #[test]
-    fn missing_means_resource_missing_only() {
+    fn missing_means_a_stripe_shaped_404_body() {
         assert!(body("resource_missing").is_missing());
+        // Emulators: any Stripe-shaped error, with or without a code.
+        assert!(
+            ErrorBody::parse(
+                br#"{"error":{"type":"invalid_request_error","message":"Not found"}}"#
+            )
+            .is_missing()
+        );
+        assert!(ErrorBody::parse(br#"{"error":{"type":"api_error"}}"#).is_missing());
+        assert!(body("some_other_code").is_missing());
+        assert!(!ErrorBody::parse(br#"{"error":{"type":7}}"#).is_missing());
+        assert!(!ErrorBody::parse(br#"{"error":"not found"}"#).is_missing());
+        assert!(!ErrorBody::parse(br#"{"detail":"Not Found"}"#).is_missing());
+        assert!(!ErrorBody::parse(b"").is_missing());
+        assert!(
+            !ErrorBody::parse(
+                br#"{"error":{"type":"invalid_request_error","message":"Unrecognized request URL (GET: /v2/x)"}}"#
+            )
+            .is_missing()
+        );
         assert!(
             !ErrorBody::parse(br#"{"error":{"message":"Unrecognized request URL"}}"#).is_missing()
         );
