@@ -79,10 +79,24 @@ impl Client {
         path: &str,
         query: &Query,
     ) -> Result<Option<Value>> {
+        self.get_or_missing_as(op, path, query, self.account.as_deref())
+            .await
+    }
+
+    /// [`Client::get_or_missing`] acting as `account`: `Some(acct_…)` sends
+    /// `Stripe-Account`, `None` acts as the platform (no header), whatever
+    /// account this client was configured with.
+    pub(crate) async fn get_or_missing_as(
+        &self,
+        op: &str,
+        path: &str,
+        query: &Query,
+        account: Option<&str>,
+    ) -> Result<Option<Value>> {
         let url = format!("{}{}", self.base, path);
         let (url, query) = (&url, query);
         self.budget
-            .call(op, move || self.attempt(op, url, query))
+            .call(op, move || self.attempt(op, url, query, account))
             .await
     }
 
@@ -92,14 +106,20 @@ impl Client {
         parse_list(v).map_err(|m| malformed(op, m))
     }
 
-    async fn attempt(&self, op: &str, url: &str, query: &Query) -> Result<Option<Value>> {
+    async fn attempt(
+        &self,
+        op: &str,
+        url: &str,
+        query: &Query,
+        account: Option<&str>,
+    ) -> Result<Option<Value>> {
         let mut req = self
             .http
             .get(url)
             .query(query)
             .bearer_auth(self.key.expose_secret())
             .header("Stripe-Version", STRIPE_VERSION);
-        if let Some(a) = &self.account {
+        if let Some(a) = account {
             req = req.header("Stripe-Account", a);
         }
         let resp = req.send().await.map_err(|e| transport(op, &self.base, e))?;

@@ -9,7 +9,7 @@ use recon_core::{
 use secrecy::ExposeSecret;
 
 use crate::client::{Client, Query};
-use crate::config::{StripeConfig, env};
+use crate::config::{DEFAULT_ACCOUNT, StripeConfig, env};
 use crate::events::{EventReader, parse_event, type_groups};
 use crate::objects::{KINDS, is_plain_id, kind_of, to_snapshot};
 use crate::{EVENT_HORIZON_S, NAME, partition};
@@ -225,21 +225,42 @@ impl Provider for StripeProvider {
     }
 
     async fn fetch(&self, kind: &str, id: &str) -> Result<Fetched> {
+        self.fetch_in(&self.account, kind, id).await
+    }
+
+    /// Fetch as the key's account: a Connect id (`acct_…`) other than the
+    /// platform is sent as `Stripe-Account`; `default` (the platform) is
+    /// sent without it, even by an instance configured for a Connect
+    /// account. The answer, "not found" included, is only ever the one made
+    /// under `account`, and the snapshot is keyed by it.
+    async fn fetch_in(&self, account: &str, kind: &str, id: &str) -> Result<Fetched> {
         let kind = check_kind(kind)?;
         check_id(id)?;
+        let header = match account {
+            DEFAULT_ACCOUNT => None,
+            a if a.len() > "acct_".len() && a.starts_with("acct_") && is_plain_id(a) => Some(a),
+            a => {
+                return Err(Error::invalid(format!(
+                    "{a:?} is not a Stripe account: keys carry `default` (the platform) or a Connect id (acct_…)"
+                ))
+                .with_component("stripe")
+                .with_operation(format!("fetch {id}")));
+            }
+        };
         let version = now_s();
         let got = self
             .client
-            .get_or_missing(
+            .get_or_missing_as(
                 &format!("fetch {id}"),
                 &format!("/v1/{kind}/{id}"),
                 &Vec::new(),
+                header,
             )
             .await?;
         Ok(match got {
             None => Fetched::NotFound,
             Some(obj) => {
-                let s = self.snapshot(kind, obj, version)?;
+                let s = to_snapshot(account, kind, obj, version)?;
                 if s.deleted {
                     Fetched::Deleted(s)
                 } else {
