@@ -44,10 +44,6 @@ const REFERENCES: &[Reference] = &[
     },
 ];
 
-fn now_s() -> i64 {
-    chrono::Utc::now().timestamp()
-}
-
 fn check_kind(kind: &str) -> Result<&'static str> {
     KINDS.iter().copied().find(|k| *k == kind).ok_or_else(|| {
         Error::invalid(format!(
@@ -128,7 +124,6 @@ impl StripeProvider {
             if let Some(c) = &cursor {
                 q.push(("starting_after", c.clone()));
             }
-            let version = now_s();
             let page = self.client.list(&op, &path, &q).await?;
             cursor = page
                 .has_more
@@ -140,7 +135,7 @@ impl StripeProvider {
                 })
                 .flatten();
             for o in page.data {
-                out.push(self.snapshot(kind, o, version)?);
+                out.push(self.snapshot(kind, o, page.at)?);
             }
             if cursor.is_none() {
                 return Ok(out);
@@ -182,7 +177,7 @@ impl Provider for StripeProvider {
             &format!("/v1/{kind}"),
             &base_query(kind),
             n,
-            now_s(),
+            self.client.clock().now_s(),
         )
         .await
     }
@@ -201,8 +196,6 @@ impl Provider for StripeProvider {
             check_id(c)?;
             q.push(("starting_after", c.to_string()));
         }
-        // The page reflects Stripe no earlier than this second.
-        let version = now_s();
         let page = self
             .client
             .list(&format!("list {kind}"), &format!("/v1/{kind}"), &q)
@@ -216,10 +209,13 @@ impl Provider for StripeProvider {
         } else {
             None
         };
+        // Versioned by Stripe's clock when it answered (the page's `Date`),
+        // the clock its events' `created` comes from.
+        let at = page.at;
         let items = page
             .data
             .into_iter()
-            .map(|o| self.snapshot(kind, o, version))
+            .map(|o| self.snapshot(kind, o, at))
             .collect::<Result<Vec<_>>>()?;
         Ok(Page { items, next })
     }
@@ -247,8 +243,7 @@ impl Provider for StripeProvider {
                 .with_operation(format!("fetch {id}")));
             }
         };
-        let version = now_s();
-        let got = self
+        let answer = self
             .client
             .get_or_missing_as(
                 &format!("fetch {id}"),
@@ -257,10 +252,10 @@ impl Provider for StripeProvider {
                 header,
             )
             .await?;
-        Ok(match got {
+        Ok(match answer.body {
             None => Fetched::NotFound,
             Some(obj) => {
-                let s = to_snapshot(account, kind, obj, version)?;
+                let s = to_snapshot(account, kind, obj, answer.at)?;
                 if s.deleted {
                     Fetched::Deleted(s)
                 } else {
@@ -298,7 +293,7 @@ impl Provider for StripeProvider {
     async fn events_page(&self, since: i64, cursor: Option<&str>) -> Result<EventPage> {
         // Stripe keeps 30 days; allow an hour of slack for a replay that
         // started just inside the window.
-        if cursor.is_none() && since < now_s() - EVENT_HORIZON_S - 3600 {
+        if cursor.is_none() && since < self.client.clock().now_s() - EVENT_HORIZON_S - 3600 {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
                 "Stripe keeps events for 30 days; this replay starts earlier. Replay from a later point and run a full sweep to repair anything older",
@@ -352,7 +347,9 @@ impl Provider for StripeProvider {
         parse_event(value, &self.account)
     }
 
+    /// Stripe's time in seconds as its answers' `Date` headers show it
+    /// (see [`recon_core::clock`]): never ahead of Stripe's own clock.
     fn version_now(&self) -> i64 {
-        now_s()
+        self.client.clock().now_s()
     }
 }
