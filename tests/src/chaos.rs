@@ -44,9 +44,17 @@ pub struct World {
 
 impl World {
     pub async fn new(store: Arc<dyn Store>, seed: u64, customers: usize) -> World {
-        let sim = Sim::start(SimConfig::with_seed(seed))
-            .await
-            .expect("start simulator");
+        World::with_sim_config(store, SimConfig::with_seed(seed), customers).await
+    }
+
+    /// [`World::new`] with a simulator started from `config` (a skewed
+    /// clock, faults at start).
+    pub async fn with_sim_config(
+        store: Arc<dyn Store>,
+        config: SimConfig,
+        customers: usize,
+    ) -> World {
+        let sim = Sim::start(config).await.expect("start simulator");
         sim.seed_initial(customers, customers);
         let t = sim.webhook_targets(None, None);
         let stripe: Arc<dyn Provider> = Arc::new(

@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use http::HeaderMap;
-use recon_core::{Budget, Error, ErrorKind, Result};
+use recon_core::clock::ProviderClock;
+use recon_core::{Budget, Error, ErrorKind, Result, now_ms};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
@@ -21,6 +22,7 @@ pub(crate) struct Client {
     base: String,
     key: SecretString,
     budget: Budget,
+    clock: ProviderClock,
 }
 
 impl Client {
@@ -41,11 +43,20 @@ impl Client {
             base: cfg.api_base.clone(),
             key: cfg.secret_key().clone(),
             budget: Budget::new(cfg.effective_rate(), cfg.retry),
+            // Skews beyond the webhook tolerance fail signatures anyway.
+            clock: ProviderClock::new(Duration::from_secs(
+                cfg.webhook_tolerance_s.max(0).unsigned_abs(),
+            )),
         })
     }
 
     pub(crate) fn budget(&self) -> &Budget {
         &self.budget
+    }
+
+    /// Clerk's clock, as its answers' `Date` headers show it.
+    pub(crate) fn clock(&self) -> &ProviderClock {
+        &self.clock
     }
 
     /// GET `path` (`/v1/…`) and parse the JSON body. Every failure, a 404
@@ -80,6 +91,7 @@ impl Client {
     }
 
     async fn attempt(&self, op: &str, url: &str, query: &Query) -> Result<Option<Value>> {
+        let sent = now_ms();
         let resp = self
             .http
             .get(url)
@@ -90,18 +102,24 @@ impl Client {
             .send()
             .await
             .map_err(|e| transport(op, &self.base, e))?;
+        let received = now_ms();
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let body = resp
             .bytes()
             .await
             .map_err(|e| transport(op, &self.base, e))?;
-        if (200..300).contains(&status) {
+        let info = (!(200..300).contains(&status)).then(|| ErrorBody::parse(&body));
+        // Only Clerk's own answers tell its time: a success, or a
+        // ClerkErrors body (not a proxy's page).
+        if info.as_ref().is_none_or(|i| i.clerk) {
+            self.clock.observe(&headers, sent, received);
+        }
+        let Some(info) = info else {
             return serde_json::from_slice::<Value>(&body)
                 .map(Some)
                 .map_err(|e| malformed(op, format!("{e}")).with_status(status));
-        }
-        let info = ErrorBody::parse(&body);
+        };
         if status == 404 && info.is_missing() {
             return Ok(None);
         }

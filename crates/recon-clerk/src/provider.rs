@@ -82,7 +82,6 @@ impl ClerkProvider {
     /// A user, an organization: `GET /v1/{kind}/{id}`; Clerk hard-deletes,
     /// so a deleted object answers 404 (`NotFound`).
     async fn fetch_direct(&self, kind: &'static str, id: &str) -> Result<Fetched> {
-        let fallback = now_ms();
         let got = self
             .client
             .get_or_missing(
@@ -102,7 +101,7 @@ impl ClerkProvider {
                 format!("asked for {id}, Clerk answered with another object"),
             ));
         }
-        let s = to_snapshot(kind, obj, fallback)?;
+        let s = to_snapshot(kind, obj, self.version_now())?;
         Ok(if s.deleted {
             Fetched::Deleted(s)
         } else {
@@ -131,7 +130,7 @@ impl ClerkProvider {
             Some(m) => Ok(Fetched::Found(to_snapshot(
                 "organization_memberships",
                 m,
-                started,
+                self.version_now(),
             )?)),
             None => {
                 self.locator.forget(id);
@@ -171,7 +170,6 @@ impl Provider for ClerkProvider {
             )
             .with_component("clerk"));
         }
-        let fallback = now_ms();
         let size = self.config.page_size;
         let raw = match kind {
             "users" => {
@@ -192,7 +190,7 @@ impl Provider for ClerkProvider {
             }
         };
         Ok(Page {
-            items: self.snapshots(kind, raw.items, fallback)?,
+            items: self.snapshots(kind, raw.items, self.version_now())?,
             next: raw.next,
         })
     }
@@ -218,12 +216,11 @@ impl Provider for ClerkProvider {
             Fetched::NotFound => return Ok(Vec::new()),
             Fetched::Found(s) | Fetched::Deleted(s) => s,
         };
-        let fallback = now_ms();
         let memberships = of_user(&self.client, &self.locator, owner)
             .await?
             .unwrap_or_default();
         let mut out = vec![user];
-        out.extend(self.snapshots("organization_memberships", memberships, fallback)?);
+        out.extend(self.snapshots("organization_memberships", memberships, self.version_now())?);
         Ok(out)
     }
 
@@ -259,7 +256,11 @@ impl Provider for ClerkProvider {
         Ok(event)
     }
 
+    /// Clerk's time in ms as its answers' `Date` headers show it (see
+    /// [`recon_core::clock`]): never ahead of Clerk's own clock. Objects
+    /// carry their own `updated_at`; this versions the rest (tombstones,
+    /// objects without timestamps), read after the answer that showed them.
     fn version_now(&self) -> i64 {
-        now_ms()
+        self.client.clock().now_ms()
     }
 }

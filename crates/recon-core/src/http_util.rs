@@ -1,6 +1,6 @@
-//! What every HTTP provider adapter needs when an answer is not a success:
-//! the `Retry-After` header, provider text with secrets masked, and an
-//! error's whole chain of causes in one line.
+//! What every HTTP provider adapter needs from an answer's headers and
+//! failures: the `Retry-After` and `Date` headers, provider text with
+//! secrets masked, and an error's whole chain of causes in one line.
 
 use std::time::Duration;
 
@@ -22,6 +22,19 @@ pub fn retry_after(headers: &Headers) -> Option<Duration> {
     Some(Duration::from_secs(
         secs.clamp(0, MAX_RETRY_AFTER.as_secs() as i64) as u64,
     ))
+}
+
+/// The `Date` header as unix seconds: RFC 9110's HTTP-date (IMF-fixdate,
+/// and the obsolete RFC 850 and asctime forms a recipient must accept).
+/// `None` when absent, not text or not a date; never panics.
+pub fn date_header(headers: &Headers) -> Option<i64> {
+    let v = headers.get(http::header::DATE)?.to_str().ok()?;
+    let t = httpdate::parse_http_date(v.trim()).ok()?;
+    let s = match t.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).ok()?,
+        Err(e) => -i64::try_from(e.duration().as_secs()).ok()?,
+    };
+    Some(s)
 }
 
 /// Provider text safe to log: every word containing one of `prefixes`
@@ -92,6 +105,40 @@ mod tests {
             d >= Duration::from_secs(118) && d <= Duration::from_secs(120),
             "{d:?}"
         );
+    }
+
+    #[test]
+    fn date_header_forms() {
+        let with_date = |v: &'static str| {
+            let mut h = Headers::new();
+            h.insert("date", http::HeaderValue::from_static(v));
+            h
+        };
+        // RFC 9110's example instant in its three forms.
+        for v in [
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+        ] {
+            assert_eq!(date_header(&with_date(v)), Some(784_111_777), "{v}");
+        }
+        assert_eq!(
+            date_header(&with_date("Thu, 01 Jan 1970 00:00:00 GMT")),
+            Some(0)
+        );
+        for bad in [
+            "",
+            "yesterday",
+            "Sun, 06 Nov 1994 08:49:37 +0200",
+            "Sun, 32 Nov 1994 08:49:37 GMT",
+            "1700000000",
+        ] {
+            assert_eq!(date_header(&with_date(bad)), None, "{bad:?}");
+        }
+        assert_eq!(date_header(&Headers::new()), None);
+        let mut h = Headers::new();
+        h.insert("date", http::HeaderValue::from_bytes(b"\xff\xfe").unwrap());
+        assert_eq!(date_header(&h), None);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //!   [`commit::commit`], so an object's state never depends on the path.
 //! - [`retry::Budget`] is the per-account rate limiter and retry loop.
 
+pub mod clock;
 pub mod commit;
 pub mod diagnostics;
 pub mod engine;

@@ -232,6 +232,18 @@ impl SimHandle {
         self.shared.world.read().expect("lock").now_ms()
     }
 
+    /// Put the providers' clock `skew_ms` from the wall clock from now on
+    /// (see [`crate::SimConfig::clock_skew_ms`]). The clock never goes
+    /// backwards: lowering the skew takes effect once the wall catches up.
+    pub fn set_clock_skew(&self, skew_ms: i64) {
+        self.shared
+            .world
+            .write()
+            .expect("lock")
+            .clock
+            .set_skew(skew_ms);
+    }
+
     /// Stripe events in the log (all, including ones older than 30 days).
     pub fn stripe_event_count(&self) -> usize {
         self.shared.world.read().expect("lock").events.rows.len()

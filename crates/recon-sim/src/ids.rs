@@ -54,20 +54,39 @@ pub(crate) fn wall_ms() -> i64 {
 /// real times a receiver accepts. With a pinned start it is purely simulated:
 /// every mutation advances it by a seeded step, and every timestamp is then
 /// reproducible from the seed.
+///
+/// A skew puts the provider's clock `skew_ms` away from the wall clock, the
+/// way a provider's servers and the receiver's machine disagree: it moves
+/// every timestamp the simulator gives out (objects, events, webhook
+/// signatures, the `Date` of its answers).
 #[derive(Debug, Clone)]
 pub(crate) struct Clock {
     now: i64,
     pinned: bool,
     max_step_ms: u64,
+    skew_ms: i64,
 }
 
 impl Clock {
-    pub(crate) fn new(start_ms: Option<i64>, max_step_ms: u64) -> Self {
+    pub(crate) fn new(start_ms: Option<i64>, max_step_ms: u64, skew_ms: i64) -> Self {
         Clock {
-            now: start_ms.unwrap_or_else(wall_ms),
+            now: start_ms.unwrap_or_else(|| wall_ms() + skew_ms),
             pinned: start_ms.is_some(),
             max_step_ms,
+            skew_ms,
         }
+    }
+
+    /// The wall clock as the provider's machines read it (wall + skew).
+    pub(crate) fn provider_wall_ms(&self) -> i64 {
+        wall_ms() + self.skew_ms
+    }
+
+    /// Move the provider's clock `skew_ms` away from the wall clock. A
+    /// clock following the wall never goes backwards: a smaller skew takes
+    /// effect once the wall has caught up.
+    pub(crate) fn set_skew(&mut self, skew_ms: i64) {
+        self.skew_ms = skew_ms;
     }
 
     /// The current time (does not advance a pinned clock).
@@ -75,7 +94,7 @@ impl Clock {
         if self.pinned {
             self.now
         } else {
-            self.now.max(wall_ms())
+            self.now.max(self.provider_wall_ms())
         }
     }
 
@@ -86,7 +105,7 @@ impl Clock {
         if self.pinned {
             self.now += step;
         } else {
-            self.now = self.now.max(wall_ms());
+            self.now = self.now.max(self.provider_wall_ms());
         }
         self.now
     }

@@ -88,6 +88,12 @@ pub struct SimConfig {
     pub start_ms: Option<i64>,
     /// How far a pinned clock moves per mutation at most (uniform 0..=max).
     pub max_step_ms: u64,
+    /// How far the simulated providers' clock is from the wall clock (ms,
+    /// either sign): event `created`, object timestamps, webhook signature
+    /// timestamps and the `Date` header of every answer move with it.
+    /// Applies to a clock that follows the wall (a pinned one is simulated
+    /// anyway). Also [`SimHandle::set_clock_skew`].
+    pub clock_skew_ms: i64,
     /// Mutation mix.
     pub weights: MutationWeights,
     /// Share of sign-ups that start with a 14-day trial.
@@ -110,6 +116,7 @@ impl Default for SimConfig {
             clerk_key: CLERK_KEY.to_string(),
             start_ms: None,
             max_step_ms: 3,
+            clock_skew_ms: 0,
             weights: MutationWeights::default(),
             trial_share: 0.2,
             membership_share: 0.3,
@@ -213,7 +220,7 @@ impl Sim {
         let addr = listener.local_addr()?;
         let mut world = World {
             seq: 0,
-            clock: ids::Clock::new(config.start_ms, config.max_step_ms),
+            clock: ids::Clock::new(config.start_ms, config.max_step_ms, config.clock_skew_ms),
             rng: StdRng::seed_from_u64(config.seed),
             stripe: Default::default(),
             clerk: Default::default(),

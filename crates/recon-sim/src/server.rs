@@ -9,7 +9,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::response::Response;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, DATE};
 use http::{HeaderMap, Method};
 
 use crate::faults::{Faults, Injected, decide, retry_after_value};
@@ -98,6 +98,14 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
     build(provider, &s, resp, cut)
 }
 
+/// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) for unix ms.
+fn http_date(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string()
+}
+
 fn plain(status: u16, text: &str) -> Response {
     Response::builder()
         .status(status)
@@ -107,9 +115,12 @@ fn plain(status: u16, text: &str) -> Response {
 }
 
 fn build(provider: Provider, s: &Shared, resp: ApiResponse, cut: Option<Injected>) -> Response {
+    // The providers' clock (skewed if set), as real servers send it.
+    let now_ms = s.world.read().expect("lock").now_ms();
     let mut b = Response::builder()
         .status(resp.status)
-        .header(CONTENT_TYPE, "application/json");
+        .header(CONTENT_TYPE, "application/json")
+        .header(DATE, http_date(now_ms));
     if provider == Provider::Stripe {
         b = b
             .header("Request-Id", s.request_id())

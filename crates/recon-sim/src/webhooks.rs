@@ -283,7 +283,8 @@ struct Sent {
     error: Option<String>,
 }
 
-async fn send(http: &reqwest::Client, t: &WebhookTargets, p: Planned, f: &DeliveryFaults) -> Sent {
+async fn send(s: &Shared, t: &WebhookTargets, p: Planned, f: &DeliveryFaults) -> Sent {
+    let http = &s.http;
     let (url, secret) = match p.msg.provider {
         Provider::Stripe => (t.stripe_url.as_deref(), t.stripe_secret.as_str()),
         Provider::Clerk => (t.clerk_url.as_deref(), t.clerk_secret.as_str()),
@@ -300,7 +301,14 @@ async fn send(http: &reqwest::Client, t: &WebhookTargets, p: Planned, f: &Delive
         return out;
     };
     for attempt in 0..f.max_attempts.max(1) {
-        let mut ts = chrono::Utc::now().timestamp();
+        // Signed by the provider's clock (the wall clock, skewed if set).
+        let mut ts = s
+            .world
+            .read()
+            .expect("lock")
+            .clock
+            .provider_wall_ms()
+            .div_euclid(1000);
         if attempt == 0 && p.stale {
             ts -= 600;
         }
@@ -366,7 +374,7 @@ pub(crate) async fn deliver(
             tokio::time::sleep(f.delay).await;
         }
         let sent: Vec<Sent> = futures::stream::iter(group)
-            .map(|p| send(&s.http, targets, p, f))
+            .map(|p| send(s, targets, p, f))
             .buffered(f.concurrency.max(1))
             .collect()
             .await;

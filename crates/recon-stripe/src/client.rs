@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use http::HeaderMap;
-use recon_core::{Budget, Error, ErrorKind, Result};
+use recon_core::clock::ProviderClock;
+use recon_core::{Budget, Error, ErrorKind, Result, now_ms};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
@@ -20,6 +21,18 @@ pub(crate) type Query = Vec<(&'static str, String)>;
 pub(crate) struct ListPage {
     pub data: Vec<Value>,
     pub has_more: bool,
+    /// When Stripe answered, by Stripe's clock (unix seconds).
+    pub at: i64,
+}
+
+/// One answer to a GET.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    /// The JSON object; `None` for "no such object" (a Stripe-shaped 404).
+    pub body: Option<Value>,
+    /// When Stripe answered, by Stripe's clock (unix seconds): the answer's
+    /// `Date`, or the clock's estimate when it has none.
+    pub at: i64,
 }
 
 /// Talks to one Stripe account.
@@ -29,6 +42,7 @@ pub(crate) struct Client {
     key: SecretString,
     account: Option<String>,
     budget: Budget,
+    clock: ProviderClock,
 }
 
 impl Client {
@@ -50,6 +64,10 @@ impl Client {
             key: cfg.secret_key().clone(),
             account: cfg.account.clone(),
             budget: Budget::new(cfg.effective_rate(), cfg.retry),
+            // Skews beyond the webhook tolerance fail signatures anyway.
+            clock: ProviderClock::new(Duration::from_secs(
+                cfg.webhook_tolerance_s.max(0).unsigned_abs(),
+            )),
         })
     }
 
@@ -57,10 +75,17 @@ impl Client {
         &self.budget
     }
 
-    /// GET `path` and parse the JSON body. Every failure is an `Err`.
-    pub(crate) async fn get(&self, op: &str, path: &str, query: &Query) -> Result<Value> {
-        match self.get_or_missing(op, path, query).await? {
-            Some(v) => Ok(v),
+    /// Stripe's clock, as its answers' `Date` headers show it.
+    pub(crate) fn clock(&self) -> &ProviderClock {
+        &self.clock
+    }
+
+    /// GET `path` and parse the JSON body, with when Stripe answered
+    /// (unix seconds, Stripe's clock). Every failure is an `Err`.
+    pub(crate) async fn get(&self, op: &str, path: &str, query: &Query) -> Result<(Value, i64)> {
+        let answer = self.get_or_missing(op, path, query).await?;
+        match answer.body {
+            Some(v) => Ok((v, answer.at)),
             None => Err(Error::new(
                 ErrorKind::NotFound,
                 format!("Stripe has no such object ({path})"),
@@ -71,55 +96,86 @@ impl Client {
         }
     }
 
-    /// GET `path`; a 404 `resource_missing` answer is `Ok(None)`.
+    /// GET `path`; a 404 that Stripe (or an emulator) answered with its
+    /// error body is `Ok(None)` (see [`ErrorBody::is_missing`]).
     pub(crate) async fn get_or_missing(
         &self,
         op: &str,
         path: &str,
         query: &Query,
-    ) -> Result<Option<Value>> {
+    ) -> Result<Answer> {
+        self.get_or_missing_as(op, path, query, self.account.as_deref())
+            .await
+    }
+
+    /// [`Client::get_or_missing`] acting as `account`: `Some(acct_…)` sends
+    /// `Stripe-Account`, `None` acts as the platform (no header), whatever
+    /// account this client was configured with.
+    pub(crate) async fn get_or_missing_as(
+        &self,
+        op: &str,
+        path: &str,
+        query: &Query,
+        account: Option<&str>,
+    ) -> Result<Answer> {
         let url = format!("{}{}", self.base, path);
         let (url, query) = (&url, query);
         self.budget
-            .call(op, move || self.attempt(op, url, query))
+            .call(op, move || self.attempt(op, url, query, account))
             .await
     }
 
     /// GET a list endpoint and check the envelope.
     pub(crate) async fn list(&self, op: &str, path: &str, query: &Query) -> Result<ListPage> {
-        let v = self.get(op, path, query).await?;
-        parse_list(v).map_err(|m| malformed(op, m))
+        let (v, at) = self.get(op, path, query).await?;
+        parse_list(v, at).map_err(|m| malformed(op, m))
     }
 
-    async fn attempt(&self, op: &str, url: &str, query: &Query) -> Result<Option<Value>> {
+    async fn attempt(
+        &self,
+        op: &str,
+        url: &str,
+        query: &Query,
+        account: Option<&str>,
+    ) -> Result<Answer> {
         let mut req = self
             .http
             .get(url)
             .query(query)
             .bearer_auth(self.key.expose_secret())
             .header("Stripe-Version", STRIPE_VERSION);
-        if let Some(a) = &self.account {
+        if let Some(a) = account {
             req = req.header("Stripe-Account", a);
         }
+        let sent = now_ms();
         let resp = req.send().await.map_err(|e| transport(op, &self.base, e))?;
+        let received = now_ms();
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let body = resp
             .bytes()
             .await
             .map_err(|e| transport(op, &self.base, e))?;
-        if (200..300).contains(&status) {
+        let info = (!(200..300).contains(&status)).then(|| ErrorBody::parse(&body));
+        // Only Stripe's own answers tell its time: a success, or an error in
+        // Stripe's shape (not a proxy's page).
+        let date = if info.as_ref().is_none_or(|i| i.kind.is_some()) {
+            self.clock.observe(&headers, sent, received)
+        } else {
+            None
+        };
+        let at = date.unwrap_or_else(|| self.clock.now_s());
+        let Some(info) = info else {
             return match serde_json::from_slice::<Value>(&body) {
-                Ok(v) if v.is_object() => Ok(Some(v)),
+                Ok(v) if v.is_object() => Ok(Answer { body: Some(v), at }),
                 Ok(_) => Err(malformed(op, "the body is not a JSON object".into())),
                 Err(e) => Err(malformed(op, format!("{e}"))
                     .with_status(status)
                     .with_should_retry(should_retry(&headers))),
             };
-        }
-        let info = ErrorBody::parse(&body);
+        };
         if status == 404 && info.is_missing() {
-            return Ok(None);
+            return Ok(Answer { body: None, at });
         }
         Err(classify(status, &headers, &info).with_operation(op.to_string()))
     }
@@ -134,7 +190,7 @@ fn malformed(op: &str, detail: String) -> Error {
     .with_operation(op.to_string())
 }
 
-fn parse_list(v: Value) -> std::result::Result<ListPage, String> {
+fn parse_list(v: Value, at: i64) -> std::result::Result<ListPage, String> {
     let Value::Object(mut m) = v else {
         return Err("a list answer is not an object".into());
     };
@@ -156,12 +212,14 @@ fn parse_list(v: Value) -> std::result::Result<ListPage, String> {
     if has_more && data.is_empty() {
         return Err("`has_more` is true on an empty page".into());
     }
-    Ok(ListPage { data, has_more })
+    Ok(ListPage { data, has_more, at })
 }
 
 /// Stripe's error body: `{"error":{"type","code","message"}}`, read leniently.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct ErrorBody {
+    /// `type`: set only when the body is Stripe-shaped (`error` is an
+    /// object with a string `type`).
     pub kind: Option<String>,
     pub code: Option<String>,
     pub message: Option<String>,
@@ -181,16 +239,24 @@ impl ErrorBody {
         }
     }
 
-    /// A retrieve of an object Stripe does not have. A route that does not
-    /// exist (a wrong base URL) is *not* this: it is an error.
+    /// A 404 that says "no such object", as opposed to "no such route".
+    ///
+    /// Stripe answers an unknown or deleted id with `resource_missing`, but
+    /// emulators answer with a Stripe-shaped body of any `type` and often no
+    /// `code`: any `{"error":{"type":…}}` body counts, as does the legacy
+    /// `"No such …"` message. A 404 without such a body (a proxy's HTML page,
+    /// an empty or non-JSON body, a wrong base URL) is *not* this, and
+    /// neither is Stripe's own "Unrecognized request URL" (the route does
+    /// not exist): those are errors, never a deletion.
     fn is_missing(&self) -> bool {
-        match self.code.as_deref() {
-            Some(c) => c == "resource_missing",
-            None => self
-                .message
-                .as_deref()
-                .is_some_and(|m| m.starts_with("No such ")),
+        if self.code.as_deref() == Some("resource_missing") {
+            return true;
         }
+        let message = self.message.as_deref().unwrap_or("");
+        if message.starts_with("Unrecognized request URL") {
+            return false;
+        }
+        self.kind.is_some() || message.starts_with("No such ")
     }
 }
 
@@ -371,8 +437,27 @@ mod tests {
     }
 
     #[test]
-    fn missing_means_resource_missing_only() {
+    fn missing_means_a_stripe_shaped_404_body() {
         assert!(body("resource_missing").is_missing());
+        // Emulators: any Stripe-shaped error, with or without a code.
+        assert!(
+            ErrorBody::parse(
+                br#"{"error":{"type":"invalid_request_error","message":"Not found"}}"#
+            )
+            .is_missing()
+        );
+        assert!(ErrorBody::parse(br#"{"error":{"type":"api_error"}}"#).is_missing());
+        assert!(body("some_other_code").is_missing());
+        assert!(!ErrorBody::parse(br#"{"error":{"type":7}}"#).is_missing());
+        assert!(!ErrorBody::parse(br#"{"error":"not found"}"#).is_missing());
+        assert!(!ErrorBody::parse(br#"{"detail":"Not Found"}"#).is_missing());
+        assert!(!ErrorBody::parse(b"").is_missing());
+        assert!(
+            !ErrorBody::parse(
+                br#"{"error":{"type":"invalid_request_error","message":"Unrecognized request URL (GET: /v2/x)"}}"#
+            )
+            .is_missing()
+        );
         assert!(
             !ErrorBody::parse(br#"{"error":{"message":"Unrecognized request URL"}}"#).is_missing()
         );
@@ -384,9 +469,15 @@ mod tests {
 
     #[test]
     fn list_envelope_is_checked() {
-        assert!(parse_list(serde_json::json!({"data": [{"id": "a"}], "has_more": false})).is_ok());
-        assert!(parse_list(serde_json::json!({"has_more": false})).is_err());
-        assert!(parse_list(serde_json::json!({"data": [], "has_more": true})).is_err());
-        assert!(parse_list(serde_json::json!({"data": [{"x": 1}]})).is_err());
+        assert!(
+            parse_list(
+                serde_json::json!({"data": [{"id": "a"}], "has_more": false}),
+                0
+            )
+            .is_ok()
+        );
+        assert!(parse_list(serde_json::json!({"has_more": false}), 0).is_err());
+        assert!(parse_list(serde_json::json!({"data": [], "has_more": true}), 0).is_err());
+        assert!(parse_list(serde_json::json!({"data": [{"x": 1}]}), 0).is_err());
     }
 }

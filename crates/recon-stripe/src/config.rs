@@ -21,6 +21,10 @@ pub const LIVE_RATE: Rate = Rate::per_second(100);
 /// How old a webhook's signed timestamp may be, in seconds (Stripe's SDK default).
 pub const WEBHOOK_TOLERANCE_S: i64 = 300;
 
+/// The account name of the platform itself, mirrored without a
+/// `Stripe-Account` header.
+pub(crate) const DEFAULT_ACCOUNT: &str = "default";
+
 /// Environment variable names read by [`StripeConfig::from_env`].
 pub mod env {
     /// The secret (`sk_…`) or restricted (`rk_…`) API key. Required.
@@ -199,7 +203,7 @@ impl StripeConfig {
 
     /// The account name recon mirrors under: the Connect id or `default`.
     pub fn account_name(&self) -> &str {
-        self.account.as_deref().unwrap_or("default")
+        self.account.as_deref().unwrap_or(DEFAULT_ACCOUNT)
     }
 
     /// Whether a webhook secret is configured.

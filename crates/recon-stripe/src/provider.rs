@@ -9,7 +9,7 @@ use recon_core::{
 use secrecy::ExposeSecret;
 
 use crate::client::{Client, Query};
-use crate::config::{StripeConfig, env};
+use crate::config::{DEFAULT_ACCOUNT, StripeConfig, env};
 use crate::events::{EventReader, parse_event, type_groups};
 use crate::objects::{KINDS, is_plain_id, kind_of, to_snapshot};
 use crate::{EVENT_HORIZON_S, NAME, partition};
@@ -43,10 +43,6 @@ const REFERENCES: &[Reference] = &[
         statuses: &["open"],
     },
 ];
-
-fn now_s() -> i64 {
-    chrono::Utc::now().timestamp()
-}
 
 fn check_kind(kind: &str) -> Result<&'static str> {
     KINDS.iter().copied().find(|k| *k == kind).ok_or_else(|| {
@@ -128,7 +124,6 @@ impl StripeProvider {
             if let Some(c) = &cursor {
                 q.push(("starting_after", c.clone()));
             }
-            let version = now_s();
             let page = self.client.list(&op, &path, &q).await?;
             cursor = page
                 .has_more
@@ -140,7 +135,7 @@ impl StripeProvider {
                 })
                 .flatten();
             for o in page.data {
-                out.push(self.snapshot(kind, o, version)?);
+                out.push(self.snapshot(kind, o, page.at)?);
             }
             if cursor.is_none() {
                 return Ok(out);
@@ -182,7 +177,7 @@ impl Provider for StripeProvider {
             &format!("/v1/{kind}"),
             &base_query(kind),
             n,
-            now_s(),
+            self.client.clock().now_s(),
         )
         .await
     }
@@ -201,8 +196,6 @@ impl Provider for StripeProvider {
             check_id(c)?;
             q.push(("starting_after", c.to_string()));
         }
-        // The page reflects Stripe no earlier than this second.
-        let version = now_s();
         let page = self
             .client
             .list(&format!("list {kind}"), &format!("/v1/{kind}"), &q)
@@ -216,30 +209,53 @@ impl Provider for StripeProvider {
         } else {
             None
         };
+        // Versioned by Stripe's clock when it answered (the page's `Date`),
+        // the clock its events' `created` comes from.
+        let at = page.at;
         let items = page
             .data
             .into_iter()
-            .map(|o| self.snapshot(kind, o, version))
+            .map(|o| self.snapshot(kind, o, at))
             .collect::<Result<Vec<_>>>()?;
         Ok(Page { items, next })
     }
 
     async fn fetch(&self, kind: &str, id: &str) -> Result<Fetched> {
+        self.fetch_in(&self.account, kind, id).await
+    }
+
+    /// Fetch as the key's account: a Connect id (`acct_…`) other than the
+    /// platform is sent as `Stripe-Account`; `default` (the platform) is
+    /// sent without it, even by an instance configured for a Connect
+    /// account. The answer, "not found" included, is only ever the one made
+    /// under `account`, and the snapshot is keyed by it.
+    async fn fetch_in(&self, account: &str, kind: &str, id: &str) -> Result<Fetched> {
         let kind = check_kind(kind)?;
         check_id(id)?;
-        let version = now_s();
-        let got = self
+        let header = match account {
+            DEFAULT_ACCOUNT => None,
+            a if a.len() > "acct_".len() && a.starts_with("acct_") && is_plain_id(a) => Some(a),
+            a => {
+                return Err(Error::invalid(format!(
+                    "{a:?} is not a Stripe account: keys carry `default` (the platform) or a Connect id (acct_…)"
+                ))
+                .with_component("stripe")
+                .with_operation(format!("fetch {id}")));
+            }
+        };
+        let answer = self
             .client
-            .get_or_missing(
+            .get_or_missing_as(
                 &format!("fetch {id}"),
                 &format!("/v1/{kind}/{id}"),
                 &Vec::new(),
+                header,
             )
             .await?;
-        Ok(match got {
+        Ok(match answer.body {
             None => Fetched::NotFound,
             Some(obj) => {
-                let s = self.snapshot(kind, obj, version)?;
+                let s = to_snapshot(account, kind, obj, answer.at)?;
                 if s.deleted {
                     Fetched::Deleted(s)
                 } else {
@@ -277,7 +293,7 @@ impl Provider for StripeProvider {
     async fn events_page(&self, since: i64, cursor: Option<&str>) -> Result<EventPage> {
         // Stripe keeps 30 days; allow an hour of slack for a replay that
         // started just inside the window.
-        if cursor.is_none() && since < now_s() - EVENT_HORIZON_S - 3600 {
+        if cursor.is_none() && since < self.client.clock().now_s() - EVENT_HORIZON_S - 3600 {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
                 "Stripe keeps events for 30 days; this replay starts earlier. Replay from a later point and run a full sweep to repair anything older",
@@ -331,7 +347,9 @@ impl Provider for StripeProvider {
         parse_event(value, &self.account)
     }
 
+    /// Stripe's time in seconds as its answers' `Date` headers show it
+    /// (see [`recon_core::clock`]): never ahead of Stripe's own clock.
     fn version_now(&self) -> i64 {
-        now_s()
+        self.client.clock().now_s()
     }
 }

@@ -1,6 +1,7 @@
 //! The Clerk adapter against a local emulator (wiremock): no network
 //! beyond 127.0.0.1.
 
+mod clock;
 mod engine;
 mod errors;
 mod fake;

@@ -3,6 +3,7 @@
 mod common;
 
 mod clerk;
+mod clock;
 mod faults;
 mod perf;
 mod stripe;

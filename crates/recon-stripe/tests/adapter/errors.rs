@@ -226,3 +226,65 @@ async fn slow_answers_time_out() {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e:?}");
 }
+
+/// A server answering every retrieve with `status` and `body` (as JSON when
+/// `json`, else as `content_type`).
+async fn retrieve_answers(resp: ResponseTemplate) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/customers/cus_gone"))
+        .respond_with(resp)
+        .mount(&server)
+        .await;
+    server
+}
+
+#[tokio::test]
+async fn emulator_404_with_a_stripe_error_body_is_not_found() {
+    // Emulators answer an unknown or deleted id with a Stripe-shaped error
+    // whose `code` is missing (or another one), and any message.
+    for body in [
+        json!({"error": {"type": "invalid_request_error", "message": "Customer cus_gone not found"}}),
+        json!({"error": {"type": "invalid_request_error"}}),
+        json!({"error": {"type": "api_error", "message": "object does not exist"}}),
+        json!({"error": {"type": "invalid_request_error", "code": "not_found", "message": "gone"}}),
+        json!({"error": {"type": "invalid_request_error", "code": "resource_missing",
+                         "message": "No such customer: 'cus_gone'"}}),
+    ] {
+        let server = retrieve_answers(ResponseTemplate::new(404).set_body_json(&body)).await;
+        let got = provider(&server.uri())
+            .fetch("customers", "cus_gone")
+            .await
+            .unwrap_or_else(|e| panic!("{body}: {e}"));
+        assert!(
+            matches!(got, recon_core::Fetched::NotFound),
+            "{body}: {got:?}"
+        );
+        assert_eq!(hits(&server).await, 1, "{body}: a 404 is not retried");
+    }
+}
+
+#[tokio::test]
+async fn a_404_without_a_stripe_error_body_stays_an_error() {
+    // A proxy's page, an empty or non-JSON body, JSON that is not Stripe's
+    // error shape: nothing says the object is gone, so nothing may be
+    // tombstoned.
+    for resp in [
+        ResponseTemplate::new(404).set_body_raw(
+            "<html><body><h1>404 Not Found</h1></body></html>",
+            "text/html",
+        ),
+        ResponseTemplate::new(404),
+        ResponseTemplate::new(404).set_body_raw("Not Found", "text/plain"),
+        ResponseTemplate::new(404).set_body_json(json!({"detail": "Not Found"})),
+        ResponseTemplate::new(404).set_body_json(json!({"error": "not found"})),
+        ResponseTemplate::new(404).set_body_json(json!({"error": {"type": 404}})),
+    ] {
+        let server = retrieve_answers(resp).await;
+        let e = provider(&server.uri())
+            .fetch("customers", "cus_gone")
+            .await
+            .expect_err("a bare 404 is not a deletion");
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    }
+}

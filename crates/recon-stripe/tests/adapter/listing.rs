@@ -274,7 +274,9 @@ async fn kinds_are_consistent_and_capabilities_stated() {
     assert!(c.partitioned_listing && c.owner_lookup && c.event_log);
     assert_eq!(c.event_horizon, Some(30 * 24 * 3600));
     assert_eq!(p.name(), "stripe");
-    assert!((p.version_now() - now()).abs() <= 1);
+    // Before any answer has shown Stripe's clock: the lowest time it may
+    // plausibly be at (local time minus the webhook tolerance).
+    assert!((p.version_now() - (now() - 300)).abs() <= 1);
     assert_eq!(recon_stripe::StripeProvider::references().len(), 2);
 }
 
@@ -338,4 +340,132 @@ async fn connect_account_is_sent_and_keys_use_it() {
         .unwrap();
     assert_eq!(page.items[0].key.account, "acct_123");
     assert!(page.next.is_none());
+}
+
+/// A server whose answer depends on `Stripe-Account`: `with` for requests
+/// carrying `acct_x`, `without` for requests carrying none.
+async fn per_account(
+    with: wiremock::ResponseTemplate,
+    without: wiremock::ResponseTemplate,
+) -> wiremock::MockServer {
+    use wiremock::matchers::{header, method, path};
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(method("GET"))
+        .and(path("/v1/customers/cus_1"))
+        .and(header("stripe-account", "acct_x"))
+        .respond_with(with)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    wiremock::Mock::given(method("GET"))
+        .and(path("/v1/customers/cus_1"))
+        .and(NoStripeAccount)
+        .respond_with(without)
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    server
+}
+
+/// Matches requests without a `Stripe-Account` header.
+struct NoStripeAccount;
+
+impl wiremock::Match for NoStripeAccount {
+    fn matches(&self, req: &wiremock::Request) -> bool {
+        !req.headers.contains_key("stripe-account")
+    }
+}
+
+fn customer_1() -> wiremock::ResponseTemplate {
+    wiremock::ResponseTemplate::new(200)
+        .set_body_json(json!({"id": "cus_1", "object": "customer", "created": 1, "email": "x@y"}))
+}
+
+fn missing() -> wiremock::ResponseTemplate {
+    wiremock::ResponseTemplate::new(404).set_body_json(json!({"error": {
+        "type": "invalid_request_error", "code": "resource_missing",
+        "message": "No such customer: 'cus_1'"}}))
+}
+
+async fn account_headers(server: &wiremock::MockServer) -> Vec<Option<String>> {
+    server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r.headers
+                .get("stripe-account")
+                .map(|v| v.to_str().unwrap().to_string())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn fetch_in_a_connect_account_sends_its_header() {
+    // The platform has no cus_1; the connected account acct_x has it.
+    let server = per_account(customer_1(), missing()).await;
+    let p = provider(&server.uri());
+    match p.fetch_in("acct_x", "customers", "cus_1").await.unwrap() {
+        Fetched::Found(s) => {
+            assert_eq!(s.key.account, "acct_x");
+            assert_eq!(s.email.as_deref(), Some("x@y"));
+        }
+        other => panic!("a Connect object fetched as the platform: {other:?}"),
+    }
+    assert_eq!(account_headers(&server).await, vec![Some("acct_x".into())]);
+}
+
+#[tokio::test]
+async fn a_platform_404_never_decides_about_a_connect_object() {
+    // Under acct_x the customer is gone; the platform has one of the same id.
+    // Only the answer made under acct_x counts.
+    let server = per_account(missing(), customer_1()).await;
+    let p = provider(&server.uri());
+    assert!(matches!(
+        p.fetch_in("acct_x", "customers", "cus_1").await.unwrap(),
+        Fetched::NotFound
+    ));
+    // And the other way round: the platform's own object is fetched
+    // without the header, by a platform instance and by one acting as a
+    // Connect account alike.
+    let server = per_account(missing(), customer_1()).await;
+    let platform = provider(&server.uri());
+    let connect = recon_stripe::StripeProvider::new(
+        crate::fake::config(&server.uri()).with_account("acct_x"),
+    )
+    .unwrap();
+    for p in [&platform, &connect] {
+        match p.fetch_in("default", "customers", "cus_1").await.unwrap() {
+            Fetched::Found(s) => assert_eq!(s.key.account, "default"),
+            other => panic!("{other:?}"),
+        }
+    }
+    // The instance's own account goes through `fetch` unchanged.
+    assert!(matches!(
+        connect
+            .fetch_in("acct_x", "customers", "cus_1")
+            .await
+            .unwrap(),
+        Fetched::NotFound
+    ));
+    assert!(matches!(
+        platform.fetch("customers", "cus_1").await.unwrap(),
+        Fetched::Found(_)
+    ));
+    assert_eq!(
+        account_headers(&server).await,
+        vec![None, None, Some("acct_x".into()), None]
+    );
+}
+
+#[tokio::test]
+async fn fetch_in_refuses_what_is_not_an_account() {
+    let server = per_account(customer_1(), customer_1()).await;
+    let p = provider(&server.uri());
+    for bad in ["", "acct_", "acct_x/../y", "cus_1", "platform"] {
+        let e = p.fetch_in(bad, "customers", "cus_1").await.unwrap_err();
+        assert_eq!(e.kind(), recon_core::ErrorKind::InvalidInput, "{bad:?}");
+    }
+    assert!(account_headers(&server).await.is_empty());
 }
