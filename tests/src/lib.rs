@@ -8,6 +8,7 @@
 pub mod cases;
 pub mod chaos;
 pub mod failing;
+pub mod hostile;
 
 use std::sync::Arc;
 
