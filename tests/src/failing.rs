@@ -5,13 +5,14 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use recon_core::store::{
-    Cursor, Dangling, DriftQuery, Guard, LedgerRow, Reference, StaleObject, Store, StoreTx,
+    Cursor, Dangling, DriftQuery, Guard, LedgerRow, PendingFetch, Reference, SeenRow, StaleObject,
+    Store, StoreTx,
 };
-use recon_core::types::{DriftRecord, RunRecord, Snapshot, StoredObject};
+use recon_core::types::{DriftRecord, ObjectKey, RunRecord, Snapshot, StoredObject};
 use recon_core::{Error, ErrorKind, Result};
 
 /// Where a transaction fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub enum FailAt {
     /// After the ledger insert, at the snapshot write.
     Upsert,
@@ -22,6 +23,10 @@ pub enum FailAt {
     UpsertOf(&'static str),
     /// Never: the store only counts transactions.
     Nowhere,
+    /// Nothing fails, but each snapshot write first waits at the barrier,
+    /// so two transactions that both read before either writes can be
+    /// forced (a race made deterministic).
+    Rendezvous(&'static tokio::sync::Barrier),
 }
 
 /// Wraps a real store; its transactions fail at `at`.
@@ -63,6 +68,9 @@ impl StoreTx for FailingTx {
         match self.at {
             FailAt::Upsert => return Err(boom()),
             FailAt::UpsertOf(id) if rows.iter().any(|r| r.key.id == id) => return Err(boom()),
+            FailAt::Rendezvous(b) => {
+                b.wait().await;
+            }
             _ => {}
         }
         self.inner.upsert(rows, guard).await
@@ -76,8 +84,26 @@ impl StoreTx for FailingTx {
     async fn cursor(&mut self, p: &str, a: &str, n: &str) -> Result<Option<Cursor>> {
         self.inner.cursor(p, a, n).await
     }
+    async fn lock_kind(&mut self, p: &str, a: &str, k: &str, exclusive: bool) -> Result<()> {
+        self.inner.lock_kind(p, a, k, exclusive).await
+    }
+    async fn seen_versions(
+        &mut self,
+        p: &str,
+        a: &str,
+        k: &str,
+        ids: &[&str],
+    ) -> Result<Vec<(String, i64)>> {
+        self.inner.seen_versions(p, a, k, ids).await
+    }
+    async fn enqueue_fetches(&mut self, keys: &[&ObjectKey], reason: &str, now: i64) -> Result<()> {
+        self.inner.enqueue_fetches(keys, reason, now).await
+    }
+    async fn resolve_fetches(&mut self, done: &[(&ObjectKey, i64)]) -> Result<()> {
+        self.inner.resolve_fetches(done).await
+    }
     async fn commit(self: Box<Self>) -> Result<()> {
-        if self.at == FailAt::Commit {
+        if matches!(self.at, FailAt::Commit) {
             // Dropping the inner transaction rolls it back.
             return Err(boom());
         }
@@ -119,8 +145,37 @@ impl Store for FailingStore {
     async fn cursor(&self, p: &str, a: &str, n: &str) -> Result<Option<Cursor>> {
         self.inner.cursor(p, a, n).await
     }
-    async fn mark_seen(&self, run: &str, ids: &[&str]) -> Result<()> {
-        self.inner.mark_seen(run, ids).await
+    async fn mark_seen(&self, run: &str, seen: &[SeenRow<'_>]) -> Result<()> {
+        self.inner.mark_seen(run, seen).await
+    }
+    async fn outdated_during_sweep(
+        &self,
+        p: &str,
+        a: &str,
+        k: &str,
+        run: &str,
+        since: i64,
+        floor: i64,
+        limit: u32,
+    ) -> Result<Vec<String>> {
+        self.inner
+            .outdated_during_sweep(p, a, k, run, since, floor, limit)
+            .await
+    }
+    async fn due_fetches(
+        &self,
+        p: &str,
+        a: &str,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<PendingFetch>> {
+        self.inner.due_fetches(p, a, now, limit).await
+    }
+    async fn defer_fetch(&self, key: &ObjectKey, q: i64, next: i64, err: &str) -> Result<()> {
+        self.inner.defer_fetch(key, q, next, err).await
+    }
+    async fn pending_fetches(&self, p: &str, a: &str) -> Result<Vec<PendingFetch>> {
+        self.inner.pending_fetches(p, a).await
     }
     async fn unseen_live(
         &self,

@@ -9,3 +9,11 @@ async fn make() -> Arc<dyn Store> {
 }
 
 recon_tests::engine_tests!(make);
+recon_tests::guarantee_tests!(make);
+
+/// Postgres runs write transactions concurrently: the guard's tombstone
+/// rule must hold in the SQL (SQLite serialises whole transactions).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tombstone_race() {
+    recon_tests::guarantees::tombstone_race(make().await).await;
+}

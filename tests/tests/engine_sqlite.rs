@@ -9,3 +9,4 @@ async fn make() -> Arc<dyn Store> {
 }
 
 recon_tests::engine_tests!(make);
+recon_tests::guarantee_tests!(make);

@@ -50,6 +50,35 @@ pub async fn maybe_alert(run: &RunRecord, threshold: f64) -> Option<&'static str
     Some(why)
 }
 
+/// Why a replay-gap alert is raised (the `reason` of `recon_alerts_total`).
+pub const REPLAY_GAP: &str = "event_cursor_beyond_horizon";
+
+/// Alert that the event cursor has fallen beyond the provider's event log:
+/// events in `gap` can never be replayed. `action` says what repairs it.
+/// Logged at error level and POSTed to `RECON_ALERT_WEBHOOK_URL` when set.
+pub async fn replay_gap(provider: &str, gap: &crate::resume::Gap, action: &str) {
+    tracing::error!(
+        alert = REPLAY_GAP,
+        provider,
+        gap_since = gap.since,
+        gap_until = gap.until,
+        "{provider}'s event log no longer reaches back to where replays had read ({}): events from then until {} cannot be replayed; replaying from the oldest reachable point; {action}",
+        crate::resume::when(gap.since),
+        crate::resume::when(gap.until),
+    );
+    if let Some(url) = crate::config::env("RECON_ALERT_WEBHOOK_URL") {
+        let body = serde_json::json!({
+            "alert": REPLAY_GAP,
+            "provider": provider,
+            "gap": gap,
+            "action": action,
+        });
+        if let Err(e) = post(&url, &body).await {
+            tracing::error!(error = %e, "could not deliver the alert to RECON_ALERT_WEBHOOK_URL");
+        }
+    }
+}
+
 async fn post(url: &str, body: &serde_json::Value) -> recon_core::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder()

@@ -66,6 +66,8 @@ fn engine_config(config: &Config) -> EngineConfig {
     // Several heartbeats fit in the abandonment window.
     e.abandon_after = config.engine.abandon_after();
     e.heartbeat = (e.abandon_after / 8).clamp(Duration::from_millis(100), Duration::from_secs(15));
+    e.missed_grace = config.engine.missed_grace();
+    e.undelivered_after = config.engine.undelivered_after();
     e
 }
 

@@ -15,6 +15,7 @@ use crate::app::{App, open_store};
 use crate::config::{Config, parse_since};
 use crate::output::{self, EXIT_OK, exit_for_run, print_json};
 use crate::progress::Bar;
+use crate::resume::Start;
 
 /// `recon reconcile`.
 #[derive(Args, Debug)]
@@ -47,8 +48,9 @@ pub struct ReplayArgs {
     /// `stripe` (Clerk has no event log: use `recon reconcile clerk`).
     pub provider: String,
     /// From when: a duration ago (`24h`, `30m`) or an RFC 3339 time.
+    /// Default: the stored event cursor (where the last replay stopped).
     #[arg(long)]
-    pub since: String,
+    pub since: Option<String>,
     /// Compare and report; write nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -253,10 +255,51 @@ pub async fn reconcile(config: Option<&Path>, a: ReconcileArgs) -> Result<u8> {
 }
 
 /// `recon replay`.
+///
+/// Without `--since` it resumes from the event cursor; without a cursor it
+/// is a usage error (exit 2). A cursor beyond the provider's event horizon
+/// replays what is reachable, alerts, and exits 1: `recon reconcile` is
+/// needed to repair what the lost events changed.
 pub async fn replay(config: Option<&Path>, a: ReplayArgs) -> Result<u8> {
-    let since = parse_since(&a.since).map_err(|e| recon_core::Error::invalid(e.to_string()))?;
+    let explicit = match &a.since {
+        Some(s) => Some(parse_since(s).map_err(|e| recon_core::Error::invalid(e.to_string()))?),
+        None => None,
+    };
     let app = ready_app(config).await?;
     let entry = app.provider(&a.provider)?;
+    let mut start = None;
+    let since = match explicit {
+        Some(s) => s,
+        // No event log: the engine refuses with its own explanation.
+        None if !entry.provider.capabilities().event_log => 0,
+        None => {
+            let s = crate::resume::plan(entry, app.store.as_ref(), None)
+                .await?
+                .ok_or_else(|| {
+                    recon_core::Error::invalid(format!(
+                        "no event cursor for {p} yet (no replay has run), so there is nothing to resume from: pass --since, e.g. `recon replay {p} --since 24h`",
+                        p = a.provider
+                    ))
+                })?;
+            start = Some(s);
+            s.since
+        }
+    };
+    let gap = start.and_then(|s| s.gap);
+    let repair = format!("run `recon reconcile {}` to repair the mirror", a.provider);
+    if let Some(g) = &gap {
+        crate::alerts::replay_gap(entry.name, g, &repair).await;
+    } else if let Some(Start {
+        cursor: Some(c), ..
+    }) = start
+        && !a.out.json
+    {
+        println!(
+            "{}: resuming from the event cursor ({})",
+            a.provider,
+            crate::resume::when(c)
+        );
+    }
     let progress = Arc::new(Progress::default());
     let opts = SweepOptions {
         dry_run: a.dry_run,
@@ -269,14 +312,33 @@ pub async fn replay(config: Option<&Path>, a: ReplayArgs) -> Result<u8> {
         &progress,
         &entry.stats,
     );
-    let run = entry.engine.replay(since, &opts).await;
+    let run = crate::resume::replay(entry, app.store.as_ref(), since, &opts).await;
     bar.finish();
     let run = run?;
     crate::alerts::maybe_alert(&run, app.config.alerts.mismatch_threshold).await;
+    let ok = run.status == RunStatus::Succeeded && gap.is_none();
     if a.out.json {
-        print_json(&json!({ "ok": run.status == RunStatus::Succeeded, "run": run }));
+        print_json(&json!({
+            "ok": ok,
+            "run": run,
+            "since": since,
+            "resumed_from_cursor": start.and_then(|s| s.cursor),
+            "gap": gap,
+            "next": gap.map(|_| format!("recon reconcile {}", a.provider)),
+        }));
     } else {
         println!("{}", output::run_summary(&run));
+    }
+    if let Some(g) = &gap {
+        eprintln!(
+            "warning: {p}'s event log no longer reaches back to where replays had read ({}); events from then until {} were not replayed: {repair}",
+            crate::resume::when(g.since),
+            crate::resume::when(g.until),
+            p = a.provider,
+        );
+        if run.status == RunStatus::Succeeded {
+            return Ok(output::EXIT_FAILED);
+        }
     }
     Ok(exit_for_run(&run))
 }

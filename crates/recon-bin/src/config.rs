@@ -65,12 +65,36 @@ pub struct EngineSection {
     /// A run left `running` with no heartbeat for this long (its process was
     /// killed) is closed as failed by the next sweep or replay.
     pub abandon_after: String,
+    /// A replayed event younger than this may still be on its way as a
+    /// webhook: applied, but not counted as a missed webhook.
+    pub missed_grace: String,
+    /// A replayed event still undelivered at the provider this long after
+    /// its creation is counted and its objects refreshed.
+    pub undelivered_after: String,
+    /// How often `recon serve` works through owed fetches (version ties
+    /// whose fetch failed, undelivered events' objects).
+    pub settle_every: String,
 }
 
 impl EngineSection {
     /// `abandon_after` as a duration (checked by `Config::load`).
     pub fn abandon_after(&self) -> Duration {
         humantime::parse_duration(&self.abandon_after).unwrap_or(Duration::from_secs(120))
+    }
+
+    /// `missed_grace` as a duration (checked by `Config::load`).
+    pub fn missed_grace(&self) -> Duration {
+        humantime::parse_duration(&self.missed_grace).unwrap_or(Duration::from_secs(600))
+    }
+
+    /// `undelivered_after` as a duration (checked by `Config::load`).
+    pub fn undelivered_after(&self) -> Duration {
+        humantime::parse_duration(&self.undelivered_after).unwrap_or(Duration::from_secs(3600))
+    }
+
+    /// `settle_every` as a duration (checked by `Config::load`).
+    pub fn settle_every(&self) -> Duration {
+        humantime::parse_duration(&self.settle_every).unwrap_or(Duration::from_secs(5))
     }
 }
 
@@ -81,6 +105,9 @@ impl Default for EngineSection {
             breaker_min_base: 20,
             partitions: 8,
             abandon_after: "2m".into(),
+            missed_grace: "10m".into(),
+            undelivered_after: "1h".into(),
+            settle_every: "5s".into(),
         }
     }
 }
@@ -113,6 +140,17 @@ pub struct ServerConfig {
     pub scheduler: bool,
     /// How far back to replay at start when no heartbeat is known.
     pub startup_replay: String,
+    /// An event-triggered sweep (missed webhooks, a replay gap) of one kind
+    /// is requested at most once per this period.
+    pub triggered_sweep_cooldown: String,
+}
+
+impl ServerConfig {
+    /// `triggered_sweep_cooldown` as a duration (checked by `Config::load`).
+    pub fn triggered_sweep_cooldown(&self) -> Duration {
+        humantime::parse_duration(&self.triggered_sweep_cooldown)
+            .unwrap_or(Duration::from_secs(3600))
+    }
 }
 
 impl Default for ServerConfig {
@@ -122,6 +160,7 @@ impl Default for ServerConfig {
             body_limit: 1024 * 1024,
             scheduler: true,
             startup_replay: "1h".into(),
+            triggered_sweep_cooldown: "1h".into(),
         }
     }
 }
@@ -137,7 +176,9 @@ pub struct ProviderSection {
     /// Cron expressions (with seconds) per kind, plus `replay` for the
     /// event-log replay; an empty string turns a job off.
     pub schedule: BTreeMap<String, String>,
-    /// How far back a scheduled replay looks (e.g. `30m`).
+    /// Where the scheduled replay starts while no event cursor exists yet
+    /// (`now - replay_window`, e.g. `30m`); afterwards replays resume from
+    /// the cursor.
     pub replay_window: Option<String>,
 }
 
@@ -191,6 +232,27 @@ impl Config {
                 "engine.abandon_after must be a duration of at least 1s, like \"2m\" (got {:?})",
                 self.engine.abandon_after
             ),
+        }
+        for (key, value) in [
+            ("engine.missed_grace", &self.engine.missed_grace),
+            ("engine.undelivered_after", &self.engine.undelivered_after),
+        ] {
+            if humantime::parse_duration(value).is_err() {
+                bail!("{key} must be a duration like \"10m\" (got {value:?})");
+            }
+        }
+        match humantime::parse_duration(&self.engine.settle_every) {
+            Ok(d) if d >= Duration::from_millis(100) => {}
+            _ => bail!(
+                "engine.settle_every must be a duration of at least 100ms, like \"5s\" (got {:?})",
+                self.engine.settle_every
+            ),
+        }
+        if humantime::parse_duration(&self.server.triggered_sweep_cooldown).is_err() {
+            bail!(
+                "server.triggered_sweep_cooldown must be a duration like \"1h\" or \"0s\" (got {:?})",
+                self.server.triggered_sweep_cooldown
+            );
         }
         if !(0.0..=1.0).contains(&self.alerts.mismatch_threshold) {
             bail!("alerts.mismatch_threshold must be between 0 and 1");
@@ -301,6 +363,27 @@ mod tests {
         }
         let cfg: Config = toml::from_str("[engine]\nabandon_after = \"90s\"").unwrap();
         assert_eq!(cfg.engine.abandon_after(), Duration::from_secs(90));
+    }
+
+    #[test]
+    fn triggered_sweep_cooldown_is_checked() {
+        let parse = |v: &str| {
+            toml::from_str::<Config>(&format!("[server]\ntriggered_sweep_cooldown = \"{v}\""))
+                .unwrap()
+        };
+        assert_eq!(
+            Config::default().server.triggered_sweep_cooldown(),
+            Duration::from_secs(3600)
+        );
+        let c = parse("15m");
+        c.validate().unwrap();
+        assert_eq!(
+            c.server.triggered_sweep_cooldown(),
+            Duration::from_secs(900)
+        );
+        parse("0s").validate().unwrap();
+        let e = parse("often").validate().unwrap_err().to_string();
+        assert!(e.contains("server.triggered_sweep_cooldown"), "{e}");
     }
 
     #[test]

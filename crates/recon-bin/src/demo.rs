@@ -203,15 +203,10 @@ pub async fn run(a: DemoArgs) -> Result<u8> {
         .map(|p| (p.name.to_string(), p.stats.clone()))
         .collect();
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-    let state = Arc::new(ServerState {
-        app,
-        metrics: Metrics::new(budgets),
-        shutdown: tokio_util::sync::CancellationToken::new(),
-        sweep_requests: tx,
-    });
+    let state = Arc::new(ServerState::new(app, Metrics::new(budgets), tx));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let router = crate::serve::router(state.clone(), 1024 * 1024);
+    let router = crate::serve::router(state.clone(), 1024 * 1024, None);
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
 
     // 4. Backfill: the mirror starts equal to the truth.

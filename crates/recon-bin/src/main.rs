@@ -10,6 +10,7 @@ mod config;
 mod demo;
 mod output;
 mod progress;
+mod resume;
 mod serve;
 
 use std::path::PathBuf;
@@ -57,6 +58,7 @@ Examples:
   recon reconcile stripe --kind subscriptions sweep one kind and fix it
   recon reconcile stripe --id sub_123         fix one object now
   recon reconcile clerk --owner user_123      a user and their memberships
+  recon replay stripe                         re-apply Stripe events from where the last replay stopped
   recon replay stripe --since 24h             re-apply Stripe events of the last day
   recon drift --stale 24h                     what is out of date or inconsistent
   recon serve                                 webhooks + scheduler + /metrics on 127.0.0.1:8080
@@ -95,7 +97,15 @@ Routes: POST /webhooks/stripe, POST /webhooks/clerk, GET /healthz, GET /readyz, 
 and with RECON_ADMIN_TOKEN set, /admin/... (bearer token):
   POST /admin/reconcile/{provider}[?kind=K&dry_run=true&force=true]
   POST /admin/reconcile/{provider}/objects/{id}    POST /admin/reconcile/{provider}/owners/{id}
-  POST /admin/replay/{provider}?since=24h          GET /admin/drift[?stale=24h]   GET /admin/runs")]
+  POST /admin/replay/{provider}[?since=24h] (default: from the event cursor)
+  GET /admin/drift[?stale=24h]   GET /admin/runs
+RECON_ADMIN_TOKEN must be at least 32 characters without surrounding whitespace
+(make one with `openssl rand -hex 32`); otherwise serve exits with status 2.
+
+Scheduled replays resume from the stored event cursor (the first one, without a cursor, starts
+[stripe] replay_window ago). If the cursor has fallen beyond Stripe's 30-day event log, the replay
+starts at the oldest reachable event, an alert is raised (error log, recon_replay_gaps_total,
+RECON_ALERT_WEBHOOK_URL) and full sweeps of every kind are scheduled.")]
     Serve,
     /// Compare the mirror with the provider and fix what differs.
     #[command(after_help = "\
@@ -107,7 +117,20 @@ Examples:
   recon reconcile stripe --owner cus_123     a customer, its subscriptions and invoices
 Exit status 3: the circuit breaker stopped a sweep that would change too much (rerun with --force).")]
     Reconcile(commands::ReconcileArgs),
-    /// Re-apply the provider's events since a point (Stripe keeps 30 days).
+    /// Re-apply the provider's events from the stored cursor or a point
+    /// (Stripe keeps 30 days).
+    #[command(after_help = "\
+Examples:
+  recon replay stripe                  resume from the stored event cursor (where the last replay stopped)
+  recon replay stripe --since 24h      re-apply the events of the last day
+  recon replay stripe --since 2026-11-24T10:00:00Z
+
+Without --since the replay resumes from the event cursor that every replay (this command or
+recon serve's scheduled ones) stores. Without a cursor yet (no replay has run), it exits 2: pass
+--since. If the cursor has fallen beyond Stripe's 30-day event log, the events in between can no
+longer be replayed: it replays from the oldest reachable event, says which span was lost, raises
+an alert (RECON_ALERT_WEBHOOK_URL when set) and exits 1; run `recon reconcile stripe` to repair
+what those events changed.")]
     Replay(commands::ReplayArgs),
     /// Show stale objects, inconsistent references and recent drift.
     Drift(commands::DriftArgs),

@@ -275,3 +275,133 @@ fn help_teaches_by_example() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("--owner"));
 }
+
+const DAY: i64 = 86_400;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_without_since_resumes_from_the_cursor() {
+    let db = Db::new();
+    migrate(&db);
+    let now = chrono::Utc::now().timestamp();
+    // The last replay stopped three days ago; an event of two days ago was
+    // never delivered.
+    set_event_cursor(&db, now - 3 * DAY).await;
+    let events = Arc::new(Mutex::new(vec![customer_event(
+        "evt_gap",
+        "cus_gap",
+        "gap@example.com",
+        now - 2 * DAY,
+    )]));
+    let stripe = fake_stripe_with_events(seed(0), events).await;
+    let mut c = recon(&db, Some(&stripe.uri()));
+    c.args(["replay", "stripe", "--json"]);
+    let (code, out, err) = run(c);
+    assert_eq!(code, 0, "{out}{err}");
+    let doc: Value = serde_json::from_str(&out).expect("stdout is one JSON document");
+    assert_eq!(doc["ok"], true, "{doc}");
+    assert_eq!(doc["resumed_from_cursor"], now - 3 * DAY, "{doc}");
+    assert_eq!(doc["gap"], Value::Null, "{doc}");
+    let store = db.store().await;
+    assert!(
+        store
+            .ledger_contains("stripe", "default", "evt_gap")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .count_live("stripe", "default", "customers")
+            .await
+            .unwrap(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_without_since_or_cursor_exits_2_asking_for_since() {
+    let db = Db::new();
+    migrate(&db);
+    let stripe = fake_stripe(seed(0)).await;
+    let mut c = recon(&db, Some(&stripe.uri()));
+    c.args(["replay", "stripe"]);
+    let (code, out, err) = run(c);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("no event cursor") && err.contains("--since"),
+        "{err}"
+    );
+    // Nothing was asked of Stripe.
+    assert!(
+        stripe
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.url.path() != "/v1/events")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_from_a_cursor_beyond_the_horizon_alerts_and_exits_1() {
+    let db = Db::new();
+    migrate(&db);
+    let now = chrono::Utc::now().timestamp();
+    set_event_cursor(&db, now - 40 * DAY).await;
+    let events = Arc::new(Mutex::new(vec![customer_event(
+        "evt_recent",
+        "cus_recent",
+        "recent@example.com",
+        now - DAY,
+    )]));
+    let stripe = fake_stripe_with_events(seed(0), events).await;
+    let sink = alert_sink().await;
+    let mut c = recon(&db, Some(&stripe.uri()));
+    c.env("RECON_ALERT_WEBHOOK_URL", sink.uri())
+        .args(["replay", "stripe"]);
+    let (code, out, err) = run(c);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("recon reconcile stripe") && err.contains("not replayed"),
+        "{err}"
+    );
+    // What the log still holds was replayed.
+    let store = db.store().await;
+    assert!(
+        store
+            .ledger_contains("stripe", "default", "evt_recent")
+            .await
+            .unwrap()
+    );
+    let alerts = alerts_received(&sink).await;
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a["alert"] == "event_cursor_beyond_horizon" && a["provider"] == "stripe"),
+        "{alerts:?}"
+    );
+    // The replay moved the cursor: the next one resumes without a gap.
+    let mut c = recon(&db, Some(&stripe.uri()));
+    c.args(["replay", "stripe"]);
+    let (code, out, err) = run(c);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+#[test]
+fn replay_help_teaches_the_cursor() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_recon"))
+        .args(["replay", "--help"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "event cursor",
+        "--since",
+        "30-day",
+        "recon reconcile stripe",
+    ] {
+        assert!(
+            text.contains(needle),
+            "replay --help lacks {needle:?}:\n{text}"
+        );
+    }
+}

@@ -29,8 +29,21 @@ async fn start(
     admin: Option<&str>,
     config: Option<&std::path::Path>,
 ) -> Server {
+    start_with(db, stripe, admin, config, &[]).await
+}
+
+async fn start_with(
+    db: &Db,
+    stripe: &str,
+    admin: Option<&str>,
+    config: Option<&std::path::Path>,
+    env: &[(&str, String)],
+) -> Server {
     let port = free_port();
     let mut c = recon(db, Some(stripe));
+    for (k, v) in env {
+        c.env(k, v);
+    }
     c.env("RECON_LISTEN", format!("127.0.0.1:{port}"))
         .env("RUST_LOG", "info")
         .arg("serve");
@@ -281,7 +294,7 @@ async fn admin_routes_need_the_token() {
         1_700_000_000,
     )]));
     let stripe = fake_stripe(data).await;
-    let token = "admin-token-0123456789";
+    let token = "4f2a9c0e7b1d3a5f6e8c0b2d4a6f8e1c3b5d7f9a0c2e4b6d8f1a3c5e7b9d0f2a";
     let srv = start(&db, &stripe.uri(), Some(token), None).await;
     let http = http();
     let r = http
@@ -290,13 +303,17 @@ async fn admin_routes_need_the_token() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    let r = http
-        .get(format!("{}/admin/runs", srv.base))
-        .bearer_auth("wrong")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
+    // Wrong tokens, of another length and of the same length.
+    let same_length = format!("{}0", &token[..token.len() - 1]);
+    for wrong in ["wrong", same_length.as_str(), &format!("{token}0")] {
+        let r = http
+            .get(format!("{}/admin/runs", srv.base))
+            .bearer_auth(wrong)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{} characters", wrong.len());
+    }
     let r = http
         .post(format!(
             "{}/admin/reconcile/stripe?kind=customers",
@@ -382,4 +399,240 @@ replay = ""
             w[1] - w[0]
         );
     }
+}
+
+/// `recon serve` with `RECON_ADMIN_TOKEN` set to `token`: its exit status and
+/// stderr, or a panic if it came up (and served) within 20 s.
+fn serve_exit_with_token(db: &Db, token: &str) -> (i32, String) {
+    let port = free_port();
+    let mut c = recon(db, Some("http://127.0.0.1:9"));
+    c.env("RECON_LISTEN", format!("127.0.0.1:{port}"))
+        .env("RECON_ADMIN_TOKEN", token)
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().expect("spawn recon serve");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            use std::io::Read;
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            return (status.code().unwrap_or(-1), err);
+        }
+        if std::time::Instant::now() > deadline
+            || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("recon serve started with a weak RECON_ADMIN_TOKEN");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weak_admin_tokens_stop_the_start() {
+    let db = migrated().await;
+    let short = "shortButSecret-1234";
+    let (code, err) = serve_exit_with_token(&db, short);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("RECON_ADMIN_TOKEN")
+            && err.contains("at least 32")
+            && err.contains("openssl rand -hex 32"),
+        "{err}"
+    );
+    assert!(!err.contains(short), "the token reached the output: {err}");
+
+    let good = "9e107d9d372bb6826bd81d3542a419d6e4c5f8a0b1c2d3e4f5a6b7c8d9e0f1a2";
+    for padded in [format!("{good}\n"), format!(" {good}"), format!("{good}\t")] {
+        let (code, err) = serve_exit_with_token(&db, &padded);
+        assert_eq!(code, 2, "{err}");
+        assert!(
+            err.contains("RECON_ADMIN_TOKEN")
+                && err.contains("whitespace")
+                && err.contains("openssl rand -hex 32"),
+            "{err}"
+        );
+        assert!(
+            !err.contains(&good[..16]),
+            "the token reached the output: {err}"
+        );
+    }
+}
+
+fn replay_only_config(name: &str, extra: &str) -> std::path::PathBuf {
+    let cfg = std::env::temp_dir().join(format!("recon-{name}-{}.toml", free_port()));
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[server]
+startup_replay = "1m"
+{extra}
+[stripe]
+replay_window = "1m"
+[stripe.schedule]
+customers = ""
+subscriptions = ""
+invoices = ""
+prices = ""
+products = ""
+"#
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+async fn wait_for<F, Fut>(what: &str, mut ok: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..150 {
+        if ok().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_replay_covers_an_outage_longer_than_its_window() {
+    let db = migrated().await;
+    let now = chrono::Utc::now().timestamp();
+    // Replays stopped two hours ago (the window is one minute); an event of
+    // 90 minutes ago never reached the webhook endpoint.
+    set_event_cursor(&db, now - 7200).await;
+    let events = Arc::new(Mutex::new(vec![customer_event(
+        "evt_outage",
+        "cus_outage",
+        "outage@example.com",
+        now - 5400,
+    )]));
+    let stripe = fake_stripe_with_events(Arc::new(Mutex::new(vec![])), events).await;
+    let cfg = replay_only_config("resume", "");
+    let _srv = start(&db, &stripe.uri(), None, Some(&cfg)).await;
+    let store = db.store().await;
+    wait_for("the replay to apply the event of the outage", || async {
+        store
+            .ledger_contains("stripe", "default", "evt_outage")
+            .await
+            .unwrap()
+    })
+    .await;
+    assert_eq!(
+        store
+            .count_live("stripe", "default", "customers")
+            .await
+            .unwrap(),
+        1
+    );
+    let cursor = store
+        .cursor("stripe", "default", "events")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(cursor.value, now - 5400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_beyond_the_horizon_alerts_and_sweeps_every_kind() {
+    let db = migrated().await;
+    let now = chrono::Utc::now().timestamp();
+    set_event_cursor(&db, now - 40 * 86_400).await;
+    let customers = Arc::new(Mutex::new(vec![customer(
+        "cus_old",
+        "old@example.com",
+        now - 50 * 86_400,
+    )]));
+    let events = Arc::new(Mutex::new(vec![customer_event(
+        "evt_recent",
+        "cus_recent",
+        "recent@example.com",
+        now - 86_400,
+    )]));
+    customers
+        .lock()
+        .unwrap()
+        .push(customer("cus_recent", "recent@example.com", now - 86_400));
+    let stripe = fake_stripe_with_events(customers, events).await;
+    let sink = alert_sink().await;
+    let cfg = replay_only_config("horizon", "");
+    let srv = start_with(
+        &db,
+        &stripe.uri(),
+        None,
+        Some(&cfg),
+        &[("RECON_ALERT_WEBHOOK_URL", sink.uri())],
+    )
+    .await;
+    let store = db.store().await;
+    // Full sweeps of every kind, though none is scheduled.
+    wait_for("sweeps of every Stripe kind", || async {
+        let runs = store.runs(50).await.unwrap();
+        [
+            "customers",
+            "subscriptions",
+            "invoices",
+            "prices",
+            "products",
+        ]
+        .iter()
+        .all(|k| {
+            runs.iter().any(|r| {
+                r.kind == *k
+                    && r.run_kind == recon_core::RunKind::Sweep
+                    && r.status == recon_core::RunStatus::Succeeded
+            })
+        })
+    })
+    .await;
+    // The object only a sweep could bring back.
+    assert_eq!(
+        store
+            .count_live("stripe", "default", "customers")
+            .await
+            .unwrap(),
+        2
+    );
+    // What the log still holds was replayed.
+    assert!(
+        store
+            .ledger_contains("stripe", "default", "evt_recent")
+            .await
+            .unwrap()
+    );
+    let alerts = alerts_received(&sink).await;
+    let gap: Vec<&Value> = alerts
+        .iter()
+        .filter(|a| a["alert"] == "event_cursor_beyond_horizon")
+        .collect();
+    assert_eq!(gap.len(), 1, "{alerts:?}");
+    assert_eq!(gap[0]["provider"], "stripe");
+    assert_eq!(gap[0]["gap"]["since"], now - 40 * 86_400);
+    let metrics = http()
+        .get(format!("{}/metrics", srv.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"recon_replay_gaps_total{provider="stripe"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"recon_alerts_total{reason="event_cursor_beyond_horizon"} 1"#),
+        "{metrics}"
+    );
 }

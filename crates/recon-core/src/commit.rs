@@ -18,10 +18,20 @@
 //!   differs is not written; it is reported as a [`Decision::Tie`] so the
 //!   caller fetches the object and commits that with [`Guard::NewerOrEqual`].
 //!
-//! # Caveats
-//! - Outcomes are decided from a read that takes no lock; the SQL guard keeps
-//!   the mirror right under concurrency, and a row the guard refused is
-//!   reported as stale.
+//! - A tie's obligation to fetch is queued in the same transaction
+//!   ([`crate::store::PendingFetch`]), so it outlives a failed fetch.
+//! - An event older than a running sweep's listing of the object is refused
+//!   (the listing saw a newer state), like one older than the floor.
+//!
+//! # Concurrency
+//! - Outcomes are decided from a read that takes no row lock; the SQL guard
+//!   repeats the version and tombstone rules, so concurrent writers cannot
+//!   break them. A row the SQL guard refused is decided again against the
+//!   row now stored: a tie is reported (and queued) as a tie, the rest as
+//!   stale.
+//! - Transactions that read a kind's floor hold the kind's shared lock;
+//!   raising the floor takes it exclusively ([`crate::store::StoreTx::lock_kind`]),
+//!   so no write decided under an older floor commits after a newer one.
 
 use std::collections::HashMap;
 
@@ -30,7 +40,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::store::{Cursor, Guard, LedgerRow, Store};
 use crate::types::{
-    DriftCause, DriftRecord, ProviderEvent, Snapshot, Source, StoredObject, now_ms,
+    DriftCause, DriftRecord, ObjectKey, ProviderEvent, Snapshot, Source, StoredObject, now_ms,
 };
 
 /// The cursor name under which a kind's sweep floor is kept: the version at
@@ -79,8 +89,15 @@ pub struct Batch {
     pub events: Vec<EventEntry>,
     /// Snapshots with no event (sweeps, fetches).
     pub changes: Vec<Change>,
-    /// Cursors to move when this commits.
+    /// Cursors to move when this commits. Cursors only rise; a sweep floor
+    /// (`sweep:<kind>`) is raised under the kind's exclusive lock.
     pub cursors: Vec<Cursor>,
+    /// Direct fetches to queue when this commits, with their reason (see
+    /// [`crate::store::PendingFetch`]). Ties found by this commit are queued
+    /// without being listed here.
+    pub fetches: Vec<(ObjectKey, String)>,
+    /// Queued fetches this commit discharges: `(key, generation)`.
+    pub resolves: Vec<(ObjectKey, i64)>,
 }
 
 /// The monotonic guard's verdict for one snapshot.
@@ -160,6 +177,9 @@ pub struct Outcome {
     pub changes: Vec<Decision>,
     /// Drift records written (or that would be, in a dry run).
     pub drift: Vec<DriftRecord>,
+    /// The generation under which this commit queued its ties (and
+    /// [`Batch::fetches`]): discharge them with it once fetched.
+    pub generation: i64,
 }
 
 impl Outcome {
@@ -208,6 +228,24 @@ struct Item<'a> {
 /// Commit a batch: see the module documentation.
 pub async fn commit(store: &dyn Store, batch: &Batch, dry_run: bool) -> Result<Outcome> {
     let mut tx = store.begin().await?;
+    let generation = now_ms();
+
+    // 0. Raising a sweep floor waits for every transaction that decided
+    // under the old one.
+    let mut floors: Vec<(&str, &str, &str)> = batch
+        .cursors
+        .iter()
+        .filter_map(|c| {
+            c.name
+                .strip_prefix("sweep:")
+                .map(|k| (c.provider.as_str(), c.account.as_str(), k))
+        })
+        .collect();
+    floors.sort();
+    floors.dedup();
+    for (p, a, k) in floors {
+        tx.lock_kind(p, a, k, true).await?;
+    }
 
     // 1. Ledger.
     let rows: Vec<LedgerRow<'_>> = batch
@@ -299,15 +337,20 @@ pub async fn commit(store: &dyn Store, batch: &Batch, dry_run: bool) -> Result<O
     let mut group_keys: Vec<_> = groups.keys().copied().collect();
     group_keys.sort();
     let mut to_write: Vec<(usize, Option<StoredObject>)> = Vec::new();
+    let mut group_floor: HashMap<(&str, &str, &str), Option<i64>> = HashMap::new();
     for g in group_keys {
         let group_start = to_write.len();
         let mut idx = groups.remove(&g).unwrap_or_default();
         idx.sort_by(|a, b| items[*a].snapshot.key.id.cmp(&items[*b].snapshot.key.id));
         let (provider, account, kind) = g;
+        if idx.iter().any(|i| items[*i].guard == Guard::Newer) {
+            tx.lock_kind(provider, account, kind, false).await?;
+        }
         let floor = tx
             .cursor(provider, account, &sweep_floor_name(kind))
             .await?
             .map(|c| c.value);
+        group_floor.insert(g, floor);
         let ids: Vec<&str> = idx
             .iter()
             .map(|i| items[*i].snapshot.key.id.as_str())
@@ -317,10 +360,34 @@ pub async fn commit(store: &dyn Store, batch: &Batch, dry_run: bool) -> Result<O
             .into_iter()
             .map(|s| (s.snapshot.key.id.clone(), s))
             .collect();
+        // What running sweeps listed of the objects events bring.
+        let event_ids: Vec<&str> = idx
+            .iter()
+            .filter(|i| items[**i].slot.0 != usize::MAX)
+            .map(|i| items[*i].snapshot.key.id.as_str())
+            .collect();
+        let seen: HashMap<String, i64> = if event_ids.is_empty() {
+            HashMap::new()
+        } else {
+            tx.seen_versions(provider, account, kind, &event_ids)
+                .await?
+                .into_iter()
+                .collect()
+        };
         for i in idx {
             let it = &items[i];
             let prev = by_id.remove(&it.snapshot.key.id);
             let mut d = decide(prev.as_ref(), floor, it.snapshot, it.guard);
+            // A running sweep listed this object at a newer version than the
+            // event's: the listing saw a newer state than the event carries.
+            if it.slot.0 != usize::MAX
+                && d != Decision::Unchanged
+                && seen
+                    .get(&it.snapshot.key.id)
+                    .is_some_and(|v| *v > it.snapshot.version)
+            {
+                d = Decision::Stale;
+            }
             if d == Decision::Unchanged
                 && it.touch
                 && prev
@@ -368,6 +435,7 @@ pub async fn commit(store: &dyn Store, batch: &Batch, dry_run: bool) -> Result<O
 
     // 4. Write, in key order, one statement per guard.
     let mut drift = Vec::new();
+    let mut refused: Vec<usize> = Vec::new();
     to_write.sort_by(|a, b| items[a.0].snapshot.key.cmp(&items[b.0].snapshot.key));
     for guard in [Guard::Newer, Guard::NewerOrEqual] {
         let part: Vec<&(usize, Option<StoredObject>)> = to_write
@@ -386,7 +454,7 @@ pub async fn commit(store: &dyn Store, batch: &Batch, dry_run: bool) -> Result<O
         let now = now_ms();
         for ((i, prev), ok) in part.into_iter().zip(written) {
             if !ok {
-                decisions[*i] = Decision::Stale;
+                refused.push(*i);
                 continue;
             }
             if decisions[*i] == Decision::Touched {
@@ -412,12 +480,65 @@ pub async fn commit(store: &dyn Store, batch: &Batch, dry_run: bool) -> Result<O
             }
         }
     }
+    // A row the SQL guard refused was changed by a concurrent writer since
+    // it was read: decide again against what is stored now.
+    if !refused.is_empty() {
+        refused.sort_by(|a, b| items[*a].snapshot.key.cmp(&items[*b].snapshot.key));
+        for i in refused {
+            let k = &items[i].snapshot.key;
+            let g = (k.provider.as_str(), k.account.as_str(), k.kind.as_str());
+            let now_stored = tx
+                .load_heads(g.0, g.1, g.2, &[k.id.as_str()])
+                .await?
+                .into_iter()
+                .next();
+            let floor = group_floor.get(&g).copied().flatten();
+            decisions[i] = match decide(
+                now_stored.as_ref(),
+                floor,
+                items[i].snapshot,
+                items[i].guard,
+            ) {
+                Decision::Tie => Decision::Tie,
+                _ => Decision::Stale,
+            };
+        }
+    }
+
     if !dry_run {
         if !drift.is_empty() {
             tx.insert_drift(&drift).await?;
         }
         for c in &batch.cursors {
             tx.set_cursor(c).await?;
+        }
+        // Ties owe a fetch: queue it with the decision, so it outlives a
+        // failed fetch and a restart.
+        let tie_keys: Vec<&ObjectKey> = items
+            .iter()
+            .zip(&decisions)
+            .filter(|(_, d)| **d == Decision::Tie)
+            .map(|(it, _)| &it.snapshot.key)
+            .collect();
+        if !tie_keys.is_empty() {
+            tx.enqueue_fetches(&tie_keys, "tie", generation).await?;
+        }
+        let mut reasons: Vec<&str> = batch.fetches.iter().map(|(_, r)| r.as_str()).collect();
+        reasons.sort();
+        reasons.dedup();
+        for r in reasons {
+            let keys: Vec<&ObjectKey> = batch
+                .fetches
+                .iter()
+                .filter(|(_, why)| why == r)
+                .map(|(k, _)| k)
+                .collect();
+            tx.enqueue_fetches(&keys, r, generation).await?;
+        }
+        if !batch.resolves.is_empty() {
+            let done: Vec<(&ObjectKey, i64)> =
+                batch.resolves.iter().map(|(k, g)| (k, *g)).collect();
+            tx.resolve_fetches(&done).await?;
         }
         tx.commit().await?;
     }
@@ -439,6 +560,7 @@ pub async fn commit(store: &dyn Store, batch: &Batch, dry_run: bool) -> Result<O
             .collect(),
         changes: vec![Decision::Superseded; batch.changes.len()],
         drift,
+        generation,
     };
     for (it, d) in items.iter().zip(decisions) {
         match it.slot {

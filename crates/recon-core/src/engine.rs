@@ -39,7 +39,7 @@ use crate::commit::{Batch, Change, Decision, DriftMeta, EventEntry, Outcome, swe
 use crate::error::{Error, ErrorKind, Result};
 use crate::group::GroupCommit;
 use crate::provider::{Fetched, Headers, Provider};
-use crate::store::{Cursor, Guard, Store};
+use crate::store::{Cursor, Guard, SeenRow, Store};
 use crate::types::{ObjectKey, RunCounts, RunKind, RunRecord, RunStatus, Snapshot, Source, now_ms};
 
 /// Engine tuning. `#[non_exhaustive]`: build it with `Default` and set fields.
@@ -69,6 +69,18 @@ pub struct EngineConfig {
     /// A `running` run with no heartbeat for this long is closed as failed
     /// by the next sweep or replay. Keep it several heartbeats long.
     pub abandon_after: Duration,
+    /// First wait before a queued fetch that failed is tried again; it
+    /// doubles per failed attempt up to [`EngineConfig::pending_retry_max`].
+    pub pending_retry: Duration,
+    /// Longest wait between attempts of a queued fetch.
+    pub pending_retry_max: Duration,
+    /// A replayed event younger than this may still be on its way as a
+    /// webhook: it is applied, but not counted as a missed webhook.
+    pub missed_grace: Duration,
+    /// A replayed event the provider still reports undelivered this long
+    /// after its creation counts as undelivered, and its objects are queued
+    /// for a refresh.
+    pub undelivered_after: Duration,
 }
 
 impl Default for EngineConfig {
@@ -83,6 +95,10 @@ impl Default for EngineConfig {
             webhook_group: 128,
             heartbeat: Duration::from_secs(15),
             abandon_after: Duration::from_secs(120),
+            pending_retry: Duration::from_secs(2),
+            pending_retry_max: Duration::from_secs(600),
+            missed_grace: Duration::from_secs(600),
+            undelivered_after: Duration::from_secs(3600),
         }
     }
 }
@@ -133,10 +149,33 @@ pub struct IngestReport {
     pub applied: u32,
     /// Snapshots refused as older than the mirror.
     pub stale: u32,
-    /// Version ties settled by fetching the object.
+    /// Version ties settled by fetching the object (committed).
     pub ties_fetched: u32,
+    /// Version ties whose fetch failed: queued durably with the event and
+    /// retried with backoff (by later deliveries, replays, sweeps and the
+    /// server's scheduler), so acknowledging the event loses nothing.
+    pub ties_pending: u32,
     /// The event carried nothing recon mirrors (recorded and acknowledged).
     pub ignored: bool,
+}
+
+/// What settling queued fetches did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettleReport {
+    /// Objects fetched and committed; their obligations are discharged.
+    pub settled: u64,
+    /// Of those, how many changed the mirror.
+    pub changed: u64,
+    /// Fetches that failed: still queued, tried again after a backoff.
+    pub pending: u64,
+}
+
+impl std::ops::AddAssign for SettleReport {
+    fn add_assign(&mut self, o: SettleReport) {
+        self.settled += o.settled;
+        self.changed += o.changed;
+        self.pending += o.pending;
+    }
 }
 
 /// The answer of an on-demand reconcile for one object.
@@ -178,6 +217,8 @@ pub struct Engine {
     provider: Arc<dyn Provider>,
     config: EngineConfig,
     group: Arc<GroupCommit>,
+    /// One drain of the fetch queue at a time per engine.
+    draining: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Engine {
@@ -189,6 +230,7 @@ impl Engine {
             provider,
             group: GroupCommit::new(config.webhook_group),
             config,
+            draining: Arc::default(),
         }
     }
 
@@ -222,37 +264,117 @@ impl Engine {
         crate::group::commit_retrying(self.store.as_ref(), batch, dry_run).await
     }
 
-    /// Settle version ties by fetching each object and committing what the
-    /// provider says now. Returns how many were fetched.
-    async fn settle_ties(
+    /// The provider's answer for `key`, fetched under the key's account
+    /// (Connect objects under their connected account). "Not found" there
+    /// is a tombstone.
+    async fn fetch_state(&self, key: &ObjectKey) -> Result<Snapshot> {
+        Ok(
+            match self
+                .provider
+                .fetch_in(&key.account, &key.kind, &key.id)
+                .await?
+            {
+                Fetched::Found(s) | Fetched::Deleted(s) => s,
+                Fetched::NotFound => Snapshot::tombstone(key.clone(), self.provider.version_now()),
+            },
+        )
+    }
+
+    /// When a queued fetch that failed `attempts` times is tried next.
+    fn retry_at(&self, attempts: u32) -> i64 {
+        let base = self.config.pending_retry.as_millis() as i64;
+        let max = self.config.pending_retry_max.as_millis() as i64;
+        let wait = base.saturating_mul(1i64 << attempts.min(30)).min(max);
+        now_ms() + wait
+    }
+
+    /// Fetch queued objects and commit what the provider says now, together
+    /// with the discharge of each one's obligation `(key, generation,
+    /// attempts so far)`. A fetch that fails stays queued with a backoff.
+    /// Returns what was actually committed.
+    async fn settle(
         &self,
-        ties: Vec<&Snapshot>,
+        due: Vec<(ObjectKey, i64, u32)>,
         drift: Option<DriftMeta>,
         dry_run: bool,
-    ) -> Result<u64> {
-        if ties.is_empty() {
-            return Ok(0);
+    ) -> Result<SettleReport> {
+        let mut report = SettleReport::default();
+        if due.is_empty() {
+            return Ok(report);
         }
-        let mut changes = Vec::with_capacity(ties.len());
-        for s in &ties {
-            let snap = match self.provider.fetch(&s.key.kind, &s.key.id).await? {
-                Fetched::Found(s) | Fetched::Deleted(s) => s,
-                Fetched::NotFound => {
-                    Snapshot::tombstone(s.key.clone(), self.provider.version_now())
+        let fetched: Vec<((ObjectKey, i64, u32), Result<Snapshot>)> =
+            futures::stream::iter(due.into_iter().map(|d| async move {
+                let r = self.fetch_state(&d.0).await;
+                (d, r)
+            }))
+            .buffered(self.config.fetch_concurrency.max(1))
+            .collect()
+            .await;
+        let mut batch = Batch::default();
+        for ((key, generation, attempts), r) in fetched {
+            match r {
+                Ok(snapshot) => {
+                    batch.changes.push(Change {
+                        snapshot,
+                        guard: Guard::NewerOrEqual,
+                        drift: drift.clone(),
+                    });
+                    batch.resolves.push((key, generation));
                 }
-            };
-            changes.push(Change {
-                snapshot: snap,
-                guard: Guard::NewerOrEqual,
-                drift: drift.clone(),
-            });
+                Err(e) => {
+                    report.pending += 1;
+                    tracing::warn!(object = %key, attempts = attempts + 1, error = %e, "queued fetch failed; it stays queued and is retried");
+                    if !dry_run {
+                        self.store
+                            .defer_fetch(&key, generation, self.retry_at(attempts), &e.to_string())
+                            .await?;
+                    }
+                }
+            }
         }
-        let batch = Batch {
-            changes,
-            ..Batch::default()
+        if batch.changes.is_empty() {
+            return Ok(report);
+        }
+        let out = self.commit_retrying(&batch, dry_run).await?;
+        report.settled += batch.changes.len() as u64;
+        report.changed += out.changes.iter().filter(|d| d.writes()).count() as u64;
+        Ok(report)
+    }
+
+    /// Drain the fetch queue of this provider account: every queued fetch
+    /// that is due (version ties, undelivered events, states a sweep saw
+    /// overwritten) is fetched and committed; failures stay queued with a
+    /// backoff. One drain runs at a time per engine; a call while one runs
+    /// returns at once. `recon serve` calls this every few seconds.
+    pub async fn settle_pending(&self) -> Result<SettleReport> {
+        let Ok(_one) = self.draining.try_lock() else {
+            return Ok(SettleReport::default());
         };
-        self.commit_retrying(&batch, dry_run).await?;
-        Ok(ties.len() as u64)
+        let mut report = SettleReport::default();
+        for _ in 0..8 {
+            let due = self
+                .store
+                .due_fetches(self.provider.name(), self.provider.account(), now_ms(), 200)
+                .await?;
+            if due.is_empty() {
+                break;
+            }
+            let n = due.len();
+            let round = self
+                .settle(
+                    due.into_iter()
+                        .map(|p| (p.key, p.queued_at, p.attempts))
+                        .collect(),
+                    None,
+                    false,
+                )
+                .await?;
+            report += round;
+            if round.settled == 0 || n < 200 {
+                break;
+            }
+        }
+        Ok(report)
     }
 
     // ----------------------------------------------------------------- ingest
@@ -280,8 +402,28 @@ impl Engine {
             source,
             drift: None,
         };
-        let (ev, ties) = self.group.submit(&self.store, entry).await?;
-        let ties_fetched = self.settle_ties(ties.iter().collect(), None, false).await? as u32;
+        let (ev, ties, generation) = self.group.submit(&self.store, entry).await?;
+        let due: Vec<(ObjectKey, i64, u32)> = ties
+            .iter()
+            .map(|s| (s.key.clone(), generation, 0))
+            .collect();
+        let n_ties = due.len() as u32;
+        // The ties are queued with the event: a failure here loses nothing,
+        // so the delivery is acknowledged either way.
+        let settled = match self.settle(due, None, false).await {
+            Ok(r) => r.settled as u32,
+            Err(e) => {
+                tracing::warn!(event = %event_id, error = %e, "settling a tie failed; it stays queued");
+                0
+            }
+        };
+        if !ev.new {
+            // A redelivery: the provider thinks an earlier attempt failed,
+            // so work through whatever is still owed.
+            if let Err(e) = self.settle_pending().await {
+                tracing::warn!(error = %e, "draining queued fetches failed; they stay queued");
+            }
+        }
         Ok(IngestReport {
             event_id,
             event_type,
@@ -292,7 +434,8 @@ impl Engine {
                 .iter()
                 .filter(|d| **d == Decision::Stale)
                 .count() as u32,
-            ties_fetched,
+            ties_fetched: settled,
+            ties_pending: n_ties - settled,
             ignored,
         })
     }
@@ -570,7 +713,10 @@ impl Engine {
             if opts.cancel.is_cancelled() {
                 return Err(Error::new(
                     ErrorKind::Cancelled,
-                    "sweep cancelled during deletion checks",
+                    format!(
+                        "sweep cancelled during deletion checks; {}",
+                        deleted_so_far(run, opts.dry_run || st.staging)
+                    ),
                 ));
             }
             let ids = self
@@ -581,7 +727,7 @@ impl Engine {
                     kind,
                     &run.id,
                     after.as_deref(),
-                    500,
+                    self.config.commit_chunk.clamp(1, 500) as u32,
                 )
                 .await?;
             let Some(last) = ids.last().cloned() else {
@@ -589,14 +735,8 @@ impl Engine {
             };
             after = Some(last);
             let fetched: Vec<Result<Snapshot>> = futures::stream::iter(ids.into_iter().map(|id| {
-                let provider = self.provider.clone();
                 let key = self.key(kind, &id);
-                async move {
-                    Ok(match provider.fetch(&key.kind, &key.id).await? {
-                        Fetched::Found(s) | Fetched::Deleted(s) => s,
-                        Fetched::NotFound => Snapshot::tombstone(key, provider.version_now()),
-                    })
-                }
+                async move { self.fetch_state(&key).await }
             }))
             .buffered(self.config.fetch_concurrency.max(1))
             .collect()
@@ -604,7 +744,15 @@ impl Engine {
             let snaps = fetched
                 .into_iter()
                 .collect::<Result<Vec<_>>>()
-                .map_err(|e| Error::new(e.kind(), format!("confirming deletions failed: {e}")))?;
+                .map_err(|e| {
+                    Error::new(
+                        e.kind(),
+                        format!(
+                            "confirming deletions failed: {e}; {}",
+                            deleted_so_far(run, opts.dry_run || st.staging)
+                        ),
+                    )
+                })?;
             run.counts.compared += snaps.len() as u64;
             let (batch, out) = self
                 .commit_chunk(
@@ -655,6 +803,83 @@ impl Engine {
                 ..Batch::default()
             };
             self.commit_retrying(&batch, false).await?;
+            // The floor now refuses events older than the sweep's start, and
+            // every write decided under the old floor has committed. An
+            // event older than the listing may still have slipped in between
+            // the listing and the commit of its chunk: fetch those objects.
+            if !st.backfill {
+                self.refetch_outdated(kind, start_version, &meta, run)
+                    .await?;
+            }
+        }
+        if !opts.dry_run
+            && let Err(e) = self.settle_pending().await
+        {
+            tracing::warn!(error = %e, "draining queued fetches after the sweep failed; they stay queued");
+        }
+        Ok(())
+    }
+
+    /// Objects a delayed webhook made older than what the sweep knows while
+    /// it ran (see [`Store::outdated_during_sweep`]): fetch and fix them.
+    /// Runs after the floor is raised, so no new ones can appear.
+    async fn refetch_outdated(
+        &self,
+        kind: &str,
+        floor: i64,
+        meta: &DriftMeta,
+        run: &mut RunRecord,
+    ) -> Result<()> {
+        for _ in 0..20 {
+            let ids = self
+                .store
+                .outdated_during_sweep(
+                    self.provider.name(),
+                    self.provider.account(),
+                    kind,
+                    &run.id,
+                    run.started_at,
+                    floor,
+                    500,
+                )
+                .await?;
+            if ids.is_empty() {
+                break;
+            }
+            tracing::info!(
+                kind,
+                objects = ids.len(),
+                "objects overwritten by older webhooks during the sweep; fetching them"
+            );
+            let keys: Vec<ObjectKey> = ids.iter().map(|id| self.key(kind, id)).collect();
+            let fetched: Vec<Result<Snapshot>> = futures::stream::iter(
+                keys.into_iter()
+                    .map(|key| async move { self.fetch_state(&key).await }),
+            )
+            .buffered(self.config.fetch_concurrency.max(1))
+            .collect()
+            .await;
+            let changes = fetched
+                .into_iter()
+                .map(|r| {
+                    r.map(|snapshot| Change {
+                        snapshot,
+                        guard: Guard::NewerOrEqual,
+                        drift: Some(meta.clone()),
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let batch = Batch {
+                changes,
+                ..Batch::default()
+            };
+            let out = self.commit_retrying(&batch, false).await?;
+            tally(&batch, &out, run);
+            run.counts.ties_fetched += batch.changes.len() as u64;
+            if out.changes.iter().all(|d| !d.writes()) {
+                // Nothing moved: the rows stay as they are; stop.
+                break;
+            }
         }
         Ok(())
     }
@@ -709,8 +934,15 @@ impl Engine {
         log_drift: bool,
     ) -> Result<(Batch, Outcome)> {
         if mark_seen {
-            let ids: Vec<&str> = items.iter().map(|s| s.key.id.as_str()).collect();
-            self.store.mark_seen(run_id, &ids).await?;
+            let seen: Vec<SeenRow<'_>> = items
+                .iter()
+                .map(|s| SeenRow {
+                    id: s.key.id.as_str(),
+                    version: s.version,
+                    hash: s.hash.as_str(),
+                })
+                .collect();
+            self.store.mark_seen(run_id, &seen).await?;
         }
         let changes: Vec<Change> = items
             .into_iter()
@@ -746,22 +978,22 @@ impl Engine {
         // Ties: fetch now, and apply (or stage) the fetched state.
         let ties = out.ties(&batch);
         let mut tie_changes = Vec::new();
+        let mut resolves = Vec::new();
         for t in &ties {
-            let snap = match self.provider.fetch(&t.key.kind, &t.key.id).await? {
-                Fetched::Found(s) | Fetched::Deleted(s) => s,
-                Fetched::NotFound => {
-                    Snapshot::tombstone(t.key.clone(), self.provider.version_now())
-                }
-            };
+            // A failure fails the sweep; the tie stays queued (the chunk's
+            // commit queued it) and is settled later.
+            let snap = self.fetch_state(&t.key).await?;
             tie_changes.push(Change {
                 snapshot: snap,
                 guard: Guard::NewerOrEqual,
                 drift: Some(meta.clone()),
             });
+            resolves.push((t.key.clone(), out.generation));
         }
         run.counts.ties_fetched += ties.len() as u64;
         let tie_batch = Batch {
             changes: tie_changes,
+            resolves,
             ..Batch::default()
         };
         if !tie_batch.changes.is_empty() {
@@ -893,7 +1125,10 @@ impl Engine {
                 continue;
             }
             let key = s.snapshot.key.clone();
-            let f = self.provider.fetch(&key.kind, &key.id).await?;
+            let f = self
+                .provider
+                .fetch_in(&key.account, &key.kind, &key.id)
+                .await?;
             out.push(self.apply_fetched(key, f, dry_run, None).await?);
         }
         Ok(out)
@@ -971,9 +1206,29 @@ impl Engine {
                 p.objects
                     .fetch_add(page.events.len() as u64, Ordering::Relaxed);
             }
+            let per_s = self.provider.version_units_per_second().max(1);
+            let now_v = self.provider.version_now();
+            let in_flight_since = now_v - self.config.missed_grace.as_secs() as i64 * per_s;
+            let undelivered_before = now_v - self.config.undelivered_after.as_secs() as i64 * per_s;
+            let mut refresh: Vec<(ObjectKey, String)> = Vec::new();
             for e in &page.events {
                 high = high.max(e.created);
+                if e.pending_webhooks.unwrap_or(0) > 0 && e.created <= undelivered_before {
+                    run.counts.undelivered += 1;
+                    refresh.extend(
+                        e.snapshots
+                            .iter()
+                            .map(|s| (s.key.clone(), "undelivered".to_string())),
+                    );
+                }
             }
+            // Whether each event counts as a missed webhook if new: it carries
+            // states and is past the time its webhook could still be on the way.
+            let missable: Vec<bool> = page
+                .events
+                .iter()
+                .map(|e| !e.snapshots.is_empty() && e.created < in_flight_since)
+                .collect();
             let batch = Batch {
                 events: page
                     .events
@@ -992,12 +1247,17 @@ impl Engine {
                     value: high,
                     updated_at: now_ms(),
                 }],
+                fetches: refresh,
+                resolves: Vec::new(),
             };
             let out = self.commit_retrying(&batch, opts.dry_run).await?;
-            for ev in &out.events {
+            for (ev, missable) in out.events.iter().zip(&missable) {
                 run.counts.compared += 1;
                 if ev.new {
                     run.counts.events_applied += 1;
+                    if *missable {
+                        run.counts.missed += 1;
+                    }
                 } else {
                     run.counts.events_duplicate += 1;
                 }
@@ -1009,16 +1269,39 @@ impl Engine {
             if let Some(p) = &opts.progress {
                 p.drift.store(run.counts.drift, Ordering::Relaxed);
             }
-            let ties = out.ties(&batch);
-            run.counts.ties_fetched += self
-                .settle_ties(ties, Some(meta.clone()), opts.dry_run)
-                .await?;
+            let due: Vec<(ObjectKey, i64, u32)> = out
+                .ties(&batch)
+                .into_iter()
+                .map(|s| (s.key.clone(), out.generation, 0))
+                .collect();
+            let settled = self.settle(due, Some(meta.clone()), opts.dry_run).await?;
+            run.counts.ties_fetched += settled.settled;
             match page.next {
                 Some(n) => cursor = Some(n),
                 None => break,
             }
         }
+        if !opts.dry_run {
+            let drained = self.settle_pending().await?;
+            run.counts.ties_fetched += drained.settled;
+        }
         Ok(())
+    }
+}
+
+/// What a sweep that stops during its deletion checks has deleted, for its
+/// run record.
+fn deleted_so_far(run: &RunRecord, planned_only: bool) -> String {
+    if planned_only {
+        format!(
+            "nothing deleted ({} deletions were planned, none applied)",
+            run.counts.deleted
+        )
+    } else {
+        format!(
+            "{} objects deleted before it stopped, each confirmed by a direct fetch; the next sweep finishes the checks",
+            run.counts.deleted
+        )
     }
 }
 

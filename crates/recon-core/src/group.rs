@@ -23,9 +23,10 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::store::Store;
 use crate::types::Snapshot;
 
-/// What one webhook's commit did: its outcome and its snapshots that tied
-/// (to be fetched by the caller).
-pub(crate) type Committed = (EventOutcome, Vec<Snapshot>);
+/// What one webhook's commit did: its outcome, its snapshots that tied (to
+/// be fetched by the caller; the commit queued them durably) and the
+/// generation they were queued under.
+pub(crate) type Committed = (EventOutcome, Vec<Snapshot>, i64);
 
 struct Pending {
     entry: EventEntry,
@@ -104,7 +105,7 @@ async fn commit_group(store: &dyn Store, group: Vec<Pending>) {
     match commit_retrying(store, &batch, false).await {
         Ok(out) => {
             for ((ev, entry), reply) in out.events.into_iter().zip(&batch.events).zip(replies) {
-                let _ = reply.send(Ok(with_ties(ev, entry)));
+                let _ = reply.send(Ok(with_ties(ev, entry, out.generation)));
             }
         }
         Err(e) if replies.len() == 1 => {
@@ -119,14 +120,14 @@ async fn commit_group(store: &dyn Store, group: Vec<Pending>) {
                 };
                 let r = commit_retrying(store, &one, false)
                     .await
-                    .map(|mut out| with_ties(out.events.remove(0), &one.events[0]));
+                    .map(|mut out| with_ties(out.events.remove(0), &one.events[0], out.generation));
                 let _ = reply.send(r);
             }
         }
     }
 }
 
-fn with_ties(ev: EventOutcome, entry: &EventEntry) -> Committed {
+fn with_ties(ev: EventOutcome, entry: &EventEntry, generation: i64) -> Committed {
     let ties = entry
         .event
         .snapshots
@@ -135,7 +136,7 @@ fn with_ties(ev: EventOutcome, entry: &EventEntry) -> Committed {
         .filter(|(_, d)| **d == Decision::Tie)
         .map(|(s, _)| s.clone())
         .collect();
-    (ev, ties)
+    (ev, ties, generation)
 }
 
 /// Commit, retrying a store conflict (a serialization failure, a lock

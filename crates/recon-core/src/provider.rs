@@ -181,4 +181,12 @@ pub trait Provider: Send + Sync + 'static {
     /// The current time in this provider's version unit; used as the
     /// version of fetched objects and confirmed tombstones.
     fn version_now(&self) -> i64;
+
+    /// How many version units make a second (Stripe: 1, versions are unix
+    /// seconds; Clerk: 1000, milliseconds). The engine turns its durations
+    /// (e.g. the in-flight grace of missed-webhook detection) into version
+    /// differences with it.
+    fn version_units_per_second(&self) -> i64 {
+        1
+    }
 }

@@ -19,7 +19,44 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::types::{DriftRecord, ProviderEvent, RunRecord, Snapshot, Source, StoredObject};
+use crate::types::{
+    DriftRecord, ObjectKey, ProviderEvent, RunRecord, Snapshot, Source, StoredObject,
+};
+
+/// An object the engine owes a direct fetch: a version tie to settle, an
+/// event the provider says it could not deliver, a state observed by a sweep
+/// that a concurrent webhook overwrote. Written in the same transaction as
+/// whatever created the obligation, so the obligation survives a failed
+/// fetch, a hung-up sender and a restart; removed in the same transaction
+/// as the fetched state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingFetch {
+    /// The object.
+    pub key: ObjectKey,
+    /// Why (`tie`, `undelivered`, `sweep_overwritten`, …).
+    pub reason: String,
+    /// Generation: raised each time the obligation is queued again, so a
+    /// fetch that started before a newer tie does not discharge it.
+    pub queued_at: i64,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    /// Not before (unix ms).
+    pub next_at: i64,
+    /// The last attempt's error.
+    pub last_error: Option<String>,
+}
+
+/// What a sweep saw of one object when it listed it: the listing's version
+/// and the content hash.
+#[derive(Debug, Clone, Copy)]
+pub struct SeenRow<'a> {
+    /// Object id.
+    pub id: &'a str,
+    /// The version the listing carried.
+    pub version: i64,
+    /// The listed state's content hash.
+    pub hash: &'a str,
+}
 
 /// A row for the event ledger.
 #[derive(Debug, Clone)]
@@ -163,6 +200,42 @@ pub trait StoreTx: Send {
     async fn cursor(&mut self, provider: &str, account: &str, name: &str)
     -> Result<Option<Cursor>>;
 
+    /// Serialise against the floor of `(provider, account, kind)`: shared by
+    /// every transaction that reads the floor and writes objects of the
+    /// kind, exclusive by the one that raises the floor, held until the
+    /// transaction ends. A store whose write transactions are already
+    /// serialised (SQLite) needs nothing here.
+    async fn lock_kind(
+        &mut self,
+        provider: &str,
+        account: &str,
+        kind: &str,
+        exclusive: bool,
+    ) -> Result<()> {
+        let _ = (provider, account, kind, exclusive);
+        Ok(())
+    }
+
+    /// For each of `ids`, the highest version at which a sweep of the kind
+    /// that is still `running` listed it (see [`Store::mark_seen`]). Ids no
+    /// running sweep listed are left out.
+    async fn seen_versions(
+        &mut self,
+        provider: &str,
+        account: &str,
+        kind: &str,
+        ids: &[&str],
+    ) -> Result<Vec<(String, i64)>>;
+
+    /// Queue direct fetches of these objects (see [`PendingFetch`]), due at
+    /// once. An object already queued gets a newer generation and is due at
+    /// once; its attempts are kept.
+    async fn enqueue_fetches(&mut self, keys: &[&ObjectKey], reason: &str, now: i64) -> Result<()>;
+
+    /// Discharge queued fetches: each `(key, generation)` is removed only if
+    /// its stored generation is not newer.
+    async fn resolve_fetches(&mut self, done: &[(&ObjectKey, i64)]) -> Result<()>;
+
     /// Commit.
     async fn commit(self: Box<Self>) -> Result<()>;
 }
@@ -208,9 +281,51 @@ pub trait Store: Send + Sync + 'static {
     /// Read a cursor.
     async fn cursor(&self, provider: &str, account: &str, name: &str) -> Result<Option<Cursor>>;
 
-    /// Remember that a sweep run listed these ids (scratch bookkeeping for
-    /// deletion detection; not part of the mirror).
-    async fn mark_seen(&self, run_id: &str, ids: &[&str]) -> Result<()>;
+    /// Remember that a sweep run listed these objects, with the listing's
+    /// version and hash (scratch bookkeeping for deletion detection and for
+    /// the guard, which refuses an event older than a running sweep's
+    /// listing of the object; not part of the mirror).
+    async fn mark_seen(&self, run_id: &str, seen: &[SeenRow<'_>]) -> Result<()>;
+
+    /// Ids of a kind written at or after `written_since` (unix ms) whose
+    /// stored state is older than what the sweep `run_id` knows: listed
+    /// objects stored older than their listing and different from it, and
+    /// live objects the listing did not contain stored at a version below
+    /// `floor` (the sweep's start). Both are delayed webhooks that slipped in
+    /// while the sweep ran. In id order, at most `limit`.
+    #[allow(clippy::too_many_arguments)]
+    async fn outdated_during_sweep(
+        &self,
+        provider: &str,
+        account: &str,
+        kind: &str,
+        run_id: &str,
+        written_since: i64,
+        floor: i64,
+        limit: u32,
+    ) -> Result<Vec<String>>;
+
+    /// Queued fetches due at `now` (unix ms), oldest first, at most `limit`.
+    async fn due_fetches(
+        &self,
+        provider: &str,
+        account: &str,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<PendingFetch>>;
+
+    /// Record a failed attempt of a queued fetch of generation
+    /// `queued_at`: attempts + 1, not before `next_at`, with the error.
+    async fn defer_fetch(
+        &self,
+        key: &ObjectKey,
+        queued_at: i64,
+        next_at: i64,
+        error: &str,
+    ) -> Result<()>;
+
+    /// Every queued fetch of a provider account (for status and tests).
+    async fn pending_fetches(&self, provider: &str, account: &str) -> Result<Vec<PendingFetch>>;
 
     /// Live ids of a kind that the run did not list, in id order after
     /// `after`, at most `limit`.

@@ -36,7 +36,8 @@ use std::str::FromStr;
 use async_trait::async_trait;
 use recon_core::commit::sweep_floor_name;
 use recon_core::store::{
-    Cursor, Dangling, DriftQuery, Guard, LedgerRow, Reference, StaleObject, Store, StoreTx,
+    Cursor, Dangling, DriftQuery, Guard, LedgerRow, PendingFetch, Reference, SeenRow, StaleObject,
+    Store, StoreTx,
 };
 use recon_core::types::{
     DriftCause, DriftRecord, ObjectKey, RunKind, RunRecord, RunStatus, Snapshot, Source,
@@ -278,6 +279,35 @@ async fn load_objects<'e>(
         .map(stored_from_row)
         .collect::<std::result::Result<_, _>>()
         .map_err(db_err(op))
+}
+
+fn pending_from_row(r: &PgRow) -> std::result::Result<PendingFetch, sqlx::Error> {
+    let attempts: i32 = r.try_get("attempts")?;
+    Ok(PendingFetch {
+        key: ObjectKey {
+            provider: r.try_get("provider")?,
+            account: r.try_get("account")?,
+            kind: r.try_get("kind")?,
+            id: r.try_get("id")?,
+        },
+        reason: r.try_get("reason")?,
+        queued_at: r.try_get("queued_at")?,
+        attempts: attempts.max(0) as u32,
+        next_at: r.try_get("next_at")?,
+        last_error: r.try_get("last_error")?,
+    })
+}
+
+/// The key columns of `keys`, as arrays for `UNNEST`.
+fn key_columns<'k>(keys: &[&'k ObjectKey]) -> [Vec<&'k str>; 4] {
+    let mut out: [Vec<&str>; 4] = Default::default();
+    for k in keys {
+        out[0].push(k.provider.as_str());
+        out[1].push(k.account.as_str());
+        out[2].push(k.kind.as_str());
+        out[3].push(k.id.as_str());
+    }
+    out
 }
 
 fn run_from_row(r: &PgRow) -> std::result::Result<RunRecord, sqlx::Error> {
@@ -622,6 +652,7 @@ impl StoreTx for PgTx {
                 owner_id = EXCLUDED.owner_id, email = EXCLUDED.email, data = EXCLUDED.data, exact = EXCLUDED.exact,
                 hash = EXCLUDED.hash, confirmed_at = EXCLUDED.confirmed_at
              WHERE objects.version {cmp} EXCLUDED.version
+               AND NOT (objects.deleted AND NOT EXCLUDED.deleted AND EXCLUDED.version <= objects.version)
              RETURNING provider, account, kind, id"
         );
         let written: Vec<(String, String, String, String)> =
@@ -722,7 +753,8 @@ impl StoreTx for PgTx {
     async fn set_cursor(&mut self, c: &Cursor) -> Result<()> {
         sqlx::query(
             "INSERT INTO cursors (provider, account, name, value, updated_at) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (provider, account, name) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at",
+             ON CONFLICT (provider, account, name) DO UPDATE
+                SET value = GREATEST(cursors.value, EXCLUDED.value), updated_at = EXCLUDED.updated_at",
         )
         .bind(&c.provider)
         .bind(&c.account)
@@ -732,6 +764,120 @@ impl StoreTx for PgTx {
         .execute(&mut *self.tx)
         .await
         .map_err(db_err("set cursor"))?;
+        Ok(())
+    }
+
+    async fn lock_kind(
+        &mut self,
+        provider: &str,
+        account: &str,
+        kind: &str,
+        exclusive: bool,
+    ) -> Result<()> {
+        // Advisory locks are per database: the schema is part of the key so
+        // two recon schemas in one database never wait on each other.
+        let sql = if exclusive {
+            "SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || '/' || $1, 0))"
+        } else {
+            "SELECT pg_advisory_xact_lock_shared(hashtextextended(current_schema() || '/' || $1, 0))"
+        };
+        sqlx::query(sql)
+            .bind(format!("floor/{provider}/{account}/{kind}"))
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db_err("lock kind"))?;
+        Ok(())
+    }
+
+    async fn seen_versions(
+        &mut self,
+        provider: &str,
+        account: &str,
+        kind: &str,
+        ids: &[&str],
+    ) -> Result<Vec<(String, i64)>> {
+        // An id that cannot be stored was never marked seen (nor bound).
+        let ids: Vec<&str> = ids
+            .iter()
+            .copied()
+            .filter(|id| exact::key_problem(&[id]).is_none())
+            .collect();
+        sqlx::query_as(
+            "SELECT s.id, max(s.version) FROM runs r
+             JOIN sweep_seen s ON s.run_id = r.id AND s.id = ANY($4)
+             WHERE r.status = 'running' AND r.run_kind = 'sweep' AND NOT r.dry_run
+               AND r.provider = $1 AND r.account = $2 AND r.kind = $3
+             GROUP BY s.id",
+        )
+        .bind(provider)
+        .bind(account)
+        .bind(kind)
+        .bind(&ids)
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(db_err("seen versions"))
+    }
+
+    async fn enqueue_fetches(&mut self, keys: &[&ObjectKey], reason: &str, now: i64) -> Result<()> {
+        // An object whose key cannot be stored is quarantined: nothing to fetch.
+        let mut keys: Vec<&ObjectKey> = keys
+            .iter()
+            .copied()
+            .filter(|k| exact::key_problem(&[&k.provider, &k.account, &k.kind, &k.id]).is_none())
+            .collect();
+        keys.sort();
+        keys.dedup();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let [p, a, k, i] = key_columns(&keys);
+        sqlx::query(
+            "INSERT INTO pending_fetches (provider, account, kind, id, reason, queued_at, attempts, next_at)
+             SELECT t.p, t.a, t.k, t.i, $5, $6, 0, $6
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[]) AS t(p, a, k, i)
+             ON CONFLICT (provider, account, kind, id) DO UPDATE SET
+                reason = EXCLUDED.reason,
+                queued_at = GREATEST(pending_fetches.queued_at + 1, EXCLUDED.queued_at),
+                next_at = EXCLUDED.next_at",
+        )
+        .bind(&p)
+        .bind(&a)
+        .bind(&k)
+        .bind(&i)
+        .bind(reason)
+        .bind(now)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db_err("queue fetches"))?;
+        Ok(())
+    }
+
+    async fn resolve_fetches(&mut self, done: &[(&ObjectKey, i64)]) -> Result<()> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        let done: Vec<&(&ObjectKey, i64)> = done
+            .iter()
+            .filter(|(k, _)| {
+                exact::key_problem(&[&k.provider, &k.account, &k.kind, &k.id]).is_none()
+            })
+            .collect();
+        let keys: Vec<&ObjectKey> = done.iter().map(|(k, _)| *k).collect();
+        let [p, a, k, i] = key_columns(&keys);
+        let q: Vec<i64> = done.iter().map(|(_, q)| *q).collect();
+        sqlx::query(
+            "DELETE FROM pending_fetches f
+             USING UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[]) AS t(p, a, k, i, q)
+             WHERE f.provider = t.p AND f.account = t.a AND f.kind = t.k AND f.id = t.i AND f.queued_at <= t.q",
+        )
+        .bind(&p)
+        .bind(&a)
+        .bind(&k)
+        .bind(&i)
+        .bind(&q)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db_err("resolve fetches"))?;
         Ok(())
     }
 
@@ -907,22 +1053,123 @@ impl Store for PgStore {
         }))
     }
 
-    async fn mark_seen(&self, run_id: &str, ids: &[&str]) -> Result<()> {
+    async fn mark_seen(&self, run_id: &str, seen: &[SeenRow<'_>]) -> Result<()> {
         // An id that cannot be stored was quarantined, not mirrored.
-        let ids: Vec<&str> = ids
+        let seen: Vec<&SeenRow<'_>> = seen
             .iter()
-            .copied()
-            .filter(|id| exact::key_problem(&[id]).is_none())
+            .filter(|r| exact::key_problem(&[r.id]).is_none())
             .collect();
+        let ids: Vec<&str> = seen.iter().map(|r| r.id).collect();
+        let versions: Vec<i64> = seen.iter().map(|r| r.version).collect();
+        let hashes: Vec<&str> = seen.iter().map(|r| r.hash).collect();
         sqlx::query(
-            "INSERT INTO sweep_seen (run_id, id) SELECT $1, t.i FROM UNNEST($2::text[]) AS t(i) ON CONFLICT DO NOTHING",
+            "INSERT INTO sweep_seen (run_id, id, version, hash)
+             SELECT $1, t.i, t.v, t.h FROM UNNEST($2::text[], $3::int8[], $4::text[]) AS t(i, v, h)
+             ON CONFLICT DO NOTHING",
         )
         .bind(run_id)
         .bind(&ids)
+        .bind(&versions)
+        .bind(&hashes)
         .execute(&self.pool)
         .await
         .map_err(db_err("mark seen"))?;
         Ok(())
+    }
+
+    async fn outdated_during_sweep(
+        &self,
+        provider: &str,
+        account: &str,
+        kind: &str,
+        run_id: &str,
+        written_since: i64,
+        floor: i64,
+        limit: u32,
+    ) -> Result<Vec<String>> {
+        sqlx::query_scalar(
+            "SELECT o.id FROM objects o
+             LEFT JOIN sweep_seen s ON s.run_id = $4 AND s.id = o.id
+             WHERE o.provider = $1 AND o.account = $2 AND o.kind = $3 AND o.confirmed_at >= $5
+               AND ((s.id IS NOT NULL AND o.version < s.version AND o.hash IS DISTINCT FROM s.hash)
+                 OR (s.id IS NULL AND NOT o.deleted AND o.version < $7))
+             ORDER BY o.id LIMIT $6",
+        )
+        .bind(provider)
+        .bind(account)
+        .bind(kind)
+        .bind(run_id)
+        .bind(written_since)
+        .bind(limit as i64)
+        .bind(floor)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err("overwritten since seen"))
+    }
+
+    async fn due_fetches(
+        &self,
+        provider: &str,
+        account: &str,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<PendingFetch>> {
+        let rows = sqlx::query(
+            "SELECT provider, account, kind, id, reason, queued_at, attempts, next_at, last_error
+             FROM pending_fetches WHERE provider = $1 AND account = $2 AND next_at <= $3
+             ORDER BY next_at, kind, id LIMIT $4",
+        )
+        .bind(provider)
+        .bind(account)
+        .bind(now)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err("due fetches"))?;
+        rows.iter()
+            .map(pending_from_row)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(db_err("due fetches"))
+    }
+
+    async fn defer_fetch(
+        &self,
+        key: &ObjectKey,
+        queued_at: i64,
+        next_at: i64,
+        error: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE pending_fetches SET attempts = attempts + 1, next_at = $6, last_error = $7
+             WHERE provider = $1 AND account = $2 AND kind = $3 AND id = $4 AND queued_at = $5",
+        )
+        .bind(&key.provider)
+        .bind(&key.account)
+        .bind(&key.kind)
+        .bind(&key.id)
+        .bind(queued_at)
+        .bind(next_at)
+        .bind(text_col(error))
+        .execute(&self.pool)
+        .await
+        .map_err(db_err("defer fetch"))?;
+        Ok(())
+    }
+
+    async fn pending_fetches(&self, provider: &str, account: &str) -> Result<Vec<PendingFetch>> {
+        let rows = sqlx::query(
+            "SELECT provider, account, kind, id, reason, queued_at, attempts, next_at, last_error
+             FROM pending_fetches WHERE provider = $1 AND account = $2 ORDER BY next_at, kind, id",
+        )
+        .bind(provider)
+        .bind(account)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err("pending fetches"))?;
+        rows.iter()
+            .map(pending_from_row)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(db_err("pending fetches"))
     }
 
     async fn unseen_live(

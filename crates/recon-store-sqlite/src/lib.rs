@@ -7,7 +7,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use recon_core::commit::sweep_floor_name;
 use recon_core::store::{
-    Cursor, Dangling, DriftQuery, Guard, LedgerRow, Reference, StaleObject, Store, StoreTx,
+    Cursor, Dangling, DriftQuery, Guard, LedgerRow, PendingFetch, Reference, SeenRow, StaleObject,
+    Store, StoreTx,
 };
 use recon_core::types::{
     DriftCause, DriftRecord, ObjectKey, RunKind, RunRecord, RunStatus, Snapshot, Source,
@@ -314,6 +315,23 @@ const OBJECT_COLS: &str = "provider, account, kind, id, version, deleted, status
 // The same without the document (`data` comes back as JSON null).
 const OBJECT_HEAD_COLS: &str = "provider, account, kind, id, version, deleted, status, owner_id, email, 'null' AS data, hash, confirmed_at";
 
+fn pending_from_row(r: &SqliteRow) -> std::result::Result<PendingFetch, sqlx::Error> {
+    let attempts: i64 = r.try_get("attempts")?;
+    Ok(PendingFetch {
+        key: ObjectKey {
+            provider: r.try_get("provider")?,
+            account: r.try_get("account")?,
+            kind: r.try_get("kind")?,
+            id: r.try_get("id")?,
+        },
+        reason: r.try_get("reason")?,
+        queued_at: r.try_get("queued_at")?,
+        attempts: attempts.clamp(0, u32::MAX as i64) as u32,
+        next_at: r.try_get("next_at")?,
+        last_error: r.try_get("last_error")?,
+    })
+}
+
 fn run_from_row(r: &SqliteRow) -> std::result::Result<RunRecord, sqlx::Error> {
     let counts: String = r.try_get("counts")?;
     let run_kind: String = r.try_get("run_kind")?;
@@ -568,6 +586,7 @@ impl StoreTx for SqliteTx {
                     owner_id = excluded.owner_id, email = excluded.email, data = excluded.data,
                     hash = excluded.hash, confirmed_at = excluded.confirmed_at
                  WHERE objects.version {cmp} excluded.version
+                   AND NOT (objects.deleted AND NOT excluded.deleted AND excluded.version <= objects.version)
                  RETURNING provider, account, kind, id"
             ));
             let got: Vec<(String, String, String, String)> = qb
@@ -620,7 +639,8 @@ impl StoreTx for SqliteTx {
     async fn set_cursor(&mut self, c: &Cursor) -> Result<()> {
         sqlx::query(
             "INSERT INTO cursors (provider, account, name, value, updated_at) VALUES (?, ?, ?, ?, ?)
-             ON CONFLICT (provider, account, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+             ON CONFLICT (provider, account, name) DO UPDATE
+                SET value = max(cursors.value, excluded.value), updated_at = excluded.updated_at",
         )
         .bind(&c.provider)
         .bind(&c.account)
@@ -630,6 +650,104 @@ impl StoreTx for SqliteTx {
         .execute(&mut *self.tx)
         .await
         .map_err(db_err("set cursor"))?;
+        Ok(())
+    }
+
+    // lock_kind: the default (nothing) holds, since write transactions are
+    // serialised by BEGIN IMMEDIATE.
+
+    async fn seen_versions(
+        &mut self,
+        provider: &str,
+        account: &str,
+        kind: &str,
+        ids: &[&str],
+    ) -> Result<Vec<(String, i64)>> {
+        let runs: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM runs WHERE status = 'running' AND run_kind = 'sweep' AND NOT dry_run
+               AND provider = ?1 AND account = ?2 AND kind = ?3",
+        )
+        .bind(provider)
+        .bind(account)
+        .bind(kind)
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(db_err("seen versions"))?;
+        let mut out: std::collections::HashMap<String, i64> = Default::default();
+        for run in &runs {
+            for chunk in ids.chunks(CHUNK) {
+                let mut qb = QueryBuilder::<Sqlite>::new(
+                    "SELECT id, version FROM sweep_seen WHERE run_id = ",
+                );
+                qb.push_bind(run.as_str()).push(" AND id IN (");
+                let mut sep = qb.separated(", ");
+                for id in chunk {
+                    sep.push_bind(*id);
+                }
+                qb.push(")");
+                let got: Vec<(String, i64)> = qb
+                    .build_query_as()
+                    .persistent(false)
+                    .fetch_all(&mut *self.tx)
+                    .await
+                    .map_err(db_err("seen versions"))?;
+                for (id, v) in got {
+                    let e = out.entry(id).or_insert(v);
+                    *e = (*e).max(v);
+                }
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    async fn enqueue_fetches(&mut self, keys: &[&ObjectKey], reason: &str, now: i64) -> Result<()> {
+        let mut keys: Vec<&ObjectKey> = keys.to_vec();
+        keys.sort();
+        keys.dedup();
+        for chunk in keys.chunks(CHUNK) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO pending_fetches (provider, account, kind, id, reason, queued_at, attempts, next_at) ",
+            );
+            qb.push_values(chunk, |mut b, k| {
+                b.push_bind(k.provider.as_str())
+                    .push_bind(k.account.as_str())
+                    .push_bind(k.kind.as_str())
+                    .push_bind(k.id.as_str())
+                    .push_bind(reason)
+                    .push_bind(now)
+                    .push_bind(0i64)
+                    .push_bind(now);
+            });
+            qb.push(
+                " ON CONFLICT (provider, account, kind, id) DO UPDATE SET
+                    reason = excluded.reason,
+                    queued_at = max(pending_fetches.queued_at + 1, excluded.queued_at),
+                    next_at = excluded.next_at",
+            );
+            qb.build()
+                .persistent(false)
+                .execute(&mut *self.tx)
+                .await
+                .map_err(db_err("queue fetches"))?;
+        }
+        Ok(())
+    }
+
+    async fn resolve_fetches(&mut self, done: &[(&ObjectKey, i64)]) -> Result<()> {
+        for (k, q) in done {
+            sqlx::query(
+                "DELETE FROM pending_fetches
+                 WHERE provider = ?1 AND account = ?2 AND kind = ?3 AND id = ?4 AND queued_at <= ?5",
+            )
+            .bind(&k.provider)
+            .bind(&k.account)
+            .bind(&k.kind)
+            .bind(&k.id)
+            .bind(*q)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db_err("resolve fetches"))?;
+        }
         Ok(())
     }
 
@@ -762,8 +880,8 @@ impl Store for SqliteStore {
         read_cursor(&mut conn, provider, account, name).await
     }
 
-    async fn mark_seen(&self, run_id: &str, ids: &[&str]) -> Result<()> {
-        if ids.is_empty() {
+    async fn mark_seen(&self, run_id: &str, seen: &[SeenRow<'_>]) -> Result<()> {
+        if seen.is_empty() {
             return Ok(());
         }
         // Several statements for a long listing: one transaction, one fsync.
@@ -772,10 +890,14 @@ impl Store for SqliteStore {
             .begin_with(BEGIN)
             .await
             .map_err(db_err("mark seen"))?;
-        for chunk in ids.chunks(CHUNK) {
-            let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO sweep_seen (run_id, id) ");
-            qb.push_values(chunk, |mut b, id| {
-                b.push_bind(run_id).push_bind(*id);
+        for chunk in seen.chunks(CHUNK) {
+            let mut qb =
+                QueryBuilder::<Sqlite>::new("INSERT INTO sweep_seen (run_id, id, version, hash) ");
+            qb.push_values(chunk, |mut b, r| {
+                b.push_bind(run_id)
+                    .push_bind(r.id)
+                    .push_bind(r.version)
+                    .push_bind(r.hash);
             });
             qb.push(" ON CONFLICT DO NOTHING");
             qb.build()
@@ -785,6 +907,101 @@ impl Store for SqliteStore {
                 .map_err(db_err("mark seen"))?;
         }
         tx.commit().await.map_err(db_err("mark seen"))
+    }
+
+    async fn outdated_during_sweep(
+        &self,
+        provider: &str,
+        account: &str,
+        kind: &str,
+        run_id: &str,
+        written_since: i64,
+        floor: i64,
+        limit: u32,
+    ) -> Result<Vec<String>> {
+        sqlx::query_scalar(
+            "SELECT o.id FROM objects o
+             LEFT JOIN sweep_seen s ON s.run_id = ?4 AND s.id = o.id
+             WHERE o.provider = ?1 AND o.account = ?2 AND o.kind = ?3 AND o.confirmed_at >= ?5
+               AND ((s.id IS NOT NULL AND o.version < s.version AND o.hash IS NOT s.hash)
+                 OR (s.id IS NULL AND NOT o.deleted AND o.version < ?7))
+             ORDER BY o.id LIMIT ?6",
+        )
+        .bind(provider)
+        .bind(account)
+        .bind(kind)
+        .bind(run_id)
+        .bind(written_since)
+        .bind(limit as i64)
+        .bind(floor)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err("overwritten since seen"))
+    }
+
+    async fn due_fetches(
+        &self,
+        provider: &str,
+        account: &str,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<PendingFetch>> {
+        let rows = sqlx::query(
+            "SELECT provider, account, kind, id, reason, queued_at, attempts, next_at, last_error
+             FROM pending_fetches WHERE provider = ?1 AND account = ?2 AND next_at <= ?3
+             ORDER BY next_at, kind, id LIMIT ?4",
+        )
+        .bind(provider)
+        .bind(account)
+        .bind(now)
+        .bind(limit as i64)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err("due fetches"))?;
+        rows.iter()
+            .map(pending_from_row)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(db_err("due fetches"))
+    }
+
+    async fn defer_fetch(
+        &self,
+        key: &ObjectKey,
+        queued_at: i64,
+        next_at: i64,
+        error: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE pending_fetches SET attempts = attempts + 1, next_at = ?6, last_error = ?7
+             WHERE provider = ?1 AND account = ?2 AND kind = ?3 AND id = ?4 AND queued_at = ?5",
+        )
+        .bind(&key.provider)
+        .bind(&key.account)
+        .bind(&key.kind)
+        .bind(&key.id)
+        .bind(queued_at)
+        .bind(next_at)
+        .bind(error)
+        .execute(&self.writer)
+        .await
+        .map_err(db_err("defer fetch"))?;
+        Ok(())
+    }
+
+    async fn pending_fetches(&self, provider: &str, account: &str) -> Result<Vec<PendingFetch>> {
+        let rows = sqlx::query(
+            "SELECT provider, account, kind, id, reason, queued_at, attempts, next_at, last_error
+             FROM pending_fetches WHERE provider = ?1 AND account = ?2 ORDER BY next_at, kind, id",
+        )
+        .bind(provider)
+        .bind(account)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err("pending fetches"))?;
+        rows.iter()
+            .map(pending_from_row)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(db_err("pending fetches"))
     }
 
     async fn unseen_live(

@@ -1,5 +1,13 @@
-//! The admin API under `/admin/`, behind a bearer token compared in
-//! constant time. Mounted only when `RECON_ADMIN_TOKEN` is set.
+//! The admin API under `/admin/`, behind a bearer token. Mounted only when
+//! `RECON_ADMIN_TOKEN` is set.
+//!
+//! # Guarantees
+//! - `recon serve` refuses to start with a token shorter than
+//!   [`MIN_TOKEN_CHARS`] characters or with leading or trailing whitespace
+//!   (exit 2); the message never contains the token.
+//! - The presented token and the configured one are compared as SHA-256
+//!   digests in constant time, so neither their content nor their lengths
+//!   show in the response time.
 
 use std::collections::HashMap;
 
@@ -11,24 +19,72 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use recon_core::store::DriftQuery;
 use recon_core::{ErrorKind, SweepOptions};
-use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::Shared;
 
-/// Whether `header` is `Bearer <token>`, compared in constant time.
-pub fn authorized(header: Option<&str>, token: &SecretString) -> bool {
+/// The shortest `RECON_ADMIN_TOKEN` accepted (`openssl rand -hex 32` gives 64).
+pub const MIN_TOKEN_CHARS: usize = 32;
+
+/// The admin token, kept only as its SHA-256 digest.
+#[derive(Clone)]
+pub struct AdminToken {
+    digest: [u8; 32],
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(<redacted>)")
+    }
+}
+
+impl AdminToken {
+    /// Check a token: at least [`MIN_TOKEN_CHARS`] characters, no leading or
+    /// trailing whitespace. The error says what is wrong and how to make a
+    /// good one, and never contains the token.
+    pub fn new(token: &str) -> recon_core::Result<AdminToken> {
+        const HOW: &str = "make one with `export RECON_ADMIN_TOKEN=$(openssl rand -hex 32)`, or unset RECON_ADMIN_TOKEN to turn the admin API off";
+        if token.trim() != token {
+            return Err(recon_core::Error::config(format!(
+                "RECON_ADMIN_TOKEN has leading or trailing whitespace (a newline or space copied with it?); \
+                 remove it, or {HOW}"
+            )));
+        }
+        if token.chars().count() < MIN_TOKEN_CHARS {
+            return Err(recon_core::Error::config(format!(
+                "RECON_ADMIN_TOKEN is too short: it must be at least {MIN_TOKEN_CHARS} characters; {HOW}"
+            )));
+        }
+        Ok(AdminToken {
+            digest: Sha256::digest(token.as_bytes()).into(),
+        })
+    }
+
+    /// `RECON_ADMIN_TOKEN`, checked; `None` when unset or empty (the admin
+    /// API is off).
+    pub fn from_env() -> recon_core::Result<Option<AdminToken>> {
+        match std::env::var("RECON_ADMIN_TOKEN") {
+            Ok(t) if !t.is_empty() => AdminToken::new(&t).map(Some),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// Whether `header` is `Bearer <token>`: both sides are hashed and the
+/// digests compared in constant time, so the time taken says nothing about
+/// the token's content or length.
+pub fn authorized(header: Option<&str>, token: &AdminToken) -> bool {
     let Some(got) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
         return false;
     };
-    got.as_bytes()
-        .ct_eq(token.expose_secret().as_bytes())
-        .into()
+    let got: [u8; 32] = Sha256::digest(got.as_bytes()).into();
+    got.ct_eq(&token.digest).into()
 }
 
 /// The admin routes.
-pub fn router(state: Shared, token: SecretString) -> Router<Shared> {
+pub fn router(state: Shared, token: AdminToken) -> Router<Shared> {
     let token = std::sync::Arc::new(token);
     Router::new()
         .route("/reconcile/{provider}", post(sweep))
@@ -160,16 +216,36 @@ async fn replay(
         Ok(e) => e,
         Err(e) => return err(e),
     };
-    let since =
-        match crate::config::parse_since(q.get("since").map(String::as_str).unwrap_or("24h")) {
+    let since = match q.get("since") {
+        Some(v) => match crate::config::parse_since(v) {
             Ok(v) => v,
             Err(e) => return err(recon_core::Error::invalid(e.to_string())),
-        };
+        },
+        // Without `since`: resume from the event cursor.
+        None if entry.provider.capabilities().event_log => {
+            match crate::resume::plan(entry, s.app.store.as_ref(), None).await {
+                Ok(Some(start)) => {
+                    if let Some(gap) = &start.gap {
+                        s.replay_gap(entry.name, entry.provider.kinds(), gap).await;
+                    }
+                    start.since
+                }
+                Ok(None) => {
+                    return err(recon_core::Error::invalid(format!(
+                        "no event cursor for {provider} yet (no replay has run): pass since, e.g. ?since=24h"
+                    )));
+                }
+                Err(e) => return err(e),
+            }
+        }
+        // No event log: the engine says so.
+        None => 0,
+    };
     let opts = SweepOptions {
         cancel: s.shutdown.child_token(),
         ..SweepOptions::default()
     };
-    match entry.engine.replay(since, &opts).await {
+    match crate::resume::replay(entry, s.app.store.as_ref(), since, &opts).await {
         Ok(run) => {
             s.after_run(&run).await;
             axum::Json(json!({ "run": run })).into_response()
@@ -235,11 +311,36 @@ mod tests {
 
     #[test]
     fn bearer_check() {
-        let t = SecretString::from("s3cret-token");
-        assert!(authorized(Some("Bearer s3cret-token"), &t));
-        assert!(!authorized(Some("Bearer s3cret-tokeN"), &t));
-        assert!(!authorized(Some("Bearer s3cret"), &t));
-        assert!(!authorized(Some("s3cret-token"), &t));
+        let secret = "0123456789abcdef0123456789abcdef-s3cret";
+        let t = AdminToken::new(secret).unwrap();
+        assert!(authorized(Some(&format!("Bearer {secret}")), &t));
+        assert!(!authorized(Some(&format!("Bearer {secret}X")), &t));
+        assert!(!authorized(Some(&format!("Bearer {}", &secret[..30])), &t));
+        assert!(!authorized(Some("Bearer "), &t));
+        assert!(!authorized(Some(secret), &t));
         assert!(!authorized(None, &t));
+        assert!(!format!("{t:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn weak_tokens_are_refused_without_showing_them() {
+        let short = "short-but-secret";
+        let e = AdminToken::new(short).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        let m = e.to_string();
+        assert!(
+            m.contains("at least 32") && m.contains("openssl rand -hex 32"),
+            "{m}"
+        );
+        assert!(!m.contains(short), "{m}");
+        let padded = format!(" {}\n", "a".repeat(40));
+        let m = AdminToken::new(&padded).unwrap_err().to_string();
+        assert!(
+            m.contains("whitespace") && !m.contains(&"a".repeat(40)),
+            "{m}"
+        );
+        AdminToken::new(&"a".repeat(32)).unwrap();
+        // Characters, not bytes.
+        assert!(AdminToken::new(&"é".repeat(20)).is_err());
     }
 }

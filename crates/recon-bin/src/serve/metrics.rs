@@ -31,6 +31,8 @@ pub struct Metrics {
     last_success: Family<Labels, Gauge>,
     event_lag: Family<Labels, Gauge>,
     missed: Family<Labels, Counter>,
+    undelivered: Family<Labels, Counter>,
+    replay_gaps: Family<Labels, Counter>,
     alerts: Family<Labels, Counter>,
     drift_alert: Family<Labels, Gauge>,
     budgets: Vec<(String, Arc<BudgetStats>)>,
@@ -51,6 +53,8 @@ impl Metrics {
             last_success: Family::default(),
             event_lag: Family::default(),
             missed: Family::default(),
+            undelivered: Family::default(),
+            replay_gaps: Family::default(),
             alerts: Family::default(),
             drift_alert: Family::default(),
             budgets,
@@ -99,6 +103,16 @@ impl Metrics {
             "missed_webhooks",
             "Events found by replay that no webhook had delivered",
             m.missed.clone(),
+        );
+        registry.register(
+            "undelivered_events",
+            "Events the provider still reported as not delivered to a webhook endpoint long after they happened, by provider",
+            m.undelivered.clone(),
+        );
+        registry.register(
+            "replay_gaps",
+            "Times the event cursor was found beyond the provider's event log (events lost to replay; full sweeps scheduled), by provider",
+            m.replay_gaps.clone(),
         );
         registry.register("alerts", "Alerts raised, by reason", m.alerts.clone());
         registry.register(
@@ -154,6 +168,23 @@ impl Metrics {
         self.missed
             .get_or_create(&l(&[("provider", provider)]))
             .inc_by(n);
+    }
+
+    /// Count events the provider reports as undelivered long after creation.
+    pub fn undelivered(&self, provider: &str, n: u64) {
+        self.undelivered
+            .get_or_create(&l(&[("provider", provider)]))
+            .inc_by(n);
+    }
+
+    /// Count a replay gap (also an alert).
+    pub fn replay_gap(&self, provider: &str) {
+        self.replay_gaps
+            .get_or_create(&l(&[("provider", provider)]))
+            .inc();
+        self.alerts
+            .get_or_create(&l(&[("reason", crate::alerts::REPLAY_GAP)]))
+            .inc();
     }
 
     /// Set the event lag of a provider.

@@ -5,8 +5,12 @@
 //!   committed; a duplicate is answered 2xx and applied nothing.
 //! - A forged or malformed webhook is answered 400 and writes nothing; no
 //!   response carries database or secret detail.
-//! - The admin API is mounted only when `RECON_ADMIN_TOKEN` is set, and
-//!   compares the bearer token in constant time.
+//! - The admin API is mounted only when `RECON_ADMIN_TOKEN` is set; a token
+//!   shorter than 32 characters or with surrounding whitespace stops the
+//!   start (exit 2), and bearer tokens are compared as SHA-256 digests in
+//!   constant time.
+//! - An event-triggered sweep of one kind (missed webhooks, a replay gap) is
+//!   requested at most once per `server.triggered_sweep_cooldown`.
 //! - On SIGTERM or ctrl-c the server stops accepting, finishes in-flight
 //!   requests, and cancels sweeps (which then delete nothing and are
 //!   recorded as cancelled).
@@ -15,8 +19,10 @@ pub mod admin;
 pub mod metrics;
 pub mod scheduler;
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use axum::Router;
@@ -25,13 +31,13 @@ use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use recon_core::{ErrorKind, RunKind, RunRecord, RunStatus};
-use secrecy::SecretString;
+use recon_core::{ErrorKind, RunKind, RunRecord};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
-use crate::config::{Config, env};
+use crate::config::Config;
+use admin::AdminToken;
 use metrics::Metrics;
 
 /// Shared state of the server.
@@ -44,29 +50,110 @@ pub struct ServerState {
     pub shutdown: CancellationToken,
     /// Sweep requests from event-triggered runs: (provider, kind).
     pub sweep_requests: tokio::sync::mpsc::UnboundedSender<(String, String)>,
+    /// When each (provider, kind) last had an event-triggered sweep requested.
+    pub cooldown: Cooldown,
 }
 
 /// Shared state handle.
 pub type Shared = Arc<ServerState>;
 
+/// At most one event-triggered sweep request per (provider, kind) and period.
+pub struct Cooldown {
+    period: Duration,
+    last: Mutex<HashMap<(String, String), Instant>>,
+}
+
+impl Cooldown {
+    /// A cool-down of `period`.
+    pub fn new(period: Duration) -> Cooldown {
+        Cooldown {
+            period,
+            last: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether a sweep of `kind` may be requested at `now`; if so, the
+    /// period starts again.
+    pub fn allow(&self, provider: &str, kind: &str, now: Instant) -> bool {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (provider.to_string(), kind.to_string());
+        if let Some(t) = last.get(&key)
+            && now.saturating_duration_since(*t) < self.period
+        {
+            return false;
+        }
+        last.insert(key, now);
+        true
+    }
+}
+
 impl ServerState {
+    /// The state of a server over `app`; event-triggered sweep requests go
+    /// to `sweep_requests`.
+    pub fn new(
+        app: App,
+        metrics: Metrics,
+        sweep_requests: tokio::sync::mpsc::UnboundedSender<(String, String)>,
+    ) -> ServerState {
+        let cooldown = Cooldown::new(app.config.server.triggered_sweep_cooldown());
+        ServerState {
+            app,
+            metrics,
+            shutdown: CancellationToken::new(),
+            sweep_requests,
+            cooldown,
+        }
+    }
+
+    /// Ask the scheduler for a sweep of one kind, unless one was asked for
+    /// within `server.triggered_sweep_cooldown`. Whether it was asked.
+    pub fn request_sweep(&self, provider: &str, kind: &str, why: &str) -> bool {
+        if !self.cooldown.allow(provider, kind, Instant::now()) {
+            tracing::info!(
+                provider,
+                kind,
+                why,
+                "sweep not requested: one was requested within server.triggered_sweep_cooldown"
+            );
+            return false;
+        }
+        tracing::info!(provider, kind, why, "sweep requested");
+        self.sweep_requests
+            .send((provider.to_string(), kind.to_string()))
+            .is_ok()
+    }
+
     /// Record a finished run: metrics, alerts, event-triggered sweeps.
+    ///
+    /// A replay's `missed` events (new to the ledger, carrying object states,
+    /// older than the in-flight grace period) are missed webhooks: counted,
+    /// warned about, and the kinds with drift in that run are swept (each at
+    /// most once per cool-down). Its `undelivered` events (the provider still
+    /// tries to deliver them) are counted and warned about.
     pub async fn after_run(&self, run: &RunRecord) {
         let alert =
             crate::alerts::maybe_alert(run, self.app.config.alerts.mismatch_threshold).await;
         self.metrics.run(run, alert);
-        if run.run_kind == RunKind::Replay
-            && run.status == RunStatus::Succeeded
-            && run.counts.events_applied > 0
-        {
+        if run.run_kind != RunKind::Replay || run.dry_run {
+            return;
+        }
+        if run.counts.undelivered > 0 {
             tracing::warn!(
                 provider = %run.provider,
-                missed = run.counts.events_applied,
-                "replay found events that no webhook had delivered; scheduling sweeps of the affected kinds"
+                undelivered = run.counts.undelivered,
+                "the provider still reports events as not delivered to a webhook endpoint long after they happened: check the endpoint (URL, signing secret, answers) in the provider's dashboard; their objects are refreshed"
             );
             self.metrics
-                .missed(&run.provider, run.counts.events_applied);
-            if let Ok(drift) = self
+                .undelivered(&run.provider, run.counts.undelivered);
+        }
+        if run.counts.missed > 0 {
+            tracing::warn!(
+                provider = %run.provider,
+                missed = run.counts.missed,
+                "replay found events that no webhook had delivered; sweeping the affected kinds"
+            );
+            self.metrics.missed(&run.provider, run.counts.missed);
+            match self
                 .app
                 .store
                 .drift(&recon_core::store::DriftQuery {
@@ -76,29 +163,43 @@ impl ServerState {
                 })
                 .await
             {
-                let mut kinds: Vec<String> = drift.into_iter().map(|d| d.key.kind).collect();
-                kinds.sort();
-                kinds.dedup();
-                for k in kinds {
-                    let _ = self.sweep_requests.send((run.provider.clone(), k));
+                Ok(drift) => {
+                    let mut kinds: Vec<String> = drift.into_iter().map(|d| d.key.kind).collect();
+                    kinds.sort();
+                    kinds.dedup();
+                    for k in kinds {
+                        self.request_sweep(&run.provider, &k, "missed_webhooks");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read the replay's drift: no sweeps requested")
                 }
             }
         }
     }
+
+    /// The event cursor of `provider` has fallen beyond its event log:
+    /// alert (log, metric, `RECON_ALERT_WEBHOOK_URL`) and request full
+    /// sweeps of every kind.
+    pub async fn replay_gap(&self, provider: &str, kinds: &[&str], gap: &crate::resume::Gap) {
+        self.metrics.replay_gap(provider);
+        crate::alerts::replay_gap(provider, gap, "full sweeps of every kind are scheduled").await;
+        for k in kinds {
+            self.request_sweep(provider, k, "replay_gap");
+        }
+    }
 }
 
-/// Build the router (also used by tests).
-pub fn router(state: Shared, body_limit: usize) -> Router {
+/// Build the router (also used by the demo). The admin API is mounted when
+/// `admin` is given.
+pub fn router(state: Shared, body_limit: usize, admin: Option<AdminToken>) -> Router {
     let mut r = Router::new()
         .route("/webhooks/{provider}", post(webhook))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text));
-    if let Some(token) = env("RECON_ADMIN_TOKEN") {
-        r = r.nest(
-            "/admin",
-            admin::router(state.clone(), SecretString::from(token)),
-        );
+    if let Some(token) = admin {
+        r = r.nest("/admin", admin::router(state.clone(), token));
     }
     r.layer(DefaultBodyLimit::max(body_limit))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(body_limit))
@@ -277,6 +378,8 @@ async fn shutdown_signal(token: CancellationToken) {
 
 /// Run the server until SIGTERM or ctrl-c.
 pub async fn run(config: Option<&Path>) -> Result<u8> {
+    // First, before touching the database: a weak token is a usage error.
+    let admin = AdminToken::from_env()?;
     let config = Config::load(config)?;
     let listen = config.listen();
     let body_limit = config.server.body_limit;
@@ -292,16 +395,11 @@ pub async fn run(config: Option<&Path>) -> Result<u8> {
         .map(|p| (p.name.to_string(), p.stats.clone()))
         .collect();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let state: Shared = Arc::new(ServerState {
-        app,
-        metrics: Metrics::new(budgets),
-        shutdown: CancellationToken::new(),
-        sweep_requests: tx,
-    });
+    let state: Shared = Arc::new(ServerState::new(app, Metrics::new(budgets), tx));
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen} (RECON_LISTEN)"))?;
-    tracing::info!(address = %listen, admin = env("RECON_ADMIN_TOKEN").is_some(), "recon serve listening");
+    tracing::info!(address = %listen, admin = admin.is_some(), "recon serve listening");
 
     let background = if scheduler_on {
         Some(tokio::spawn(scheduler::run(state.clone(), rx)))
@@ -309,7 +407,7 @@ pub async fn run(config: Option<&Path>) -> Result<u8> {
         None
     };
     let token = state.shutdown.clone();
-    axum::serve(listener, router(state.clone(), body_limit))
+    axum::serve(listener, router(state.clone(), body_limit, admin))
         .with_graceful_shutdown(shutdown_signal(token.clone()))
         .await
         .context("server error")?;
@@ -320,3 +418,6 @@ pub async fn run(config: Option<&Path>) -> Result<u8> {
     tracing::info!("stopped");
     Ok(crate::output::EXIT_OK)
 }
+
+#[cfg(test)]
+mod tests;

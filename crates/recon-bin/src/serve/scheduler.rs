@@ -6,8 +6,12 @@
 //! so exactly one replica runs it. A replica that dies simply stops claiming;
 //! the others take the next tick.
 //!
-//! At start, before any scheduled work, the server replays the window in
-//! which it was down (from its last heartbeat, or `server.startup_replay`).
+//! Replays resume from the stored event cursor, however long ago the last
+//! one ran; only while no cursor exists do they start `replay_window` ago
+//! (at start: from the last heartbeat, or `server.startup_replay` ago). When
+//! the cursor has fallen beyond the provider's event log (Stripe: 30 days),
+//! the replay starts at the oldest reachable point, an alert is raised and
+//! full sweeps of every kind are requested.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -28,6 +32,7 @@ pub fn parse_cron(expr: &str) -> Result<Cron> {
 #[derive(Debug, Clone)]
 enum Action {
     Sweep(String),
+    /// Replay from the event cursor; without one, from this long ago.
     Replay(Duration),
 }
 
@@ -87,24 +92,57 @@ async fn execute(state: &Shared, provider: &str, action: &Action) {
     };
     let result = match action {
         Action::Sweep(kind) => entry.engine.sweep(kind, &opts).await,
-        Action::Replay(window) => {
-            let since = Utc::now().timestamp() - window.as_secs() as i64;
-            let r = entry.engine.replay(since, &opts).await;
-            if let Ok(run) = &r
-                && run.status == RunStatus::Succeeded
-                && let Ok(Some(c)) = entry.engine.event_cursor().await
-            {
-                state
-                    .metrics
-                    .event_lag(provider, Utc::now().timestamp() - c);
-            }
-            r
-        }
+        Action::Replay(window) => replay(state, entry, *window, &opts).await,
     };
     match result {
         Ok(run) => state.after_run(&run).await,
         Err(e) => tracing::error!(provider, error = %e, "scheduled job could not run"),
     }
+}
+
+/// A scheduled replay: from the cursor (or `fallback` ago without one),
+/// with the gap alert and sweeps when the cursor is beyond the horizon.
+async fn replay(
+    state: &Shared,
+    entry: &crate::app::ProviderEntry,
+    fallback: Duration,
+    opts: &SweepOptions,
+) -> recon_core::Result<recon_core::RunRecord> {
+    let store = state.app.store.as_ref();
+    let fallback = entry.provider.version_now() - fallback.as_secs() as i64;
+    let start = crate::resume::plan(entry, store, Some(fallback))
+        .await?
+        .ok_or_else(|| recon_core::Error::invalid("no start for the replay"))?;
+    match (start.cursor, &start.gap) {
+        (_, Some(gap)) => {
+            state
+                .replay_gap(entry.name, entry.provider.kinds(), gap)
+                .await
+        }
+        (Some(c), None) => {
+            tracing::debug!(
+                provider = entry.name,
+                cursor = c,
+                since = start.since,
+                "replay resumes from the event cursor"
+            )
+        }
+        (None, None) => tracing::info!(
+            provider = entry.name,
+            since = start.since,
+            "no event cursor yet: replaying the fallback window"
+        ),
+    }
+    let r = crate::resume::replay(entry, store, start.since, opts).await;
+    if let Ok(run) = &r
+        && run.status == RunStatus::Succeeded
+        && let Ok(Some(c)) = entry.engine.event_cursor().await
+    {
+        state
+            .metrics
+            .event_lag(entry.name, Utc::now().timestamp() - c);
+    }
+    r
 }
 
 async fn heartbeat(state: &Shared) {
@@ -135,25 +173,24 @@ async fn startup_replay(state: &Shared) {
         .map(|c| c.value);
     let fallback = humantime::parse_duration(&state.app.config.server.startup_replay)
         .unwrap_or(Duration::from_secs(3600));
-    // Replay from a little before the last heartbeat: the downtime window.
+    // Without an event cursor, replay from a little before the last
+    // heartbeat: the downtime window. With one, the replay resumes from it.
     let since = last
         .map(|t| t - 120)
         .unwrap_or_else(|| Utc::now().timestamp() - fallback.as_secs() as i64);
-    let horizon = Utc::now().timestamp() - 29 * 86_400;
     for p in &state.app.providers {
         if !p.provider.capabilities().event_log {
             continue;
         }
         tracing::info!(
             provider = p.name,
-            since,
-            "replaying the window in which recon was down"
+            "replaying what happened while recon was down"
         );
         execute(
             state,
             p.name,
             &Action::Replay(Duration::from_secs(
-                (Utc::now().timestamp() - since.max(horizon)).max(0) as u64,
+                (Utc::now().timestamp() - since).max(0) as u64
             )),
         )
         .await;
@@ -192,6 +229,30 @@ pub async fn run(
             }
         });
     }
+    // Owed fetches (ties whose fetch failed, undelivered events' objects)
+    // are worked through within seconds, and again after a restart: the
+    // queue is in the store.
+    let settle_state = state.clone();
+    tasks.spawn(async move {
+        let every = settle_state.app.config.engine.settle_every();
+        loop {
+            for p in &settle_state.app.providers {
+                match p.engine.settle_pending().await {
+                    Ok(r) if r.settled + r.pending > 0 => {
+                        tracing::info!(provider = p.name, settled = r.settled, changed = r.changed, still_pending = r.pending, "worked through owed fetches")
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(provider = p.name, error = %e, "owed fetches not worked through; they stay queued")
+                    }
+                }
+            }
+            tokio::select! {
+                _ = settle_state.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+        }
+    });
     let hb_state = state.clone();
     tasks.spawn(async move {
         loop {

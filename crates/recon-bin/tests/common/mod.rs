@@ -124,13 +124,27 @@ impl Respond for ListOf {
 
 /// A wiremock Stripe serving `customers` (mutable) and empty other lists.
 pub async fn fake_stripe(customers: Arc<Mutex<Vec<Value>>>) -> MockServer {
+    fake_stripe_with_events(customers, Arc::new(Mutex::new(Vec::new()))).await
+}
+
+/// A wiremock Stripe serving `customers` and `events` (both mutable, the
+/// listings honouring `created[gte]`) and empty other lists.
+pub async fn fake_stripe_with_events(
+    customers: Arc<Mutex<Vec<Value>>>,
+    events: Arc<Mutex<Vec<Value>>>,
+) -> MockServer {
     let server = MockServer::start().await;
     Mock::given(matchers::method("GET"))
         .and(matchers::path("/v1/customers"))
         .respond_with(ListOf(customers.clone(), "/v1/customers"))
         .mount(&server)
         .await;
-    for kind in ["subscriptions", "invoices", "prices", "products", "events"] {
+    Mock::given(matchers::method("GET"))
+        .and(matchers::path("/v1/events"))
+        .respond_with(ListOf(events, "/v1/events"))
+        .mount(&server)
+        .await;
+    for kind in ["subscriptions", "invoices", "prices", "products"] {
         Mock::given(matchers::method("GET"))
             .and(matchers::path(format!("/v1/{kind}")))
             .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "object": "list", "url": format!("/v1/{kind}"), "has_more": false, "data": [] })))
@@ -166,4 +180,52 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A `customer.updated` event carrying the customer's state.
+pub fn customer_event(id: &str, customer_id: &str, email: &str, created: i64) -> Value {
+    json!({
+        "id": id, "object": "event", "type": "customer.updated", "created": created,
+        "api_version": "2025-03-31.basil", "livemode": false, "pending_webhooks": 0,
+        "request": { "id": null, "idempotency_key": null },
+        "data": { "object": customer(customer_id, email, created) }
+    })
+}
+
+/// Store Stripe's event cursor as a replay that stopped at `value` would.
+pub async fn set_event_cursor(db: &Db, value: i64) {
+    let store = db.store().await;
+    let batch = recon_core::commit::Batch {
+        cursors: vec![recon_core::store::Cursor {
+            provider: "stripe".into(),
+            account: "default".into(),
+            name: "events".into(),
+            value,
+            updated_at: recon_core::now_ms(),
+        }],
+        ..Default::default()
+    };
+    recon_core::commit::commit(&store, &batch, false)
+        .await
+        .unwrap();
+}
+
+/// A wiremock alert endpoint answering 200 to every POST.
+pub async fn alert_sink() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(matchers::method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    server
+}
+
+/// The JSON bodies an alert sink received.
+pub async fn alerts_received(sink: &MockServer) -> Vec<Value> {
+    sink.received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|r| serde_json::from_slice(&r.body).ok())
+        .collect()
 }

@@ -37,6 +37,8 @@ struct State {
     hidden: Vec<String>,
     fail_fetch: bool,
     page_delay: std::time::Duration,
+    same_second: u64,
+    cancel_after_fetches: Option<(u64, tokio_util::sync::CancellationToken)>,
 }
 
 /// The test provider.
@@ -94,8 +96,46 @@ impl TestProvider {
 
     /// Create or change an object; returns the event the change produced.
     pub fn put(&self, kind: &str, id: &str, data: Value) -> ProviderEvent {
+        self.put_inner(kind, id, data, true)
+    }
+
+    /// Change an object in the same clock tick as the previous change (two
+    /// Stripe events of one second): the event has the same version as the
+    /// last one and a distinct id.
+    pub fn put_same_second(&self, kind: &str, id: &str, data: Value) -> ProviderEvent {
+        self.put_inner(kind, id, data, false)
+    }
+
+    /// Move the clock forward without changing anything.
+    pub fn tick(&self, n: i64) {
+        self.state.lock().unwrap().clock += n;
+    }
+
+    /// Mark an event as still undelivered at the provider
+    /// (`pending_webhooks = n`).
+    pub fn mark_undelivered(&self, event_id: &str, n: u32) {
         let mut st = self.state.lock().unwrap();
-        st.clock += 1;
+        for e in st.events.iter_mut().filter(|e| e.event_id == event_id) {
+            e.pending_webhooks = Some(n);
+        }
+    }
+
+    /// Cancel `token` once `n` more direct fetches have been answered (a
+    /// shutdown arriving in the middle of a sweep's deletion checks).
+    pub fn cancel_after_fetches(&self, n: u64, token: tokio_util::sync::CancellationToken) {
+        let done = self.fetches.load(Ordering::SeqCst);
+        self.state.lock().unwrap().cancel_after_fetches = Some((done + n, token));
+    }
+
+    fn put_inner(&self, kind: &str, id: &str, data: Value, advance: bool) -> ProviderEvent {
+        let mut st = self.state.lock().unwrap();
+        let event_id = if advance {
+            st.clock += 1;
+            format!("evt_{}", st.clock)
+        } else {
+            st.same_second += 1;
+            format!("evt_{}_{}", st.clock, st.same_second)
+        };
         let version = st.clock;
         let owner = data
             .get("owner")
@@ -116,7 +156,7 @@ impl TestProvider {
         let ev = ProviderEvent {
             provider: "test".into(),
             account: "default".into(),
-            event_id: format!("evt_{version}"),
+            event_id,
             event_type: format!("{kind}.updated"),
             created: version,
             pending_webhooks: None,
@@ -335,8 +375,13 @@ impl Provider for TestProvider {
     }
 
     async fn fetch(&self, kind: &str, id: &str) -> Result<Fetched> {
-        self.fetches.fetch_add(1, Ordering::Relaxed);
+        let done = self.fetches.fetch_add(1, Ordering::SeqCst) + 1;
         let st = self.state.lock().unwrap();
+        if let Some((at, token)) = &st.cancel_after_fetches
+            && done >= *at
+        {
+            token.cancel();
+        }
         if st.fail_fetch {
             return Err(unavailable("fetch failed"));
         }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde_json::json;
 
 use crate::commit::{Batch, Change, Decision, DriftMeta, EventEntry, commit};
-use crate::store::{Cursor, DriftQuery, Guard, Reference, Store};
+use crate::store::{Cursor, DriftQuery, Guard, Reference, SeenRow, Store};
 use crate::types::{
     ObjectKey, ProviderEvent, RunCounts, RunKind, RunRecord, RunStatus, Snapshot, Source, now_ms,
 };
@@ -21,6 +21,17 @@ fn key(kind: &str, id: &str) -> ObjectKey {
 
 fn snap(kind: &str, id: &str, version: i64, body: serde_json::Value) -> Snapshot {
     Snapshot::live(key(kind, id), version, body)
+}
+
+/// Seen rows for ids, at version 0 with no hash.
+fn seen<'a>(ids: &[&'a str]) -> Vec<SeenRow<'a>> {
+    ids.iter()
+        .map(|id| SeenRow {
+            id,
+            version: 0,
+            hash: "",
+        })
+        .collect()
 }
 
 fn event(id: &str, snapshots: Vec<Snapshot>) -> EventEntry {
@@ -319,6 +330,233 @@ pub async fn tombstones(store: Arc<dyn Store>) {
     assert!(stored(s, "things", "x").await.unwrap().deleted);
 }
 
+/// The SQL guard repeats the tombstone rule, whatever the caller decided:
+/// a live state of the tombstone's version never lifts it, a newer one does.
+pub async fn sql_guard_keeps_tombstones(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let dead = Snapshot::tombstone(key("things", "t"), 10);
+    let mut tx = s.begin().await.unwrap();
+    assert_eq!(tx.upsert(&[&dead], Guard::Newer).await.unwrap(), vec![true]);
+    let same = snap("things", "t", 10, json!({ "back": true }));
+    assert_eq!(
+        tx.upsert(&[&same], Guard::NewerOrEqual).await.unwrap(),
+        vec![false],
+        "a live state of the tombstone's version lifted it"
+    );
+    let newer = snap("things", "t", 11, json!({ "back": true }));
+    assert_eq!(
+        tx.upsert(&[&newer], Guard::NewerOrEqual).await.unwrap(),
+        vec![true]
+    );
+    tx.commit().await.unwrap();
+}
+
+/// Queued fetches: queued in a transaction, due at once, deferred with an
+/// error, discharged only up to their generation.
+pub async fn fetch_queue(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let (a, b) = (key("things", "a"), key("things", "b"));
+    let mut tx = s.begin().await.unwrap();
+    tx.enqueue_fetches(&[&a, &b, &a], "tie", 1000)
+        .await
+        .unwrap();
+    drop(tx); // rolled back
+    assert!(
+        s.pending_fetches("test", "default")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let mut tx = s.begin().await.unwrap();
+    tx.enqueue_fetches(&[&a, &b, &a], "tie", 1000)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let due = s.due_fetches("test", "default", 1000, 10).await.unwrap();
+    assert_eq!(due.len(), 2);
+    assert!(
+        s.due_fetches("test", "default", 999, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        s.due_fetches("test", "other", 1000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // a fails: deferred, with its error.
+    s.defer_fetch(&a, 1000, 5000, "HTTP 500").await.unwrap();
+    let due = s.due_fetches("test", "default", 1000, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].key, b);
+    let all = s.pending_fetches("test", "default").await.unwrap();
+    let qa = all.iter().find(|p| p.key == a).unwrap();
+    assert_eq!((qa.attempts, qa.next_at), (1, 5000));
+    assert_eq!(qa.last_error.as_deref(), Some("HTTP 500"));
+    // a tie again in the same millisecond: a newer generation, due at once.
+    let mut tx = s.begin().await.unwrap();
+    tx.enqueue_fetches(&[&a], "tie", 1000).await.unwrap();
+    tx.commit().await.unwrap();
+    let all = s.pending_fetches("test", "default").await.unwrap();
+    let qa = all.iter().find(|p| p.key == a).unwrap().clone();
+    assert!(qa.queued_at > 1000 && qa.next_at == 1000, "{qa:?}");
+    // A fetch that started before the newer tie does not discharge it.
+    let mut tx = s.begin().await.unwrap();
+    tx.resolve_fetches(&[(&a, 1000), (&b, 1000)]).await.unwrap();
+    tx.commit().await.unwrap();
+    let all = s.pending_fetches("test", "default").await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].key, a);
+    let mut tx = s.begin().await.unwrap();
+    tx.resolve_fetches(&[(&a, qa.queued_at)]).await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(
+        s.pending_fetches("test", "default")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Seen rows carry the listing's version: a running sweep's highest one per
+/// id is visible to the guard; a finished or dry-run sweep's is not. What
+/// was overwritten by an older state after the listing is found.
+pub async fn seen_versions(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let mut run = running_sweep("things", "run-s", now_ms());
+    s.insert_run(&run).await.unwrap();
+    let mut dry = running_sweep("things", "run-d", now_ms());
+    dry.dry_run = true;
+    s.insert_run(&dry).await.unwrap();
+    let listed = snap("things", "o1", 50, json!({ "n": 1 }));
+    s.mark_seen(
+        "run-s",
+        &[
+            SeenRow {
+                id: "o1",
+                version: 50,
+                hash: &listed.hash,
+            },
+            SeenRow {
+                id: "o2",
+                version: 40,
+                hash: "h2",
+            },
+        ],
+    )
+    .await
+    .unwrap();
+    s.mark_seen(
+        "run-d",
+        &[SeenRow {
+            id: "o3",
+            version: 90,
+            hash: "h3",
+        }],
+    )
+    .await
+    .unwrap();
+    let mut tx = s.begin().await.unwrap();
+    let mut got = tx
+        .seen_versions("test", "default", "things", &["o1", "o2", "o3", "o4"])
+        .await
+        .unwrap();
+    got.sort();
+    assert_eq!(got, vec![("o1".to_string(), 50), ("o2".to_string(), 40)]);
+    assert!(
+        tx.seen_versions("test", "default", "other", &["o1"])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    drop(tx);
+    // o1 is stored older than the listing with other content: overwritten.
+    let since = now_ms() - 1000;
+    let older = snap("things", "o1", 45, json!({ "n": 0 }));
+    commit(
+        s,
+        &Batch {
+            changes: vec![change(older, Guard::Newer)],
+            ..Batch::default()
+        },
+        false,
+    )
+    .await
+    .unwrap();
+    let ids = s
+        .outdated_during_sweep("test", "default", "things", "run-s", since, 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(ids, vec!["o1".to_string()]);
+    // A live object the listing did not contain, written during the sweep
+    // at a version below the sweep's start, is outdated too; at or above
+    // the start it is not (created after the listing passed it).
+    let unlisted = snap("things", "o9", 5, json!({ "n": 9 }));
+    commit(
+        s,
+        &Batch {
+            changes: vec![change(unlisted, Guard::Newer)],
+            ..Batch::default()
+        },
+        false,
+    )
+    .await
+    .unwrap();
+    let ids = s
+        .outdated_during_sweep("test", "default", "things", "run-s", since, 10, 10)
+        .await
+        .unwrap();
+    assert_eq!(ids, vec!["o1".to_string(), "o9".to_string()]);
+    let ids = s
+        .outdated_during_sweep("test", "default", "things", "run-s", since, 5, 10)
+        .await
+        .unwrap();
+    assert_eq!(ids, vec!["o1".to_string()]);
+    let ids = s
+        .outdated_during_sweep(
+            "test",
+            "default",
+            "things",
+            "run-s",
+            now_ms() + 60_000,
+            10,
+            10,
+        )
+        .await
+        .unwrap();
+    assert!(ids.is_empty(), "written before the sweep: {ids:?}");
+    // The listed state itself is not "overwritten".
+    commit(
+        s,
+        &Batch {
+            changes: vec![change(listed, Guard::NewerOrEqual)],
+            ..Batch::default()
+        },
+        false,
+    )
+    .await
+    .unwrap();
+    assert!(
+        s.outdated_during_sweep("test", "default", "things", "run-s", since, 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A finished sweep's rows no longer guard.
+    run.status = RunStatus::Succeeded;
+    run.finished_at = Some(now_ms());
+    s.update_run(&run).await.unwrap();
+    let mut tx = s.begin().await.unwrap();
+    assert!(
+        tx.seen_versions("test", "default", "things", &["o1"])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 /// Cursors round-trip, move only when the transaction commits.
 pub async fn cursors(store: Arc<dyn Store>) {
     let s = store.as_ref();
@@ -370,6 +608,22 @@ pub async fn cursors(store: Arc<dyn Store>) {
             .unwrap()
             .value,
         20
+    );
+    // Cursors only rise: a run that started earlier and commits later
+    // (an older replay, a slower sweep) does not move one back.
+    let b = Batch {
+        cursors: vec![c(15)],
+        ..Batch::default()
+    };
+    commit(s, &b, false).await.unwrap();
+    assert_eq!(
+        s.cursor("test", "default", "events")
+            .await
+            .unwrap()
+            .unwrap()
+            .value,
+        20,
+        "a cursor moved back"
     );
 }
 
@@ -582,9 +836,13 @@ pub async fn sweep_scratch(store: Arc<dyn Store>) {
     )
     .await
     .unwrap();
-    s.mark_seen("run1", &["s00", "s02", "s04"]).await.unwrap();
-    s.mark_seen("run1", &["s06", "s08", "s02"]).await.unwrap();
-    s.mark_seen("other", &["s01"]).await.unwrap();
+    s.mark_seen("run1", &seen(&["s00", "s02", "s04"]))
+        .await
+        .unwrap();
+    s.mark_seen("run1", &seen(&["s06", "s08", "s02"]))
+        .await
+        .unwrap();
+    s.mark_seen("other", &seen(&["s01"])).await.unwrap();
     let p1 = s
         .unseen_live("test", "default", "things", "run1", None, 3)
         .await
@@ -739,7 +997,7 @@ pub async fn large_batches(store: Arc<dyn Store>) {
             .len(),
         2500
     );
-    s.mark_seen("big", &refs).await.unwrap();
+    s.mark_seen("big", &seen(&refs)).await.unwrap();
     assert!(
         s.unseen_live("test", "default", "things", "big", None, 10)
             .await
@@ -786,7 +1044,8 @@ macro_rules! store_conformance_tests {
             idempotent_ingest, duplicate_under_concurrency, monotonic_versions, ties,
             unchanged_raises_version,
             tombstones, cursors, atomic_ledger_and_snapshot, drift_log, runs,
-            abandoned_runs, sweep_scratch, diagnostics_queries, large_batches, schedule_claims);
+            abandoned_runs, sweep_scratch, diagnostics_queries, large_batches, schedule_claims,
+            sql_guard_keeps_tombstones, fetch_queue, seen_versions);
     };
     (@each $make:path; $($name:ident),*) => {
         $(
