@@ -9,6 +9,7 @@ pub mod cases;
 pub mod chaos;
 pub mod failing;
 pub mod guarantees;
+pub mod hostile;
 pub mod race;
 
 use std::sync::Arc;

@@ -263,4 +263,9 @@ impl Provider for ClerkProvider {
     fn version_now(&self) -> i64 {
         self.client.clock().now_ms()
     }
+
+    /// Clerk's versions are milliseconds.
+    fn version_units_per_second(&self) -> i64 {
+        1000
+    }
 }

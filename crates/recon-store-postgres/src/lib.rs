@@ -8,6 +8,16 @@
 //! Writes are batched: every [`StoreTx`] call is one statement with array
 //! parameters (`UNNEST`), whatever the number of rows.
 //!
+//! Provider data is stored exactly even where `jsonb` and `text` cannot hold
+//! it (a string with `\u0000`, `-0.0`): `data` then holds a copy with U+FFFD
+//! for NUL (what the views show) and the nullable `exact` column the exact
+//! document, which every read returns (drift `before`/`after` likewise). An
+//! object whose *key* cannot be stored (a NUL in the id, a key longer than
+//! [`MAX_KEY_BYTES`]) is quarantined ([`PgStore::quarantined`]) instead of
+//! failing its batch; an event whose id cannot be stored is refused as
+//! `InvalidInput`. Data errors Postgres gives every time (SQLSTATE classes 22
+//! and 54) are `InvalidInput`, not temporary.
+//!
 //! ```no_run
 //! # async fn f() -> recon_core::Result<()> {
 //! use recon_core::Store;
@@ -16,7 +26,10 @@
 //! # Ok(()) }
 //! ```
 
+mod exact;
 mod nodelay;
+
+pub use exact::MAX_KEY_BYTES;
 
 use std::str::FromStr;
 
@@ -44,12 +57,15 @@ fn db_err(op: &str) -> impl FnOnce(sqlx::Error) -> Error + '_ {
 
 /// Map a sqlx error to recon's kinds: serialisation failures and deadlocks
 /// are `Conflict` (the engine retries the commit), connection problems
-/// `Unavailable`, the rest `Store`.
+/// `Unavailable`, data the database refuses every time (SQLSTATE class 22
+/// data exceptions such as 22P05 or 22021, class 54 limits such as an index
+/// row too large) `InvalidInput`, which is not temporary; the rest `Store`.
 fn classify(op: &str, e: sqlx::Error) -> Error {
     let kind = match &e {
         sqlx::Error::Database(d) => match d.code().as_deref() {
             Some("40001") | Some("40P01") => ErrorKind::Conflict,
             Some(c) if c.starts_with("08") || c.starts_with("57P") => ErrorKind::Unavailable,
+            Some(c) if c.starts_with("22") || c.starts_with("54") => ErrorKind::InvalidInput,
             _ => ErrorKind::Store,
         },
         sqlx::Error::Io(_)
@@ -174,9 +190,17 @@ impl PgStore {
     }
 }
 
+/// The `exact` column of a row, if the query selected it and it is set.
+fn exact_of(r: &PgRow, col: &str) -> std::result::Result<Option<serde_json::Value>, sqlx::Error> {
+    match r.try_get(col) {
+        Err(sqlx::Error::ColumnNotFound(_)) => Ok(None),
+        other => other,
+    }
+}
+
 fn stored_from_row(r: &PgRow) -> std::result::Result<StoredObject, sqlx::Error> {
     let data: serde_json::Value = r.try_get("data")?;
-    Ok(StoredObject {
+    let mut out = StoredObject {
         snapshot: Snapshot {
             key: ObjectKey {
                 provider: r.try_get("provider")?,
@@ -193,7 +217,19 @@ fn stored_from_row(r: &PgRow) -> std::result::Result<StoredObject, sqlx::Error> 
             hash: r.try_get("hash")?,
         },
         confirmed_at: r.try_get("confirmed_at")?,
-    })
+    };
+    // What jsonb and text could not hold as it is (see `exact`).
+    if let Some(serde_json::Value::Object(mut x)) = exact_of(r, "exact")? {
+        let s = &mut out.snapshot;
+        let text = |v: Option<serde_json::Value>| v.and_then(|v| v.as_str().map(str::to_string));
+        if let Some(d) = x.remove("data") {
+            s.data = d;
+        }
+        s.status = text(x.remove("status"));
+        s.owner = text(x.remove("owner"));
+        s.email = text(x.remove("email"));
+    }
+    Ok(out)
 }
 
 const OBJECT_COLS: &str = "provider, account, kind, id, version, deleted, status, owner_id, email, data, hash, confirmed_at";
@@ -201,8 +237,9 @@ const OBJECT_COLS: &str = "provider, account, kind, id, version, deleted, status
 // once per id through a LATERAL subquery, whatever the statistics say: on a
 // table filled since its last ANALYZE, `id = ANY($4)` and a plain join both
 // became a scan of the whole kind per batch.
-const OBJECT_COLS_O: &str = "o.provider, o.account, o.kind, o.id, o.version, o.deleted, o.status, o.owner_id, o.email, o.data, o.hash, o.confirmed_at";
+const OBJECT_COLS_O: &str = "o.provider, o.account, o.kind, o.id, o.version, o.deleted, o.status, o.owner_id, o.email, o.data, o.hash, o.confirmed_at, o.exact";
 // The same without the document (`data` comes back as JSON null).
+// (`exact` is left out too: status, owner and email may hold U+FFFD for NUL.)
 const OBJECT_HEAD_COLS_O: &str = "o.provider, o.account, o.kind, o.id, o.version, o.deleted, o.status, o.owner_id, o.email, 'null'::jsonb AS data, o.hash, o.confirmed_at";
 
 /// Stored objects of one `(provider, account, kind)` by id, in a
@@ -217,6 +254,15 @@ async fn load_objects<'e>(
     ids: &[&str],
     op: &'static str,
 ) -> Result<Vec<StoredObject>> {
+    // A key that cannot be stored is in no row (and cannot be bound).
+    let ids: Vec<&str> = ids
+        .iter()
+        .copied()
+        .filter(|id| exact::key_problem(&[provider, account, kind, id]).is_none())
+        .collect();
+    if exact::key_problem(&[provider, account, kind]).is_some() {
+        return Ok(Vec::new());
+    }
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {cols} FROM UNNEST($4::text[]) AS t(id)
          CROSS JOIN LATERAL (SELECT * FROM objects x
@@ -225,7 +271,7 @@ async fn load_objects<'e>(
     .bind(provider)
     .bind(account)
     .bind(kind)
-    .bind(ids)
+    .bind(&ids)
     .fetch_all(executor)
     .await
     .map_err(db_err(op))?;
@@ -234,6 +280,9 @@ async fn load_objects<'e>(
         .collect::<std::result::Result<_, _>>()
         .map_err(db_err(op))
 }
+
+/// A `quarantine` row: provider, account, kind, id, reason, raw, detected_at.
+type QuarantinedRow = (String, String, String, String, String, Vec<u8>, i64);
 
 fn pending_from_row(r: &PgRow) -> std::result::Result<PendingFetch, sqlx::Error> {
     let attempts: i32 = r.try_get("attempts")?;
@@ -284,14 +333,142 @@ fn run_from_row(r: &PgRow) -> std::result::Result<RunRecord, sqlx::Error> {
     })
 }
 
+/// Refuse an event the ledger cannot key (a NUL in its id, type or
+/// account, an id longer than [`MAX_KEY_BYTES`]): it would be refused by
+/// Postgres on every delivery, so it is invalid input, not a store outage.
+fn check_event(e: &recon_core::ProviderEvent) -> Result<()> {
+    let key = [e.provider.as_str(), e.account.as_str(), e.event_id.as_str()];
+    let problem = exact::key_problem(&key).or_else(|| {
+        e.event_type
+            .contains('\0')
+            .then_some("its type holds a NUL character, which Postgres text cannot store")
+    });
+    match problem {
+        Some(p) => Err(Error::invalid(format!("the event cannot be recorded: {p}"))
+            .with_component(C)
+            .with_operation("ledger insert")),
+        None => Ok(()),
+    }
+}
+
+/// Text bound into a column: NUL replaced by U+FFFD (run errors, drift keys).
+fn text_col(s: &str) -> std::borrow::Cow<'_, str> {
+    exact::no_nul(s)
+}
+
+/// A quarantine row: an object whose key cannot be stored.
+struct QuarantineRow {
+    provider: String,
+    account: String,
+    kind: String,
+    id: String,
+    reason: &'static str,
+    raw: Vec<u8>,
+}
+
+/// Key text for the quarantine table: JSON-escaped (no NUL byte), without
+/// the quotes, cut to 1024 bytes (the raw bytes keep all of it).
+fn escaped_key(s: &str) -> String {
+    let j = serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
+    let mut inner = j[1..j.len() - 1].to_string();
+    if inner.len() > MAX_KEY_BYTES {
+        let mut cut = MAX_KEY_BYTES;
+        while !inner.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        inner.truncate(cut);
+        inner.push('…');
+    }
+    inner
+}
+
+/// An object the store refused to key, kept with its raw snapshot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Quarantined {
+    /// Provider (JSON-escaped).
+    pub provider: String,
+    /// Account (JSON-escaped).
+    pub account: String,
+    /// Kind (JSON-escaped).
+    pub kind: String,
+    /// Object id (JSON-escaped, cut to [`MAX_KEY_BYTES`]).
+    pub id: String,
+    /// Why it could not be stored.
+    pub reason: String,
+    /// The snapshot as JSON, exactly.
+    pub raw: Vec<u8>,
+    /// When (unix ms).
+    pub detected_at: i64,
+}
+
+impl PgStore {
+    /// Objects quarantined because their key cannot be stored, newest first.
+    pub async fn quarantined(&self, limit: u32) -> Result<Vec<Quarantined>> {
+        let rows: Vec<QuarantinedRow> = sqlx::query_as(
+            "SELECT provider, account, kind, object_id, reason, raw, detected_at
+             FROM quarantine ORDER BY seq DESC LIMIT $1",
+        )
+        .bind(limit.max(1) as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err("quarantined"))?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(provider, account, kind, id, reason, raw, detected_at)| Quarantined {
+                    provider,
+                    account,
+                    kind,
+                    id,
+                    reason,
+                    raw,
+                    detected_at,
+                },
+            )
+            .collect())
+    }
+}
+
 /// An open Postgres transaction.
 pub struct PgTx {
     tx: Transaction<'static, Postgres>,
 }
 
+impl PgTx {
+    /// Keep objects whose key cannot be stored, instead of failing the batch.
+    async fn quarantine(&mut self, rows: &[QuarantineRow]) -> Result<()> {
+        for r in rows {
+            tracing::warn!(
+                provider = %r.provider, account = %r.account, kind = %r.kind, id = %r.id,
+                reason = r.reason, "object quarantined: the store cannot key it"
+            );
+        }
+        let col = |f: fn(&QuarantineRow) -> &str| rows.iter().map(f).collect::<Vec<&str>>();
+        let raw: Vec<&[u8]> = rows.iter().map(|r| r.raw.as_slice()).collect();
+        sqlx::query(
+            "INSERT INTO quarantine (provider, account, kind, object_id, reason, raw, detected_at)
+             SELECT t.*, $7 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[]) AS t",
+        )
+        .bind(col(|r| &r.provider))
+        .bind(col(|r| &r.account))
+        .bind(col(|r| &r.kind))
+        .bind(col(|r| &r.id))
+        .bind(col(|r| r.reason))
+        .bind(&raw)
+        .bind(now_ms())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db_err("quarantine"))?;
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl StoreTx for PgTx {
     async fn ledger_insert(&mut self, rows: &[LedgerRow<'_>]) -> Result<Vec<bool>> {
+        for r in rows {
+            check_event(r.event)?;
+        }
         let now = now_ms();
         let mut p = Vec::with_capacity(rows.len());
         let mut a = Vec::with_capacity(rows.len());
@@ -398,31 +575,84 @@ impl StoreTx for PgTx {
             Vec::with_capacity(n),
         );
         let (mut js, mut h) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let mut xs: Vec<Option<String>> = Vec::with_capacity(n);
+        let mut quarantine = Vec::new();
         for s in rows {
+            let key = [
+                s.key.provider.as_str(),
+                s.key.account.as_str(),
+                s.key.kind.as_str(),
+                s.key.id.as_str(),
+            ];
+            if let Some(reason) = exact::key_problem(&key) {
+                quarantine.push(QuarantineRow {
+                    provider: escaped_key(&s.key.provider),
+                    account: escaped_key(&s.key.account),
+                    kind: escaped_key(&s.key.kind),
+                    id: escaped_key(&s.key.id),
+                    reason,
+                    raw: serde_json::to_vec(s).map_err(Error::from)?,
+                });
+                continue;
+            }
             p.push(s.key.provider.as_str());
             a.push(s.key.account.as_str());
             k.push(s.key.kind.as_str());
             id.push(s.key.id.as_str());
             v.push(s.version);
             d.push(s.deleted);
-            st.push(s.status.as_deref());
-            ow.push(s.owner.as_deref());
-            em.push(s.email.as_deref());
-            js.push(serde_json::to_string(&s.data).map_err(Error::from)?);
+            // What text and jsonb cannot hold as it is goes to `exact` too.
+            let owner = s
+                .owner
+                .as_deref()
+                .filter(|o| o.len() <= exact::MAX_INDEXED_BYTES);
+            let (status, owner, email) = (
+                s.status.as_deref().map(exact::no_nul),
+                owner.map(exact::no_nul),
+                s.email.as_deref().map(exact::no_nul),
+            );
+            let (doc, doc_exact) = exact::encode_doc(&s.data).map_err(Error::from)?;
+            let altered = |c: &Option<std::borrow::Cow<'_, str>>| {
+                matches!(c, Some(std::borrow::Cow::Owned(_)))
+            };
+            let fields_altered = altered(&status)
+                || altered(&owner)
+                || altered(&email)
+                || owner.is_none() != s.owner.is_none();
+            xs.push(if doc_exact.is_some() || fields_altered {
+                Some(
+                    serde_json::to_string(&serde_json::json!({
+                        "data": s.data, "status": s.status, "owner": s.owner, "email": s.email,
+                    }))
+                    .map_err(Error::from)?,
+                )
+            } else {
+                None
+            });
+            st.push(status.map(|c| c.into_owned()));
+            ow.push(owner.map(|c| c.into_owned()));
+            em.push(email.map(|c| c.into_owned()));
+            js.push(doc);
             h.push(s.hash.as_str());
+        }
+        if !quarantine.is_empty() {
+            self.quarantine(&quarantine).await?;
+        }
+        if p.is_empty() {
+            return Ok(vec![false; rows.len()]);
         }
         let cmp = match guard {
             Guard::Newer => "<",
             Guard::NewerOrEqual => "<=",
         };
         let sql = format!(
-            "INSERT INTO objects ({OBJECT_COLS})
-             SELECT t.p, t.a, t.k, t.i, t.v, t.d, t.s, t.o, t.e, t.j::jsonb, t.h, $12
-             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::bool[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])
-                  AS t(p, a, k, i, v, d, s, o, e, j, h)
+            "INSERT INTO objects ({OBJECT_COLS}, exact)
+             SELECT t.p, t.a, t.k, t.i, t.v, t.d, t.s, t.o, t.e, t.j::jsonb, t.h, $12, t.x::json
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::bool[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $13::text[])
+                  AS t(p, a, k, i, v, d, s, o, e, j, h, x)
              ON CONFLICT (provider, account, kind, id) DO UPDATE SET
                 version = EXCLUDED.version, deleted = EXCLUDED.deleted, status = EXCLUDED.status,
-                owner_id = EXCLUDED.owner_id, email = EXCLUDED.email, data = EXCLUDED.data,
+                owner_id = EXCLUDED.owner_id, email = EXCLUDED.email, data = EXCLUDED.data, exact = EXCLUDED.exact,
                 hash = EXCLUDED.hash, confirmed_at = EXCLUDED.confirmed_at
              WHERE objects.version {cmp} EXCLUDED.version
                AND NOT (objects.deleted AND NOT EXCLUDED.deleted AND EXCLUDED.version <= objects.version)
@@ -442,6 +672,7 @@ impl StoreTx for PgTx {
                 .bind(&js)
                 .bind(&h)
                 .bind(now)
+                .bind(&xs)
                 .fetch_all(&mut *self.tx)
                 .await
                 .map_err(db_err("upsert"))?;
@@ -468,6 +699,7 @@ impl StoreTx for PgTx {
             Vec::with_capacity(n),
             Vec::with_capacity(n),
         );
+        let (mut bx, mut ax) = (Vec::with_capacity(n), Vec::with_capacity(n));
         let (mut run, mut src, mut cause, mut before, mut after, mut at) = (
             Vec::with_capacity(n),
             Vec::with_capacity(n),
@@ -476,23 +708,32 @@ impl StoreTx for PgTx {
             Vec::with_capacity(n),
             Vec::with_capacity(n),
         );
+        let doc = |v: &Option<serde_json::Value>| match v {
+            Some(v) => exact::encode_doc(v)
+                .map(|(j, x)| (Some(j), x))
+                .map_err(Error::from),
+            None => Ok((None, None)),
+        };
         for r in records {
-            p.push(r.key.provider.as_str());
-            a.push(r.key.account.as_str());
-            k.push(r.key.kind.as_str());
-            id.push(r.key.id.as_str());
+            p.push(text_col(&r.key.provider));
+            a.push(text_col(&r.key.account));
+            k.push(text_col(&r.key.kind));
+            id.push(text_col(&r.key.id));
             run.push(r.run_id.as_deref());
             src.push(r.source.as_str());
             cause.push(r.cause.as_str());
-            before.push(r.before.as_ref().map(|b| b.to_string()));
-            after.push(r.after.as_ref().map(|b| b.to_string()));
+            let ((b, b_exact), (af, af_exact)) = (doc(&r.before)?, doc(&r.after)?);
+            before.push(b);
+            after.push(af);
+            bx.push(b_exact);
+            ax.push(af_exact);
             at.push(r.detected_at);
         }
         sqlx::query(
-            "INSERT INTO drift_log (provider, account, kind, object_id, run_id, source, cause, before, after, detected_at)
-             SELECT t.p, t.a, t.k, t.i, t.r, t.s, t.c, t.b::jsonb, t.af::jsonb, t.at
-             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::int8[])
-                  AS t(p, a, k, i, r, s, c, b, af, at)",
+            "INSERT INTO drift_log (provider, account, kind, object_id, run_id, source, cause, before, after, detected_at, before_exact, after_exact)
+             SELECT t.p, t.a, t.k, t.i, t.r, t.s, t.c, t.b::jsonb, t.af::jsonb, t.at, t.bx::json, t.ax::json
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::int8[], $11::text[], $12::text[])
+                  AS t(p, a, k, i, r, s, c, b, af, at, bx, ax)",
         )
         .bind(&p)
         .bind(&a)
@@ -504,6 +745,8 @@ impl StoreTx for PgTx {
         .bind(&before)
         .bind(&after)
         .bind(&at)
+        .bind(&bx)
+        .bind(&ax)
         .execute(&mut *self.tx)
         .await
         .map_err(db_err("insert drift"))?;
@@ -556,6 +799,12 @@ impl StoreTx for PgTx {
         kind: &str,
         ids: &[&str],
     ) -> Result<Vec<(String, i64)>> {
+        // An id that cannot be stored was never marked seen (nor bound).
+        let ids: Vec<&str> = ids
+            .iter()
+            .copied()
+            .filter(|id| exact::key_problem(&[id]).is_none())
+            .collect();
         sqlx::query_as(
             "SELECT s.id, max(s.version) FROM runs r
              JOIN sweep_seen s ON s.run_id = r.id AND s.id = ANY($4)
@@ -566,14 +815,19 @@ impl StoreTx for PgTx {
         .bind(provider)
         .bind(account)
         .bind(kind)
-        .bind(ids)
+        .bind(&ids)
         .fetch_all(&mut *self.tx)
         .await
         .map_err(db_err("seen versions"))
     }
 
     async fn enqueue_fetches(&mut self, keys: &[&ObjectKey], reason: &str, now: i64) -> Result<()> {
-        let mut keys: Vec<&ObjectKey> = keys.to_vec();
+        // An object whose key cannot be stored is quarantined: nothing to fetch.
+        let mut keys: Vec<&ObjectKey> = keys
+            .iter()
+            .copied()
+            .filter(|k| exact::key_problem(&[&k.provider, &k.account, &k.kind, &k.id]).is_none())
+            .collect();
         keys.sort();
         keys.dedup();
         if keys.is_empty() {
@@ -606,7 +860,13 @@ impl StoreTx for PgTx {
             return Ok(());
         }
         // Key order, as enqueue_fetches locks rows: no deadlock between the two.
-        let mut done = done.to_vec();
+        let mut done: Vec<(&ObjectKey, i64)> = done
+            .iter()
+            .filter(|(k, _)| {
+                exact::key_problem(&[&k.provider, &k.account, &k.kind, &k.id]).is_none()
+            })
+            .copied()
+            .collect();
         done.sort();
         let keys: Vec<&ObjectKey> = done.iter().map(|(k, _)| *k).collect();
         let [p, a, k, i] = key_columns(&keys);
@@ -734,8 +994,11 @@ impl Store for PgStore {
         account: &str,
         owner: &str,
     ) -> Result<Vec<StoredObject>> {
+        if exact::key_problem(&[provider, account, owner]).is_some() {
+            return Ok(Vec::new());
+        }
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {OBJECT_COLS} FROM objects WHERE provider = $1 AND account = $2 AND (owner_id = $3 OR id = $3)"
+            "SELECT {OBJECT_COLS}, exact FROM objects WHERE provider = $1 AND account = $2 AND (owner_id = $3 OR id = $3)"
         )))
         .bind(provider)
         .bind(account)
@@ -763,6 +1026,9 @@ impl Store for PgStore {
     }
 
     async fn ledger_contains(&self, provider: &str, account: &str, event_id: &str) -> Result<bool> {
+        if exact::key_problem(&[provider, account, event_id]).is_some() {
+            return Ok(false); // the ledger refuses such an event
+        }
         let r: Option<i32> = sqlx::query_scalar(
             "SELECT 1 FROM event_ledger WHERE provider = $1 AND account = $2 AND event_id = $3",
         )
@@ -794,6 +1060,11 @@ impl Store for PgStore {
     }
 
     async fn mark_seen(&self, run_id: &str, seen: &[SeenRow<'_>]) -> Result<()> {
+        // An id that cannot be stored was quarantined, not mirrored.
+        let seen: Vec<&SeenRow<'_>> = seen
+            .iter()
+            .filter(|r| exact::key_problem(&[r.id]).is_none())
+            .collect();
         let ids: Vec<&str> = seen.iter().map(|r| r.id).collect();
         let versions: Vec<i64> = seen.iter().map(|r| r.version).collect();
         let hashes: Vec<&str> = seen.iter().map(|r| r.hash).collect();
@@ -877,7 +1148,7 @@ impl Store for PgStore {
         .bind(&key.id)
         .bind(queued_at)
         .bind(next_at)
-        .bind(error)
+        .bind(text_col(error))
         .execute(&self.pool)
         .await
         .map_err(db_err("defer fetch"))?;
@@ -977,7 +1248,7 @@ impl Store for PgStore {
         .bind(run.finished_at)
         .bind(serde_json::to_value(&run.counts).map_err(Error::from)?)
         .bind(run.mismatch_ratio)
-        .bind(&run.error)
+        .bind(run.error.as_deref().map(text_col))
         .execute(&self.pool)
         .await
         .map_err(db_err("insert run"))?;
@@ -993,7 +1264,7 @@ impl Store for PgStore {
         .bind(run.finished_at)
         .bind(serde_json::to_value(&run.counts).map_err(Error::from)?)
         .bind(run.mismatch_ratio)
-        .bind(&run.error)
+        .bind(run.error.as_deref().map(text_col))
         .execute(&self.pool)
         .await
         .map_err(db_err("update run"))?;
@@ -1018,7 +1289,7 @@ impl Store for PgStore {
         )
         .bind(before)
         .bind(now_ms())
-        .bind(error)
+        .bind(text_col(error))
         .fetch_all(&self.pool)
         .await
         .map_err(db_err("close abandoned runs"))?;
@@ -1042,7 +1313,8 @@ impl Store for PgStore {
 
     async fn drift(&self, q: &DriftQuery) -> Result<Vec<DriftRecord>> {
         let rows = sqlx::query(
-            "SELECT provider, account, kind, object_id, run_id, source, cause, before, after, detected_at
+            "SELECT provider, account, kind, object_id, run_id, source, cause, before, after, detected_at,
+                    before_exact, after_exact
              FROM drift_log
              WHERE ($1::text IS NULL OR provider = $1) AND ($2::text IS NULL OR run_id = $2)
                AND ($3::int8 IS NULL OR detected_at >= $3)
@@ -1069,8 +1341,10 @@ impl Store for PgStore {
                     run_id: r.try_get("run_id")?,
                     source: Source::parse(&source).unwrap_or(Source::Sweep),
                     cause: DriftCause::parse(&cause).unwrap_or(DriftCause::Changed),
-                    before: r.try_get("before")?,
-                    after: r.try_get("after")?,
+                    before: exact_of(r, "before_exact")?
+                        .map_or_else(|| r.try_get("before"), |x| Ok(Some(x)))?,
+                    after: exact_of(r, "after_exact")?
+                        .map_or_else(|| r.try_get("after"), |x| Ok(Some(x)))?,
                     detected_at: r.try_get("detected_at")?,
                 })
             })

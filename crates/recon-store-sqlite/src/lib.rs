@@ -61,7 +61,9 @@ fn primary_code(d: &dyn sqlx::error::DatabaseError) -> Option<i32> {
 
 /// Map a sqlx error to recon's kinds: a busy or locked database is
 /// `Conflict` (the engine retries), I/O failures, a full disk or a file that
-/// cannot be opened `Unavailable`, the rest `Store`.
+/// cannot be opened `Unavailable`, data refused every time (a value too big,
+/// a datatype mismatch, a bind out of range) `InvalidInput`, which is not
+/// temporary; the rest `Store`.
 fn classify(op: &str, e: sqlx::Error) -> Error {
     let kind = match &e {
         sqlx::Error::Database(d) => match primary_code(d.as_ref()) {
@@ -69,6 +71,8 @@ fn classify(op: &str, e: sqlx::Error) -> Error {
             Some(5) | Some(6) => ErrorKind::Conflict,
             // SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN
             Some(10) | Some(13) | Some(14) => ErrorKind::Unavailable,
+            // SQLITE_TOOBIG, SQLITE_MISMATCH, SQLITE_RANGE
+            Some(18) | Some(20) | Some(25) => ErrorKind::InvalidInput,
             _ => ErrorKind::Store,
         },
         sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
@@ -181,6 +185,106 @@ impl SqliteStore {
     /// The highest migration version this build embeds.
     pub fn expected_migration() -> i64 {
         MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+    }
+}
+
+/// The longest key (provider + account + kind + id, or an event id with its
+/// provider and account) the store accepts: the same rule as the Postgres
+/// store, whose primary-key index entries must fit in a btree page.
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// Why a key made of `parts` cannot be stored, if it cannot. SQLite could
+/// hold a NUL, but the Postgres store cannot, and both keep the same rule:
+/// such an object is quarantined, such an event refused.
+fn key_problem(parts: &[&str]) -> Option<&'static str> {
+    if parts.iter().any(|p| p.contains('\0')) {
+        Some("its key holds a NUL character, which Postgres text cannot store")
+    } else if parts.iter().map(|p| p.len()).sum::<usize>() > MAX_KEY_BYTES {
+        Some("its key is longer than 1024 bytes")
+    } else {
+        None
+    }
+}
+
+/// Refuse an event the ledger will not key: invalid input, not an outage.
+fn check_event(e: &recon_core::ProviderEvent) -> Result<()> {
+    let key = [e.provider.as_str(), e.account.as_str(), e.event_id.as_str()];
+    let problem = key_problem(&key).or_else(|| {
+        e.event_type
+            .contains('\0')
+            .then_some("its type holds a NUL character, which Postgres text cannot store")
+    });
+    match problem {
+        Some(p) => Err(Error::invalid(format!("the event cannot be recorded: {p}"))
+            .with_component(C)
+            .with_operation("ledger insert")),
+        None => Ok(()),
+    }
+}
+
+/// Key text for the quarantine table: JSON-escaped, without the quotes, cut
+/// to [`MAX_KEY_BYTES`] (the raw bytes keep all of it).
+fn escaped_key(s: &str) -> String {
+    let j = serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
+    let mut inner = j[1..j.len() - 1].to_string();
+    if inner.len() > MAX_KEY_BYTES {
+        let mut cut = MAX_KEY_BYTES;
+        while !inner.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        inner.truncate(cut);
+        inner.push('…');
+    }
+    inner
+}
+
+/// An object the store refused to key, kept with its raw snapshot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Quarantined {
+    /// Provider (JSON-escaped).
+    pub provider: String,
+    /// Account (JSON-escaped).
+    pub account: String,
+    /// Kind (JSON-escaped).
+    pub kind: String,
+    /// Object id (JSON-escaped, cut to [`MAX_KEY_BYTES`]).
+    pub id: String,
+    /// Why it could not be stored.
+    pub reason: String,
+    /// The snapshot as JSON, exactly.
+    pub raw: Vec<u8>,
+    /// When (unix ms).
+    pub detected_at: i64,
+}
+
+/// A `quarantine` row: provider, account, kind, id, reason, raw, detected_at.
+type QuarantineRow = (String, String, String, String, String, Vec<u8>, i64);
+
+impl SqliteStore {
+    /// Objects quarantined because their key cannot be stored, newest first.
+    pub async fn quarantined(&self, limit: u32) -> Result<Vec<Quarantined>> {
+        let rows: Vec<QuarantineRow> = sqlx::query_as(
+            "SELECT provider, account, kind, object_id, reason, raw, detected_at
+             FROM quarantine ORDER BY seq DESC LIMIT ?",
+        )
+        .bind(limit.max(1) as i64)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err("quarantined"))?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(provider, account, kind, id, reason, raw, detected_at)| Quarantined {
+                    provider,
+                    account,
+                    kind,
+                    id,
+                    reason,
+                    raw,
+                    detected_at,
+                },
+            )
+            .collect())
     }
 }
 
@@ -331,9 +435,48 @@ pub struct SqliteTx {
     tx: Transaction<'static, Sqlite>,
 }
 
+impl SqliteTx {
+    /// Keep objects whose key cannot be stored, instead of failing the batch.
+    async fn quarantine(&mut self, rows: &[&Snapshot]) -> Result<()> {
+        let now = now_ms();
+        for s in rows {
+            let reason = key_problem(&[&s.key.provider, &s.key.account, &s.key.kind, &s.key.id])
+                .unwrap_or("its key cannot be stored");
+            let (provider, account, kind, id) = (
+                escaped_key(&s.key.provider),
+                escaped_key(&s.key.account),
+                escaped_key(&s.key.kind),
+                escaped_key(&s.key.id),
+            );
+            tracing::warn!(
+                provider = %provider, account = %account, kind = %kind, id = %id,
+                reason, "object quarantined: the store cannot key it"
+            );
+            sqlx::query(
+                "INSERT INTO quarantine (provider, account, kind, object_id, reason, raw, detected_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(provider)
+            .bind(account)
+            .bind(kind)
+            .bind(id)
+            .bind(reason)
+            .bind(serde_json::to_vec(s).map_err(Error::from)?)
+            .bind(now)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db_err("quarantine"))?;
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl StoreTx for SqliteTx {
     async fn ledger_insert(&mut self, rows: &[LedgerRow<'_>]) -> Result<Vec<bool>> {
+        for r in rows {
+            check_event(r.event)?;
+        }
         let now = now_ms();
         let mut inserted: HashSet<(String, String, String)> = HashSet::new();
         for chunk in rows.chunks(CHUNK) {
@@ -410,7 +553,15 @@ impl StoreTx for SqliteTx {
             Guard::NewerOrEqual => "<=",
         };
         let mut written: HashSet<(String, String, String, String)> = HashSet::new();
-        for chunk in rows.chunks(CHUNK) {
+        // Objects whose key the store will not keep: quarantined, not written.
+        let (bad, rows_ok): (Vec<&Snapshot>, Vec<&Snapshot>) =
+            rows.iter().copied().partition(|s| {
+                key_problem(&[&s.key.provider, &s.key.account, &s.key.kind, &s.key.id]).is_some()
+            });
+        if !bad.is_empty() {
+            self.quarantine(&bad).await?;
+        }
+        for chunk in rows_ok.chunks(CHUNK) {
             let json = chunk
                 .iter()
                 .map(|s| serde_json::to_string(&s.data))

@@ -266,34 +266,87 @@ async fn webhook(
             )
         }
         Err(e) => {
-            let (status, outcome, public) = match e.kind() {
-                ErrorKind::BadSignature => (
-                    StatusCode::BAD_REQUEST,
-                    "bad_signature",
-                    "signature verification failed",
-                ),
-                ErrorKind::InvalidInput => {
-                    (StatusCode::BAD_REQUEST, "invalid", "malformed webhook body")
-                }
-                ErrorKind::Config => (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "config",
-                    "webhook verification is not configured",
-                ),
-                _ => (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "error",
-                    "temporarily unable to record the event; retry",
-                ),
-            };
+            let (status, outcome, public) = webhook_error(&e);
             s.metrics.webhook(&provider, outcome);
-            if status == StatusCode::BAD_REQUEST {
+            if status.is_client_error() {
                 tracing::warn!(provider = %provider, error = %e, "webhook refused");
             } else {
                 tracing::error!(provider = %provider, error = %e, "webhook not recorded");
             }
             answer(status, json!({ "error": public }))
         }
+    }
+}
+
+/// How the webhook route answers an ingest error: status, metric outcome
+/// and a public, secret-free message. Only outages and unknown store errors
+/// are 503 (the sender retries); what will fail the same way every time is
+/// 4xx.
+fn webhook_error(e: &recon_core::Error) -> (StatusCode, &'static str, &'static str) {
+    match e.kind() {
+        ErrorKind::BadSignature => (
+            StatusCode::BAD_REQUEST,
+            "bad_signature",
+            "signature verification failed",
+        ),
+        // Verified and well-formed, but the store refuses it every
+        // time (a NUL in the event id, a data exception): a 503
+        // would only bring the same delivery back forever.
+        ErrorKind::InvalidInput if is_store(e.component()) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unstorable",
+            "the event holds data the store cannot record (for example a NUL character in an id); redelivering it will not help",
+        ),
+        ErrorKind::InvalidInput => (StatusCode::BAD_REQUEST, "invalid", "malformed webhook body"),
+        ErrorKind::Config => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "config",
+            "webhook verification is not configured",
+        ),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "error",
+            "temporarily unable to record the event; retry",
+        ),
+    }
+}
+
+/// Whether an error was raised by a store (whose `InvalidInput` means "this
+/// data is refused every time"), not by the provider's parser.
+fn is_store(component: &str) -> bool {
+    matches!(component, "postgres" | "sqlite")
+}
+
+#[cfg(test)]
+mod webhook_error_tests {
+    use super::*;
+    use recon_core::Error;
+
+    #[test]
+    fn data_the_store_always_refuses_is_422_outages_stay_503() {
+        let code = |e: Error| webhook_error(&e).0;
+        for store in ["postgres", "sqlite"] {
+            let refused = Error::invalid("the event cannot be recorded").with_component(store);
+            assert_eq!(code(refused), StatusCode::UNPROCESSABLE_ENTITY);
+            for kind in [
+                ErrorKind::Unavailable,
+                ErrorKind::Conflict,
+                ErrorKind::Timeout,
+                ErrorKind::Store,
+            ] {
+                let outage = Error::new(kind, "down").with_component(store);
+                assert_eq!(code(outage), StatusCode::SERVICE_UNAVAILABLE, "{kind}");
+            }
+        }
+        let parse = Error::invalid("bad JSON").with_component("stripe");
+        assert_eq!(code(parse), StatusCode::BAD_REQUEST);
+        assert_eq!(code(Error::bad_signature("no")), StatusCode::BAD_REQUEST);
+        let (_, _, public) =
+            webhook_error(&Error::invalid("cus_secret\0").with_component("postgres"));
+        assert!(
+            !public.contains("cus_secret"),
+            "the public message is fixed text"
+        );
     }
 }
 
