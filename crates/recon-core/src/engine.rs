@@ -98,7 +98,7 @@ impl Default for EngineConfig {
             heartbeat: Duration::from_secs(15),
             abandon_after: Duration::from_secs(120),
             pending_retry: Duration::from_secs(2),
-            pending_retry_max: Duration::from_secs(600),
+            pending_retry_max: Duration::from_secs(60),
             missed_grace: Duration::from_secs(600),
         }
     }
