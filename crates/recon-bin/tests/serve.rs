@@ -4,12 +4,14 @@
 mod common;
 
 use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
 use recon_core::Store;
 use serde_json::{Value, json};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate, matchers};
 
 struct Server {
     child: Child,
@@ -634,5 +636,308 @@ async fn a_cursor_beyond_the_horizon_alerts_and_sweeps_every_kind() {
     assert!(
         metrics.contains(r#"recon_alerts_total{reason="event_cursor_beyond_horizon"} 1"#),
         "{metrics}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Version ties (issue 11 item 1): a customer's `created` event applied, the
+// `updated` event of the same second delivered while the API answers 500.
+// The obligation to fetch the object is queued with the ledger row and
+// worked through by `recon serve` (every `engine.settle_every`), by the next
+// duplicate delivery, and after a restart, with no redelivery needed.
+
+const TIE_CUSTOMER: &str = "cus_tie";
+const STATE_A: &str = "a@example.com";
+const STATE_B: &str = "b@example.com";
+/// The customer's own `created` (both states and the API agree on it).
+const CUSTOMER_SINCE: i64 = 1_700_000_000;
+
+/// A Stripe event of `kind` (`customer.created`, `customer.updated`) carrying
+/// the customer's state, created at `created`.
+fn customer_kind_event(id: &str, kind: &str, email: &str, created: i64) -> String {
+    json!({
+        "id": id, "object": "event", "type": kind, "created": created,
+        "api_version": "2025-03-31.basil", "livemode": false, "pending_webhooks": 1,
+        "request": { "id": null, "idempotency_key": null },
+        "data": { "object": customer_obj(TIE_CUSTOMER, email, CUSTOMER_SINCE) }
+    })
+    .to_string()
+}
+
+/// A wiremock Stripe whose retrieve of a customer answers 500 with
+/// `Stripe-Should-Retry: false` (the adapter gives up at once instead of
+/// retrying for minutes) while `down` is set, and the customer otherwise.
+/// Lists (events included) are empty.
+async fn stripe_with_outage(
+    customers: Arc<Mutex<Vec<Value>>>,
+    down: Arc<AtomicBool>,
+) -> MockServer {
+    let server = fake_stripe(customers.clone()).await;
+    Mock::given(matchers::method("GET"))
+        .and(matchers::path_regex(r"^/v1/customers/[^/]+$"))
+        .respond_with(move |req: &Request| {
+            if down.load(Ordering::SeqCst) {
+                return ResponseTemplate::new(500)
+                    .insert_header("Stripe-Should-Retry", "false")
+                    .set_body_json(json!({ "error": { "type": "api_error", "message": "An unknown error occurred" } }));
+            }
+            let id = req.url.path().rsplit('/').next().unwrap_or("").to_string();
+            match customers.lock().unwrap().iter().find(|o| o["id"] == id.as_str()) {
+                Some(o) => ResponseTemplate::new(200).set_body_json(o.clone()),
+                None => ResponseTemplate::new(404).set_body_json(json!({ "error": { "type": "invalid_request_error", "code": "resource_missing", "message": "No such customer" } })),
+            }
+        })
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    server
+}
+
+/// The scheduler on (it runs the drain) but no scheduled sweep or replay;
+/// `engine` is appended as the `[engine]` section.
+fn tie_config(name: &str, engine: &str) -> std::path::PathBuf {
+    let cfg = std::env::temp_dir().join(format!("recon-{name}-{}.toml", free_port()));
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[server]
+startup_replay = "1m"
+[stripe]
+replay_window = "1m"
+[stripe.schedule]
+customers = ""
+subscriptions = ""
+invoices = ""
+prices = ""
+products = ""
+replay = ""
+[engine]
+{engine}
+"#
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+async fn post_webhook(base: &str, body: &str) -> (u16, Value) {
+    let (sig, body) = signed(body);
+    let r = http()
+        .post(format!("{base}/webhooks/stripe"))
+        .header("Stripe-Signature", sig)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// The e-mail the mirror holds for the tied customer (None: not mirrored).
+async fn mirrored_email(store: &recon_store_postgres::PgStore) -> Option<String> {
+    let got = store
+        .get_many("stripe", "default", "customers", &[TIE_CUSTOMER])
+        .await
+        .unwrap();
+    got.first()
+        .filter(|o| !o.snapshot.deleted)
+        .and_then(|o| o.snapshot.data["email"].as_str().map(str::to_string))
+}
+
+/// The queued fetch of the tied customer, if any.
+async fn queued_tie(
+    store: &recon_store_postgres::PgStore,
+) -> Option<recon_core::store::PendingFetch> {
+    store
+        .pending_fetches("stripe", "default")
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|p| p.key.kind == "customers" && p.key.id == TIE_CUSTOMER)
+}
+
+/// Poll `ok` every 100 ms for at most `limit`; the time it took.
+async fn within<F, Fut>(limit: Duration, what: &str, mut ok: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        if ok().await {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < limit, "not within {limit:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Wait for the startup replay of the server to have finished, so that the
+/// scheduler's drain runs from now on.
+async fn startup_replays_done(store: &recon_store_postgres::PgStore, n: usize) {
+    within(Duration::from_secs(20), "the startup replay", || async {
+        store
+            .runs(20)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|r| {
+                r.run_kind == recon_core::RunKind::Replay
+                    && r.status == recon_core::RunStatus::Succeeded
+            })
+            .count()
+            >= n
+    })
+    .await;
+}
+
+/// Deliver `customer.created` (state A) and then `customer.updated` of the
+/// same second (state B) while the API answers 500: A is applied, the tie
+/// is acknowledged and its fetch queued; the mirror still holds A.
+async fn deliver_tie_during_outage(
+    base: &str,
+    store: &recon_store_postgres::PgStore,
+) -> (String, String) {
+    let second = chrono::Utc::now().timestamp();
+    let created = customer_kind_event("evt_tie_created", "customer.created", STATE_A, second);
+    let updated = customer_kind_event("evt_tie_updated", "customer.updated", STATE_B, second);
+    let (status, v) = post_webhook(base, &created).await;
+    assert_eq!(
+        (status, v["outcome"].as_str()),
+        (200, Some("applied")),
+        "{v}"
+    );
+    assert_eq!(mirrored_email(store).await.as_deref(), Some(STATE_A));
+    // Acknowledged although the fetch failed: the obligation is durable.
+    let (status, v) = post_webhook(base, &updated).await;
+    assert_eq!(status, 200, "{v}");
+    assert!(
+        store
+            .ledger_contains("stripe", "default", "evt_tie_updated")
+            .await
+            .unwrap()
+    );
+    let queued = queued_tie(store)
+        .await
+        .expect("the tie's fetch is queued with the acknowledged event");
+    assert_eq!(queued.reason, "tie", "{queued:?}");
+    assert!(
+        queued.attempts >= 1,
+        "the failed fetch is recorded: {queued:?}"
+    );
+    assert_eq!(mirrored_email(store).await.as_deref(), Some(STATE_A));
+    (created, updated)
+}
+
+async fn tie_setup() -> (Db, Arc<AtomicBool>, MockServer) {
+    let db = migrated().await;
+    let down = Arc::new(AtomicBool::new(true));
+    // What the API answers once it recovers: the updated customer.
+    let truth = Arc::new(Mutex::new(vec![customer(
+        TIE_CUSTOMER,
+        STATE_B,
+        CUSTOMER_SINCE,
+    )]));
+    let stripe = stripe_with_outage(truth, down.clone()).await;
+    (db, down, stripe)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tie_settles_after_the_api_recovers() {
+    let (db, down, stripe) = tie_setup().await;
+    // The default drain period (engine.settle_every = 5s).
+    let cfg = tie_config("tie-recovers", "");
+    let srv = start(&db, &stripe.uri(), None, Some(&cfg)).await;
+    let store = db.store().await;
+    startup_replays_done(&store, 1).await;
+    deliver_tie_during_outage(&srv.base, &store).await;
+
+    down.store(false, Ordering::SeqCst);
+    // No redelivery: the server works through the queue by itself.
+    let took = within(
+        Duration::from_secs(20),
+        "the mirror holds B without a redelivery",
+        || async { mirrored_email(&store).await.as_deref() == Some(STATE_B) },
+    )
+    .await;
+    eprintln!("tie settled {took:?} after the API recovered");
+    assert!(
+        queued_tie(&store).await.is_none(),
+        "the obligation is discharged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tie_settles_when_both_events_are_redelivered() {
+    let (db, down, stripe) = tie_setup().await;
+    // The periodic drain out of the way: only the redelivery can settle it.
+    let cfg = tie_config("tie-redelivered", "settle_every = \"1h\"");
+    let srv = start(&db, &stripe.uri(), None, Some(&cfg)).await;
+    let store = db.store().await;
+    startup_replays_done(&store, 1).await;
+    let (created, updated) = deliver_tie_during_outage(&srv.base, &store).await;
+
+    down.store(false, Ordering::SeqCst);
+    // Stripe redelivers minutes later, after the queued fetch's backoff.
+    within(
+        Duration::from_secs(20),
+        "the queued fetch to be due",
+        || async {
+            queued_tie(&store)
+                .await
+                .is_some_and(|p| p.next_at <= recon_core::now_ms())
+        },
+    )
+    .await;
+    for body in [&created, &updated] {
+        let (status, v) = post_webhook(&srv.base, body).await;
+        assert_eq!(
+            (status, v["outcome"].as_str()),
+            (200, Some("duplicate")),
+            "{v}"
+        );
+    }
+    // A duplicate is answered after the drain it triggers has committed.
+    assert_eq!(mirrored_email(&store).await.as_deref(), Some(STATE_B));
+    assert!(
+        queued_tie(&store).await.is_none(),
+        "the obligation is discharged"
+    );
+    // Redelivering A again does not take the mirror back.
+    let (status, v) = post_webhook(&srv.base, &created).await;
+    assert_eq!(
+        (status, v["outcome"].as_str()),
+        (200, Some("duplicate")),
+        "{v}"
+    );
+    assert_eq!(mirrored_email(&store).await.as_deref(), Some(STATE_B));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tie_survives_a_restart() {
+    let (db, down, stripe) = tie_setup().await;
+    let cfg = tie_config("tie-restart", "");
+    let srv = start(&db, &stripe.uri(), None, Some(&cfg)).await;
+    let store = db.store().await;
+    startup_replays_done(&store, 1).await;
+    deliver_tie_during_outage(&srv.base, &store).await;
+    // SIGKILL right after the acknowledged, unsettled tie.
+    drop(srv);
+    assert_eq!(mirrored_email(&store).await.as_deref(), Some(STATE_A));
+    assert!(queued_tie(&store).await.is_some());
+
+    down.store(false, Ordering::SeqCst);
+    let _srv = start(&db, &stripe.uri(), None, Some(&cfg)).await;
+    let took = within(
+        Duration::from_secs(20),
+        "the mirror holds B after the restart, without a redelivery",
+        || async { mirrored_email(&store).await.as_deref() == Some(STATE_B) },
+    )
+    .await;
+    eprintln!("tie settled {took:?} after the restart");
+    assert!(
+        queued_tie(&store).await.is_none(),
+        "the obligation is discharged"
     );
 }
