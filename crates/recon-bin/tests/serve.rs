@@ -520,7 +520,14 @@ async fn scheduled_replay_covers_an_outage_longer_than_its_window() {
         "outage@example.com",
         now - 5400,
     )]));
-    let stripe = fake_stripe_with_events(Arc::new(Mutex::new(vec![])), events).await;
+    // Stripe has the customer (a sweep triggered by the missed webhook
+    // finds it there).
+    let customers = Arc::new(Mutex::new(vec![customer(
+        "cus_outage",
+        "outage@example.com",
+        now - 5400,
+    )]));
+    let stripe = fake_stripe_with_events(customers, events).await;
     let cfg = replay_only_config("resume", "");
     let _srv = start(&db, &stripe.uri(), None, Some(&cfg)).await;
     let store = db.store().await;
