@@ -177,14 +177,22 @@ pub async fn sweep_protects_what_it_listed(store: Arc<dyn Store>) {
     assert_eq!(r.stale, 1, "the older webhook was applied: {r:?}");
 }
 
-/// Item 2: a state older than the listing written after the sweep listed the
-/// object (the race the guard cannot see: the write decided before the
-/// listing was recorded) is fetched and fixed before the sweep ends.
-pub async fn sweep_refetches_what_was_overwritten(store: Arc<dyn Store>) {
+/// A slow sweep of twenty mirrored parents lists `p_00` unchanged; then a
+/// state older than that listing (newer than the mirror, one the provider
+/// never had) is written without an event, as a writer that decided just
+/// before the listing was recorded would. Returns the provider, the engine
+/// and the running sweep.
+async fn sweep_with_an_older_write_racing_in(
+    store: &Arc<dyn Store>,
+) -> (
+    Arc<TestProvider>,
+    Engine,
+    tokio::task::JoinHandle<recon_core::Result<recon_core::RunRecord>>,
+) {
     let p = Arc::new(TestProvider::new(1));
     let mut cfg = config();
     cfg.commit_chunk = 1;
-    let e = engine_with(&store, &p, cfg);
+    let e = engine_with(store, &p, cfg);
     mirrored_parents(&e, &p).await;
     let old = stored(store.as_ref(), "default", "p_00").await.unwrap();
     p.tick(5);
@@ -211,6 +219,14 @@ pub async fn sweep_refetches_what_was_overwritten(store: Arc<dyn Store>) {
     };
     let out = commit(store.as_ref(), &b, false).await.unwrap();
     assert!(out.changes[0].writes(), "setup: the racing write must land");
+    (p, e, sweep)
+}
+
+/// Item 2: a state older than the listing written after the sweep listed the
+/// object (the race the guard cannot see: the write decided before the
+/// listing was recorded) is fetched and fixed before the sweep ends.
+pub async fn sweep_refetches_what_was_overwritten(store: Arc<dyn Store>) {
+    let (p, _e, sweep) = sweep_with_an_older_write_racing_in(&store).await;
     let run = sweep.await.unwrap().unwrap();
     assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
     assert_mirror_matches(store.as_ref(), &p, "parents").await;
@@ -542,34 +558,7 @@ pub async fn seen_refusal_lost_when_staged_sweep_fails(store: Arc<dyn Store>) {
 /// listing with nothing owed on record (`sweep_overwritten`, named in the
 /// `PendingFetch` docs, is never queued).
 pub async fn failed_refetch_of_overwritten_state_is_forgotten(store: Arc<dyn Store>) {
-    let p = Arc::new(TestProvider::new(1));
-    let mut cfg = config();
-    cfg.commit_chunk = 1;
-    let e = engine_with(&store, &p, cfg);
-    mirrored_parents(&e, &p).await;
-    let old = stored(store.as_ref(), "default", "p_00").await.unwrap();
-    p.tick(5);
-    p.slow_pages(Duration::from_millis(40));
-    let sweeper = e.clone();
-    let sweep =
-        tokio::spawn(async move { sweeper.sweep("parents", &SweepOptions::default()).await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!sweep.is_finished(), "the sweep should still be listing");
-    let bogus = Snapshot::live(
-        old.key.clone(),
-        old.version + 1,
-        json!({ "id": "p_00", "name": "older than the listing" }),
-    );
-    let b = Batch {
-        changes: vec![Change {
-            snapshot: bogus,
-            guard: Guard::Newer,
-            drift: None,
-        }],
-        ..Batch::default()
-    };
-    let out = commit(store.as_ref(), &b, false).await.unwrap();
-    assert!(out.changes[0].writes(), "setup: the racing write must land");
+    let (p, e, sweep) = sweep_with_an_older_write_racing_in(&store).await;
     // The provider's fetch endpoint has a bad minute.
     p.fail_fetches();
     let run = sweep.await.unwrap().unwrap();

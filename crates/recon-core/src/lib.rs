@@ -15,6 +15,7 @@ pub mod engine;
 pub mod error;
 mod group;
 pub mod http_util;
+pub mod keys;
 pub mod provider;
 pub mod retry;
 pub mod store;

@@ -22,25 +22,11 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
-/// The longest key (provider + account + kind + id, or an event id with its
-/// provider and account) the store accepts: a primary-key index entry must
-/// fit in a btree page (about 2.7 kB).
-pub const MAX_KEY_BYTES: usize = 1024;
+pub use recon_core::keys::{MAX_KEY_BYTES, key_problem};
 
 /// The longest `owner_id` kept in its (indexed) column; a longer one is kept
 /// in `exact` only.
 pub(crate) const MAX_INDEXED_BYTES: usize = 1024;
-
-/// Why a key made of `parts` cannot be stored, if it cannot.
-pub(crate) fn key_problem(parts: &[&str]) -> Option<&'static str> {
-    if parts.iter().any(|p| p.contains('\0')) {
-        Some("its key holds a NUL character, which Postgres text cannot store")
-    } else if parts.iter().map(|p| p.len()).sum::<usize>() > MAX_KEY_BYTES {
-        Some("its key is longer than 1024 bytes")
-    } else {
-        None
-    }
-}
 
 /// Whether `jsonb` would not give `v` back as it is.
 pub(crate) fn needs_exact(v: &Value) -> bool {

@@ -281,9 +281,6 @@ async fn load_objects<'e>(
         .map_err(db_err(op))
 }
 
-/// A `quarantine` row: provider, account, kind, id, reason, raw, detected_at.
-type QuarantinedRow = (String, String, String, String, String, Vec<u8>, i64);
-
 fn pending_from_row(r: &PgRow) -> std::result::Result<PendingFetch, sqlx::Error> {
     let attempts: i32 = r.try_get("attempts")?;
     Ok(PendingFetch {
@@ -337,13 +334,7 @@ fn run_from_row(r: &PgRow) -> std::result::Result<RunRecord, sqlx::Error> {
 /// account, an id longer than [`MAX_KEY_BYTES`]): it would be refused by
 /// Postgres on every delivery, so it is invalid input, not a store outage.
 fn check_event(e: &recon_core::ProviderEvent) -> Result<()> {
-    let key = [e.provider.as_str(), e.account.as_str(), e.event_id.as_str()];
-    let problem = exact::key_problem(&key).or_else(|| {
-        e.event_type
-            .contains('\0')
-            .then_some("its type holds a NUL character, which Postgres text cannot store")
-    });
-    match problem {
+    match recon_core::keys::event_problem(e) {
         Some(p) => Err(Error::invalid(format!("the event cannot be recorded: {p}"))
             .with_component(C)
             .with_operation("ledger insert")),
@@ -366,40 +357,8 @@ struct QuarantineRow {
     raw: Vec<u8>,
 }
 
-/// Key text for the quarantine table: JSON-escaped (no NUL byte), without
-/// the quotes, cut to 1024 bytes (the raw bytes keep all of it).
-fn escaped_key(s: &str) -> String {
-    let j = serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
-    let mut inner = j[1..j.len() - 1].to_string();
-    if inner.len() > MAX_KEY_BYTES {
-        let mut cut = MAX_KEY_BYTES;
-        while !inner.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        inner.truncate(cut);
-        inner.push('…');
-    }
-    inner
-}
-
-/// An object the store refused to key, kept with its raw snapshot.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Quarantined {
-    /// Provider (JSON-escaped).
-    pub provider: String,
-    /// Account (JSON-escaped).
-    pub account: String,
-    /// Kind (JSON-escaped).
-    pub kind: String,
-    /// Object id (JSON-escaped, cut to [`MAX_KEY_BYTES`]).
-    pub id: String,
-    /// Why it could not be stored.
-    pub reason: String,
-    /// The snapshot as JSON, exactly.
-    pub raw: Vec<u8>,
-    /// When (unix ms).
-    pub detected_at: i64,
-}
+pub use recon_core::keys::Quarantined;
+use recon_core::keys::{QuarantinedRow, escaped_key};
 
 impl PgStore {
     /// Objects quarantined because their key cannot be stored, newest first.
@@ -412,20 +371,7 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db_err("quarantined"))?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(provider, account, kind, id, reason, raw, detected_at)| Quarantined {
-                    provider,
-                    account,
-                    kind,
-                    id,
-                    reason,
-                    raw,
-                    detected_at,
-                },
-            )
-            .collect())
+        Ok(rows.into_iter().map(Quarantined::from).collect())
     }
 }
 

@@ -188,33 +188,12 @@ impl SqliteStore {
     }
 }
 
-/// The longest key (provider + account + kind + id, or an event id with its
-/// provider and account) the store accepts: the same rule as the Postgres
-/// store, whose primary-key index entries must fit in a btree page.
-pub const MAX_KEY_BYTES: usize = 1024;
-
-/// Why a key made of `parts` cannot be stored, if it cannot. SQLite could
-/// hold a NUL, but the Postgres store cannot, and both keep the same rule:
-/// such an object is quarantined, such an event refused.
-fn key_problem(parts: &[&str]) -> Option<&'static str> {
-    if parts.iter().any(|p| p.contains('\0')) {
-        Some("its key holds a NUL character, which Postgres text cannot store")
-    } else if parts.iter().map(|p| p.len()).sum::<usize>() > MAX_KEY_BYTES {
-        Some("its key is longer than 1024 bytes")
-    } else {
-        None
-    }
-}
+pub use recon_core::keys::{MAX_KEY_BYTES, Quarantined};
+use recon_core::keys::{QuarantinedRow, escaped_key, key_problem};
 
 /// Refuse an event the ledger will not key: invalid input, not an outage.
 fn check_event(e: &recon_core::ProviderEvent) -> Result<()> {
-    let key = [e.provider.as_str(), e.account.as_str(), e.event_id.as_str()];
-    let problem = key_problem(&key).or_else(|| {
-        e.event_type
-            .contains('\0')
-            .then_some("its type holds a NUL character, which Postgres text cannot store")
-    });
-    match problem {
+    match recon_core::keys::event_problem(e) {
         Some(p) => Err(Error::invalid(format!("the event cannot be recorded: {p}"))
             .with_component(C)
             .with_operation("ledger insert")),
@@ -222,48 +201,10 @@ fn check_event(e: &recon_core::ProviderEvent) -> Result<()> {
     }
 }
 
-/// Key text for the quarantine table: JSON-escaped, without the quotes, cut
-/// to [`MAX_KEY_BYTES`] (the raw bytes keep all of it).
-fn escaped_key(s: &str) -> String {
-    let j = serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
-    let mut inner = j[1..j.len() - 1].to_string();
-    if inner.len() > MAX_KEY_BYTES {
-        let mut cut = MAX_KEY_BYTES;
-        while !inner.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        inner.truncate(cut);
-        inner.push('…');
-    }
-    inner
-}
-
-/// An object the store refused to key, kept with its raw snapshot.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Quarantined {
-    /// Provider (JSON-escaped).
-    pub provider: String,
-    /// Account (JSON-escaped).
-    pub account: String,
-    /// Kind (JSON-escaped).
-    pub kind: String,
-    /// Object id (JSON-escaped, cut to [`MAX_KEY_BYTES`]).
-    pub id: String,
-    /// Why it could not be stored.
-    pub reason: String,
-    /// The snapshot as JSON, exactly.
-    pub raw: Vec<u8>,
-    /// When (unix ms).
-    pub detected_at: i64,
-}
-
-/// A `quarantine` row: provider, account, kind, id, reason, raw, detected_at.
-type QuarantineRow = (String, String, String, String, String, Vec<u8>, i64);
-
 impl SqliteStore {
     /// Objects quarantined because their key cannot be stored, newest first.
     pub async fn quarantined(&self, limit: u32) -> Result<Vec<Quarantined>> {
-        let rows: Vec<QuarantineRow> = sqlx::query_as(
+        let rows: Vec<QuarantinedRow> = sqlx::query_as(
             "SELECT provider, account, kind, object_id, reason, raw, detected_at
              FROM quarantine ORDER BY seq DESC LIMIT ?",
         )
@@ -271,20 +212,7 @@ impl SqliteStore {
         .fetch_all(&self.reader)
         .await
         .map_err(db_err("quarantined"))?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(provider, account, kind, id, reason, raw, detected_at)| Quarantined {
-                    provider,
-                    account,
-                    kind,
-                    id,
-                    reason,
-                    raw,
-                    detected_at,
-                },
-            )
-            .collect())
+        Ok(rows.into_iter().map(Quarantined::from).collect())
     }
 }
 
