@@ -1,7 +1,8 @@
 //! Engine invariant cases, run against every store by `tests/engine_*.rs`.
 //!
-//! Each case states the invariant of DESIGN.md it guards and is written so
-//! that it fails if the engine breaks that invariant.
+//! Each case states the invariant it guards (README, "What it guarantees";
+//! docs/GUARANTEES.md) and is written so that it fails if the engine breaks
+//! that invariant.
 
 #![allow(missing_docs)]
 

@@ -8,7 +8,7 @@ use recon_core::{Error, Rate, Result, RetryPolicy};
 use secrecy::{ExposeSecret, SecretString};
 
 /// The Backend API version every request pins (`Clerk-API-Version`): the
-/// newest in PROVIDERS.md §2.1, the spec its facts were taken from.
+/// newest in docs/PROVIDERS.md §2.1, the spec its facts were taken from.
 pub const CLERK_API_VERSION: &str = "2026-05-12";
 
 /// Where Clerk's Backend API lives unless `CLERK_API_BASE` says otherwise.

@@ -1,4 +1,4 @@
-//! Clerk webhooks, delivered by Svix (PROVIDERS.md §2.5–2.6).
+//! Clerk webhooks, delivered by Svix (docs/PROVIDERS.md §2.5–2.6).
 //!
 //! - Headers `svix-id`, `svix-timestamp` (unix seconds) and `svix-signature`;
 //!   the unbranded `webhook-id`, `webhook-timestamp`, `webhook-signature`
@@ -219,7 +219,7 @@ pub fn parse_event(delivery: &Delivery, body: &[u8]) -> Result<ProviderEvent> {
 mod tests {
     use super::*;
 
-    // PROVIDERS.md §2.6: the official Svix vector.
+    // docs/PROVIDERS.md §2.6: the official Svix vector.
     const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     const MSG_ID: &str = "msg_p5jXN8AQM9LWM0D4loKWxJek";
     const TS: i64 = 1_614_265_330;

@@ -1,4 +1,4 @@
-//! Clerk's Backend API, the read part recon uses (PROVIDERS.md §2.2–2.4, §3).
+//! Clerk's Backend API, the read part recon uses (docs/PROVIDERS.md §2.1, §3).
 //! No `/v1/events`: Clerk has no event log.
 
 use serde_json::{Value, json};

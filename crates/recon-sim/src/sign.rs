@@ -1,4 +1,4 @@
-//! Webhook signatures as the providers compute them (PROVIDERS.md §1.5, §2.6).
+//! Webhook signatures as the providers compute them (docs/PROVIDERS.md §1.5, §2.6).
 //!
 //! - Stripe: `Stripe-Signature: t=<unix s>,v1=<hex>`, where the MAC is
 //!   HMAC-SHA256 over `"{t}.{body}"` keyed with the UTF-8 bytes of the

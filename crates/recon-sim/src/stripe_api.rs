@@ -1,5 +1,5 @@
 //! Stripe's read API: list endpoints with their filters and cursors, and
-//! retrieves (PROVIDERS.md §1.2, §1.4, §3).
+//! retrieves (docs/PROVIDERS.md §1.2, §1.4, §3).
 
 use std::collections::BTreeMap;
 

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::table::{Key, Row, Table};
 
-/// Subscription statuses (PROVIDERS.md §1.3).
+/// Subscription statuses (docs/PROVIDERS.md §1.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SubStatus {
     Incomplete,

@@ -1,4 +1,4 @@
-//! `Stripe-Signature` verification, as Stripe's SDKs do it (PROVIDERS.md §1.5):
+//! `Stripe-Signature` verification, as Stripe's SDKs do it (docs/PROVIDERS.md §1.5):
 //!
 //! - the header is `t=<unix s>,v1=<hex>[,v1=<hex>…][,v0=…]`: split on `,`, then
 //!   each part at its first `=`; every `v1` counts, other schemes are ignored;

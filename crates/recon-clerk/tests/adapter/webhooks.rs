@@ -1,4 +1,4 @@
-//! Svix signatures (PROVIDERS.md §2.6) and the mapping of Clerk webhook
+//! Svix signatures (docs/PROVIDERS.md §2.6) and the mapping of Clerk webhook
 //! envelopes to events.
 
 use http::{HeaderMap, HeaderName, HeaderValue};
