@@ -524,30 +524,25 @@ pub async fn commit(store: &dyn Store, batch: &Batch, dry_run: bool) -> Result<O
         for c in &batch.cursors {
             tx.set_cursor(c).await?;
         }
-        // Ties owe a fetch: queue it with the decision, so it outlives a
-        // failed fetch and a restart.
-        let tie_keys: Vec<&ObjectKey> = items
+        // What this commit owes a fetch for, queued with the decision so it
+        // outlives a failed fetch and a restart: ties, events refused for a
+        // running sweep's listing, and what the batch asks for.
+        let mut owed: Vec<(&ObjectKey, &str)> = items
             .iter()
             .zip(&decisions)
             .filter(|(_, d)| **d == Decision::Tie)
-            .map(|(it, _)| &it.snapshot.key)
+            .map(|(it, _)| (&it.snapshot.key, "tie"))
             .collect();
-        if !tie_keys.is_empty() {
-            tx.enqueue_fetches(&tie_keys, "tie", generation).await?;
-        }
-        if !listed_newer.is_empty() {
-            tx.enqueue_fetches(&listed_newer, "listed_newer", generation)
-                .await?;
-        }
-        let mut reasons: Vec<&str> = batch.fetches.iter().map(|(_, r)| r.as_str()).collect();
+        owed.extend(listed_newer.iter().map(|k| (*k, "listed_newer")));
+        owed.extend(batch.fetches.iter().map(|(k, r)| (k, r.as_str())));
+        let mut reasons: Vec<&str> = owed.iter().map(|(_, r)| *r).collect();
         reasons.sort();
         reasons.dedup();
         for r in reasons {
-            let keys: Vec<&ObjectKey> = batch
-                .fetches
+            let keys: Vec<&ObjectKey> = owed
                 .iter()
-                .filter(|(_, why)| why == r)
-                .map(|(k, _)| k)
+                .filter(|(_, why)| *why == r)
+                .map(|(k, _)| *k)
                 .collect();
             tx.enqueue_fetches(&keys, r, generation).await?;
         }

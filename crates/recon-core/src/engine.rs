@@ -317,35 +317,32 @@ impl Engine {
             .buffered(self.config.fetch_concurrency.max(1))
             .collect()
             .await;
-        let mut batch = Batch::default();
-        let attempts_of: HashMap<ObjectKey, u32> = fetched
-            .iter()
-            .map(|((k, _, a), _)| (k.clone(), *a))
-            .collect();
-        for ((key, generation, attempts), r) in fetched {
+        let mut changes = Vec::new();
+        let mut owed: Vec<(ObjectKey, i64, u32)> = Vec::new();
+        for (due, r) in fetched {
             match r {
                 Ok(snapshot) => {
-                    batch.changes.push(Change {
+                    changes.push(Change {
                         snapshot,
                         guard: Guard::NewerOrEqual,
                         drift: drift.clone(),
                     });
-                    batch.resolves.push((key, generation));
+                    owed.push(due);
                 }
                 Err(e) => {
                     report.pending += 1;
-                    tracing::warn!(object = %key, attempts = attempts + 1, error = %e, "queued fetch failed; it stays queued and is retried");
-                    if !dry_run {
-                        self.store
-                            .defer_fetch(&key, generation, self.retry_at(attempts), &e.to_string())
-                            .await?;
-                    }
+                    self.defer(&due, "queued fetch failed", &e, dry_run).await?;
                 }
             }
         }
-        if batch.changes.is_empty() {
+        if changes.is_empty() {
             return Ok(report);
         }
+        let batch = Batch {
+            changes,
+            resolves: owed.iter().map(|(k, g, _)| (k.clone(), *g)).collect(),
+            ..Batch::default()
+        };
         match self.commit_retrying(&batch, dry_run).await {
             Ok(out) => {
                 report.settled += batch.changes.len() as u64;
@@ -360,10 +357,10 @@ impl Engine {
         }
         // One state the store refuses must not hold back the others: commit
         // them one by one and defer the ones that fail.
-        for (change, (key, generation)) in batch.changes.into_iter().zip(batch.resolves) {
+        for (change, due) in batch.changes.into_iter().zip(owed) {
             let one = Batch {
                 changes: vec![change],
-                resolves: vec![(key.clone(), generation)],
+                resolves: vec![(due.0.clone(), due.1)],
                 ..Batch::default()
             };
             match self.commit_retrying(&one, dry_run).await {
@@ -374,21 +371,34 @@ impl Engine {
                 Err(e) if e.is_temporary() => return Err(e),
                 Err(e) => {
                     report.pending += 1;
-                    tracing::error!(object = %key, error = %e, "the store refused a fetched state; it stays queued");
-                    if !dry_run {
-                        let attempts = attempts_of.get(&key).copied().unwrap_or(0);
-                        self.store
-                            .defer_fetch(&key, generation, self.retry_at(attempts), &e.to_string())
-                            .await?;
-                    }
+                    self.defer(&due, "the store refused a fetched state", &e, dry_run)
+                        .await?;
                 }
             }
         }
         Ok(report)
     }
 
-    /// Drain the fetch queue of this provider account: every queued fetch
-    /// that is due (version ties, undelivered events, states a sweep saw
+    /// A queued fetch `(key, generation, attempts)` failed: it stays
+    /// queued, due again after the backoff, with the error on record.
+    async fn defer(
+        &self,
+        (key, generation, attempts): &(ObjectKey, i64, u32),
+        what: &str,
+        e: &Error,
+        dry_run: bool,
+    ) -> Result<()> {
+        tracing::warn!(object = %key, attempts = attempts + 1, error = %e, "{what}; it stays queued and is retried");
+        if dry_run {
+            return Ok(());
+        }
+        self.store
+            .defer_fetch(key, *generation, self.retry_at(*attempts), &e.to_string())
+            .await
+    }
+
+    /// Drain the fetch queue of this provider (every account it serves,
+    /// Connect accounts included): every queued fetch that is due (version ties, undelivered events, states a sweep saw
     /// overwritten) is fetched and committed; failures stay queued with a
     /// backoff. One drain runs at a time per engine; a call while one runs
     /// returns at once. `recon serve` calls this every few seconds.
