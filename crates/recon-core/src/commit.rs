@@ -187,6 +187,9 @@ pub struct Outcome {
     /// The generation under which this commit queued its ties (and
     /// [`Batch::fetches`]): discharge them with it once fetched.
     pub generation: i64,
+    /// App rows the store's projections changed in this commit (or would,
+    /// in a dry run); see [`crate::project`].
+    pub app: Vec<crate::project::AppChange>,
 }
 
 impl Outcome {
@@ -228,12 +231,15 @@ struct Item<'a> {
     /// fetches; not sweep listings, whose floor does that for the kind).
     touch: bool,
     drift: Option<&'a DriftMeta>,
+    /// The path that brought it (`None`: a direct fetch).
+    source: Option<Source>,
     /// (event index, snapshot index) or (usize::MAX, change index)
     slot: (usize, usize),
 }
 
 /// Commit a batch: see the module documentation.
 pub async fn commit(store: &dyn Store, batch: &Batch, dry_run: bool) -> Result<Outcome> {
+    let sync = store.app_sync().filter(|s| s.is_active());
     let mut tx = store.begin().await?;
     let generation = now_ms();
 
@@ -291,6 +297,7 @@ pub async fn commit(store: &dyn Store, batch: &Batch, dry_run: bool) -> Result<O
                 guard: Guard::Newer,
                 touch: true,
                 drift: e.drift.as_ref(),
+                source: Some(e.source),
                 slot: (ei, si),
             });
         }
@@ -301,6 +308,7 @@ pub async fn commit(store: &dyn Store, batch: &Batch, dry_run: bool) -> Result<O
             guard: c.guard,
             touch: c.guard == Guard::NewerOrEqual,
             drift: c.drift.as_ref(),
+            source: c.drift.as_ref().map(|d| d.source),
             slot: (usize::MAX, ci),
         });
     }
@@ -421,10 +429,14 @@ pub async fn commit(store: &dyn Store, batch: &Batch, dry_run: bool) -> Result<O
         }
         // The documents of the rows about to change with a drift record
         // (its `before`), read only now that they are known to be few.
+        // The change feed and projections that map keys from documents
+        // need the replaced document too.
+        let full_prev =
+            sync.is_some_and(|s| s.feed || s.projections.iter().any(|p| p.needs_data(kind)));
         let need: Vec<&str> = to_write[group_start..]
             .iter()
             .filter(|(i, prev)| {
-                prev.is_some() && items[*i].drift.is_some() && decisions[*i].writes()
+                prev.is_some() && (items[*i].drift.is_some() || full_prev) && decisions[*i].writes()
             })
             .map(|(i, _)| items[*i].snapshot.key.id.as_str())
             .collect();
@@ -448,6 +460,8 @@ pub async fn commit(store: &dyn Store, batch: &Batch, dry_run: bool) -> Result<O
     // 4. Write, in key order, one statement per guard.
     let mut drift = Vec::new();
     let mut refused: Vec<usize> = Vec::new();
+    // What reached the mirror, with the state it replaced.
+    let mut applied: Vec<(usize, Option<&StoredObject>)> = Vec::new();
     to_write.sort_by(|a, b| items[a.0].snapshot.key.cmp(&items[b.0].snapshot.key));
     for guard in [Guard::Newer, Guard::NewerOrEqual] {
         let part: Vec<&(usize, Option<StoredObject>)> = to_write
@@ -472,6 +486,7 @@ pub async fn commit(store: &dyn Store, batch: &Batch, dry_run: bool) -> Result<O
             if decisions[*i] == Decision::Touched {
                 continue;
             }
+            applied.push((*i, prev.as_ref()));
             let it = &items[*i];
             if let Some(meta) = it.drift {
                 let cause = match (prev, it.snapshot.deleted) {
@@ -514,6 +529,56 @@ pub async fn commit(store: &dyn Store, batch: &Batch, dry_run: bool) -> Result<O
                 Decision::Tie => Decision::Tie,
                 _ => Decision::Stale,
             };
+        }
+    }
+
+    // The app's tables follow the mirror in the same transaction, and the
+    // change feed records both.
+    let mut app = Vec::new();
+    if let Some(sync) = sync
+        && !applied.is_empty()
+    {
+        let changed: Vec<(&Snapshot, Option<&StoredObject>)> = applied
+            .iter()
+            .map(|(i, prev)| (items[*i].snapshot, *prev))
+            .collect();
+        app = crate::project::project_in_tx(tx.as_mut(), sync, &changed, dry_run).await?;
+        if sync.feed && !dry_run {
+            let at = now_ms();
+            let mut feed: Vec<crate::project::ChangeRow> = applied
+                .iter()
+                .map(|(i, prev)| {
+                    let s = items[*i].snapshot;
+                    let (before, after) = crate::project::compact_diff(
+                        prev.map(|p| &p.snapshot.data).filter(|d| !d.is_null()),
+                        Some(&s.data),
+                    );
+                    crate::project::ChangeRow {
+                        seq: 0,
+                        provider: s.key.provider.clone(),
+                        account: s.key.account.clone(),
+                        kind: s.key.kind.clone(),
+                        object_id: s.key.id.clone(),
+                        app_table: None,
+                        app_key: None,
+                        cause: crate::project::feed_cause(items[*i].source).to_string(),
+                        before,
+                        after,
+                        at,
+                    }
+                })
+                .collect();
+            if let Some((i, _)) = applied.first() {
+                let first = &items[*i];
+                feed.extend(crate::project::app_feed_rows(
+                    sync,
+                    &app,
+                    &first.snapshot.key.account,
+                    crate::project::feed_cause(first.source),
+                    at,
+                ));
+            }
+            tx.append_changes(&feed).await?;
         }
     }
 
@@ -572,6 +637,7 @@ pub async fn commit(store: &dyn Store, batch: &Batch, dry_run: bool) -> Result<O
         changes: vec![Decision::Superseded; batch.changes.len()],
         drift,
         generation,
+        app,
     };
     for (it, d) in items.iter().zip(decisions) {
         match it.slot {

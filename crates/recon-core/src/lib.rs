@@ -16,6 +16,7 @@ pub mod error;
 mod group;
 pub mod http_util;
 pub mod keys;
+pub mod project;
 pub mod provider;
 pub mod retry;
 pub mod store;

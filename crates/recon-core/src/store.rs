@@ -19,6 +19,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
+use crate::project::{AppSync, AppTable, ChangeRow};
 use crate::types::{
     DriftRecord, ObjectKey, ProviderEvent, RunRecord, Snapshot, Source, StoredObject,
 };
@@ -56,6 +57,32 @@ pub struct SeenRow<'a> {
     pub version: i64,
     /// The listed state's content hash.
     pub hash: &'a str,
+}
+
+/// Which keys of an app table or a projection's desired set to read.
+#[derive(Debug, Clone, Copy)]
+pub enum KeySel<'a> {
+    /// Exactly these keys.
+    Keys(&'a [&'a str]),
+    /// The next page in key order (keys compared as text): keys after
+    /// `after` (all from the start if `None`), at most `limit`.
+    Page {
+        /// Last key of the previous page.
+        after: Option<&'a str>,
+        /// Page size.
+        limit: u32,
+    },
+}
+
+/// How [`StoreTx::app_write`] changes an app table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppWrite {
+    /// Set the owned columns of existing rows.
+    Update,
+    /// Insert rows with the key and the owned columns.
+    Insert,
+    /// Delete the rows.
+    Delete,
 }
 
 /// A row for the event ledger.
@@ -236,6 +263,67 @@ pub trait StoreTx: Send {
     /// its stored generation is not newer.
     async fn resolve_fetches(&mut self, done: &[(&ObjectKey, i64)]) -> Result<()>;
 
+    /// Serialise against every other transaction that projects the same
+    /// app keys of `projection` (Postgres: advisory transaction locks, taken
+    /// in key order; SQLite: nothing, writers are serialised). Held until the
+    /// transaction ends, so a projection computed after the lock sees every
+    /// committed change that an earlier holder made.
+    async fn lock_app_keys(&mut self, projection: &str, keys: &[&str]) -> Result<()> {
+        let _ = (projection, keys);
+        Ok(())
+    }
+
+    /// A projection's desired values: the rows of `query` (which returns a
+    /// column `key` and one column per name of `table.columns`) selected by
+    /// `keys`, each as `(key as text, {column: value})`, in key order. The
+    /// values are converted to the app column's type where the database can
+    /// (Postgres: through the table's row type), so they compare with
+    /// [`StoreTx::app_current`].
+    async fn app_desired(
+        &mut self,
+        table: &AppTable<'_>,
+        query: &str,
+        keys: KeySel<'_>,
+    ) -> Result<Vec<(String, serde_json::Value)>>;
+
+    /// The app table's current values of the owned columns, for the rows
+    /// selected by `keys` (matched on the key column as text), in key order.
+    async fn app_current(
+        &mut self,
+        table: &AppTable<'_>,
+        keys: KeySel<'_>,
+    ) -> Result<Vec<(String, serde_json::Value)>>;
+
+    /// App rows whose key is not null and not among the keys `query`
+    /// returns, after `after` in key order, at most `limit`: the rows whose
+    /// provider object is gone (or never existed).
+    async fn app_orphans(
+        &mut self,
+        table: &AppTable<'_>,
+        query: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(String, serde_json::Value)>>;
+
+    /// Write app rows `(key, {column: value})`: update the owned columns,
+    /// insert the key and the owned columns, or delete by key. Only the
+    /// key column and `table.columns` are ever named. Returns rows affected.
+    async fn app_write(
+        &mut self,
+        table: &AppTable<'_>,
+        op: AppWrite,
+        rows: &[(String, serde_json::Value)],
+    ) -> Result<u64>;
+
+    /// Append to the change feed (the store assigns `seq`) and announce
+    /// each new sequence number (Postgres: `NOTIFY recon_changes`, sent at
+    /// commit).
+    async fn append_changes(&mut self, rows: &[ChangeRow]) -> Result<()>;
+
+    /// Run a check's SQL and return at most `limit` of its rows, each as a
+    /// JSON object of its columns.
+    async fn check_rows(&mut self, sql: &str, limit: u32) -> Result<Vec<serde_json::Value>>;
+
     /// Commit.
     async fn commit(self: Box<Self>) -> Result<()>;
 }
@@ -254,6 +342,21 @@ pub trait Store: Send + Sync + 'static {
 
     /// Open a write transaction.
     async fn begin(&self) -> Result<Box<dyn StoreTx>>;
+
+    /// The app tables this store keeps right, and whether it writes the
+    /// change feed (see [`crate::project`]). Set by the store's
+    /// `with_app_sync`; `None` by default.
+    fn app_sync(&self) -> Option<&AppSync> {
+        None
+    }
+
+    /// The change feed after `since` (its sequence number), oldest first,
+    /// at most `limit`.
+    async fn changes(&self, since: i64, limit: u32) -> Result<Vec<ChangeRow>>;
+
+    /// Delete change-feed rows recorded before `before` (unix ms); returns
+    /// how many.
+    async fn prune_changes(&self, before: i64) -> Result<u64>;
 
     /// Read stored objects of one kind by id, outside a transaction.
     async fn get_many(

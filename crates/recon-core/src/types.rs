@@ -225,6 +225,13 @@ pub enum DriftCause {
     Changed,
     /// The provider deleted it; the mirror still had it live.
     Deleted,
+    /// An app row's owned columns differed from what the mirror implies
+    /// (written by hand, by an old bug, or missing); see
+    /// [`crate::project`]. The key's kind is `app:<projection>`.
+    AppDrift,
+    /// A declared check returned this row. The key's kind is
+    /// `check:<check>`.
+    Check,
 }
 
 impl DriftCause {
@@ -234,6 +241,8 @@ impl DriftCause {
             DriftCause::Missing => "missing",
             DriftCause::Changed => "changed",
             DriftCause::Deleted => "deleted",
+            DriftCause::AppDrift => "app_drift",
+            DriftCause::Check => "check",
         }
     }
 
@@ -243,6 +252,8 @@ impl DriftCause {
             "missing" => DriftCause::Missing,
             "changed" => DriftCause::Changed,
             "deleted" => DriftCause::Deleted,
+            "app_drift" => DriftCause::AppDrift,
+            "check" => DriftCause::Check,
             _ => return None,
         })
     }

@@ -1,0 +1,835 @@
+//! The app's own tables: projections from the mirror, app-table
+//! reconciliation, declared checks and the change feed.
+//!
+//! A [`Projection`] says which columns of one app table recon owns and how
+//! their values follow from the mirror, as SQL over recon's views: a query
+//! that returns a column `key` (the app table's key value, e.g. a Stripe
+//! customer id) and one column per owned column. recon never names any
+//! other column.
+//!
+//! # Guarantees
+//! - **Same transaction.** When a commit changes a mirror object of a kind a
+//!   projection depends on, the app rows it affects are recomputed and
+//!   written in that commit's transaction ([`project_in_tx`]); a failing
+//!   projection fails the commit, so nothing is half-applied and a webhook
+//!   answers non-2xx.
+//! - **Only what it owns.** Writes name the key column and the owned
+//!   columns; nothing else.
+//! - **Monotonic.** The desired values are computed from the mirror as it
+//!   stands in the transaction, after the monotonic guard, under a lock on
+//!   the app keys ([`crate::store::StoreTx::lock_app_keys`]) taken before the
+//!   computation: whichever transaction projects a key last computes from a
+//!   mirror that includes every earlier committed change, so an app row is
+//!   never written from an older mirror state than the one it was written
+//!   from.
+//! - **Nothing twice.** A row whose values already equal the desired ones
+//!   is not written and appends nothing to the change feed.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::store::{AppWrite, KeySel, StoreTx};
+use crate::types::{ObjectKey, Snapshot, Source, StoredObject};
+
+/// An app table as the store sees it: its name, key column and the columns
+/// recon owns. Names are checked by [`Projection::validate`] (they are
+/// spliced into SQL, quoted).
+#[derive(Debug, Clone, Copy)]
+pub struct AppTable<'a> {
+    /// `table` or `schema.table`.
+    pub table: &'a str,
+    /// The key column.
+    pub key_column: &'a str,
+    /// Owned columns.
+    pub columns: &'a [String],
+}
+
+/// What to do when the provider has an object the app table has no row for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnMissing {
+    /// Record it as app drift (`recon drift` shows it); write nothing.
+    #[default]
+    Report,
+    /// Insert a row with the key and the owned columns.
+    Insert,
+    /// Do nothing.
+    Ignore,
+}
+
+impl OnMissing {
+    /// Stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnMissing::Report => "report",
+            OnMissing::Insert => "insert",
+            OnMissing::Ignore => "ignore",
+        }
+    }
+}
+
+/// What to do with an app row whose provider object is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnDelete {
+    /// Set the owned columns to the projection's `absent` values.
+    #[default]
+    Absent,
+    /// Delete the row.
+    Delete,
+}
+
+/// How a changed mirror object maps to the app keys it affects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dependency {
+    /// The mirror kind (e.g. `subscriptions`).
+    pub kind: String,
+    /// Which value of the object is the app key: `id` (the object itself),
+    /// `owner` (its owner: a subscription's customer, a membership's user),
+    /// or `data.<path>` (a field of its document, dot-separated, e.g.
+    /// `data.organization.id` or `data.metadata.clerk_user_id`).
+    pub key: String,
+}
+
+/// A projection from the mirror into one app table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Projection {
+    /// Name (in errors, drift records and the change feed).
+    pub name: String,
+    /// The provider whose mirror it reads.
+    pub provider: String,
+    /// The app table (`table` or `schema.table`).
+    pub table: String,
+    /// Its key column: holds the provider id (e.g. `stripe_customer_id`).
+    pub key: String,
+    /// The columns recon owns, in the order the query returns them.
+    pub columns: Vec<String>,
+    /// SQL over recon's views returning `key` and one column per owned
+    /// column, one row per app key that should have values.
+    pub query: String,
+    /// The mirror kinds it depends on and how each maps to app keys.
+    pub depends: Vec<Dependency>,
+    /// App rows the provider has but the app lacks.
+    #[serde(default)]
+    pub on_missing: OnMissing,
+    /// App rows whose provider object is gone.
+    #[serde(default)]
+    pub on_delete: OnDelete,
+    /// The owned columns' values when the key is not in the query's result
+    /// (the provider object is gone); a column not named here becomes null.
+    #[serde(default)]
+    pub absent: BTreeMap<String, Value>,
+}
+
+/// A declared check: SQL over the mirror's views and the app's tables that
+/// must return no rows. Each row it returns is a violation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Check {
+    /// Name.
+    pub name: String,
+    /// What a violation means, for people.
+    #[serde(default)]
+    pub description: String,
+    /// The SQL. Its first column identifies the subject of a violation.
+    pub sql: String,
+}
+
+/// What a store keeps right beyond the mirror: projections, checks, and
+/// whether it writes the change feed.
+#[derive(Debug, Clone, Default)]
+pub struct AppSync {
+    /// Projections, checked by [`AppSync::validate`].
+    pub projections: Vec<Projection>,
+    /// Declared checks.
+    pub checks: Vec<Check>,
+    /// Append every change to the change feed (`changes` table).
+    pub feed: bool,
+}
+
+/// One entry of the change feed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangeRow {
+    /// Sequence number (assigned by the store; the app's idempotency key).
+    pub seq: i64,
+    /// Provider.
+    pub provider: String,
+    /// Account.
+    pub account: String,
+    /// Mirror kind, or the projection's name for an app row.
+    pub kind: String,
+    /// Mirror object id, or the app key for an app row.
+    pub object_id: String,
+    /// The app table, for an app row.
+    pub app_table: Option<String>,
+    /// The app key, for an app row.
+    pub app_key: Option<String>,
+    /// `webhook`, `replay`, `sweep_repair`, `on_demand`, `fetch` or
+    /// `app_drift`.
+    pub cause: String,
+    /// What changed, before (only the fields that changed).
+    pub before: Option<Value>,
+    /// What changed, after.
+    pub after: Option<Value>,
+    /// When (unix ms).
+    pub at: i64,
+}
+
+fn valid_ident(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+}
+
+/// Quote a checked identifier, `schema.table` as two parts.
+pub fn quote_ident(s: &str) -> String {
+    s.split('.')
+        .map(|p| format!("\"{p}\""))
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+impl Projection {
+    /// The app table as the store sees it.
+    pub fn app_table(&self) -> AppTable<'_> {
+        AppTable {
+            table: &self.table,
+            key_column: &self.key,
+            columns: &self.columns,
+        }
+    }
+
+    /// Check what can be checked without a database: names, columns,
+    /// dependencies. Errors name the projection.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::config(format!("projection {:?}: {m}", self.name)));
+        if self.name.trim().is_empty() {
+            return Err(Error::config("a projection has no name"));
+        }
+        if self.provider.trim().is_empty() {
+            return bad("no provider".into());
+        }
+        let parts: Vec<&str> = self.table.split('.').collect();
+        if self.table.is_empty() || parts.len() > 2 || !parts.iter().all(|p| valid_ident(p)) {
+            return bad(format!(
+                "table {:?}: use `table` or `schema.table`, lower-case letters, digits and _",
+                self.table
+            ));
+        }
+        if self.key.is_empty() {
+            return bad("no key column (`key`: the app column holding the provider id)".into());
+        }
+        if !valid_ident(&self.key) {
+            return bad(format!(
+                "key column {:?}: lower-case letters, digits and _",
+                self.key
+            ));
+        }
+        if self.columns.is_empty() {
+            return bad("no columns: name the app columns recon owns".into());
+        }
+        let mut seen = BTreeSet::new();
+        for c in &self.columns {
+            if !valid_ident(c) {
+                return bad(format!("column {c:?}: lower-case letters, digits and _"));
+            }
+            if c == &self.key {
+                return bad(format!(
+                    "column {c:?} is the key column; recon never rewrites the key"
+                ));
+            }
+            if !seen.insert(c) {
+                return bad(format!("column {c:?} is listed twice"));
+            }
+        }
+        for k in self.absent.keys() {
+            if !self.columns.contains(k) {
+                return bad(format!(
+                    "`absent` names {k:?}, which is not an owned column"
+                ));
+            }
+        }
+        if self.query.trim().is_empty() {
+            return bad("no query".into());
+        }
+        if self.depends.is_empty() {
+            return bad(
+                "no `depends`: name the mirror kinds it reads and how each maps to the app key"
+                    .into(),
+            );
+        }
+        for d in &self.depends {
+            if d.kind.trim().is_empty() {
+                return bad("a dependency has no kind".into());
+            }
+            match d.key.as_str() {
+                "id" | "owner" => {}
+                k if k.starts_with("data.") && k.len() > 5 => {}
+                k => {
+                    return bad(format!(
+                        "dependency on {:?}: key {k:?} must be `id`, `owner` or `data.<path>`",
+                        d.kind
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The app keys a change of `new` (previously `prev`) affects.
+    pub fn keys_of(&self, new: &Snapshot, prev: Option<&Snapshot>) -> Vec<String> {
+        let mut out = Vec::new();
+        for d in &self.depends {
+            if d.kind != new.key.kind || self.provider != new.key.provider {
+                continue;
+            }
+            for s in std::iter::once(new).chain(prev) {
+                if let Some(k) = dependency_key(&d.key, s) {
+                    out.push(k);
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Whether a change of `kind` of `provider` can affect this projection.
+    pub fn depends_on(&self, provider: &str, kind: &str) -> bool {
+        self.provider == provider && self.depends.iter().any(|d| d.kind == kind)
+    }
+
+    /// Whether finding the keys needs the object's document.
+    pub fn needs_data(&self, kind: &str) -> bool {
+        self.depends
+            .iter()
+            .any(|d| d.kind == kind && d.key.starts_with("data."))
+    }
+
+    /// The values of the owned columns when the key has no desired row.
+    pub fn absent_values(&self) -> Value {
+        let mut m = serde_json::Map::new();
+        for c in &self.columns {
+            m.insert(
+                c.clone(),
+                self.absent.get(c).cloned().unwrap_or(Value::Null),
+            );
+        }
+        Value::Object(m)
+    }
+}
+
+fn dependency_key(rule: &str, s: &Snapshot) -> Option<String> {
+    match rule {
+        "id" => Some(s.key.id.clone()),
+        "owner" => s.owner.clone(),
+        path => {
+            let path = path.strip_prefix("data.")?;
+            let mut v = &s.data;
+            for part in path.split('.') {
+                v = v.get(part)?;
+            }
+            match v {
+                Value::String(s) if !s.is_empty() => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            }
+        }
+    }
+}
+
+impl AppSync {
+    /// Check every projection and check (names unique, each valid).
+    pub fn validate(&self) -> Result<()> {
+        let mut names = BTreeSet::new();
+        for p in &self.projections {
+            p.validate()?;
+            if !names.insert(p.name.as_str()) {
+                return Err(Error::config(format!(
+                    "two projections are named {:?}",
+                    p.name
+                )));
+            }
+        }
+        let mut checks = BTreeSet::new();
+        for c in &self.checks {
+            if c.name.trim().is_empty() {
+                return Err(Error::config("a check has no name"));
+            }
+            if c.sql.trim().is_empty() {
+                return Err(Error::config(format!("check {:?}: no sql", c.name)));
+            }
+            if !checks.insert(c.name.as_str()) {
+                return Err(Error::config(format!("two checks are named {:?}", c.name)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether commits have anything to do here.
+    pub fn is_active(&self) -> bool {
+        self.feed || !self.projections.is_empty()
+    }
+}
+
+/// Whether two column values are the same for reconciliation: equal JSON,
+/// or the same number, boolean or text in another representation (SQLite
+/// returns booleans as 0/1 and may keep numbers as text).
+pub fn same_value(a: &Value, b: &Value) -> bool {
+    if a == b {
+        return true;
+    }
+    fn num(v: &Value) -> Option<f64> {
+        match v {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) => s.trim().parse().ok(),
+            Value::Bool(b) => Some(if *b { 1.0 } else { 0.0 }),
+            _ => None,
+        }
+    }
+    fn boolean(v: &Value) -> Option<bool> {
+        match v {
+            Value::Bool(b) => Some(*b),
+            Value::String(s) if s == "true" || s == "t" => Some(true),
+            Value::String(s) if s == "false" || s == "f" => Some(false),
+            Value::Number(n) if n.as_f64() == Some(1.0) => Some(true),
+            Value::Number(n) if n.as_f64() == Some(0.0) => Some(false),
+            _ => None,
+        }
+    }
+    if matches!(a, Value::Bool(_)) || matches!(b, Value::Bool(_)) {
+        return boolean(a).is_some() && boolean(a) == boolean(b);
+    }
+    match (a, b) {
+        (Value::Null, _) | (_, Value::Null) => false,
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_value(v, w)))
+        }
+        _ => matches!((num(a), num(b)), (Some(x), Some(y)) if x == y),
+    }
+}
+
+/// The fields of two JSON objects that differ, as `(before, after)`
+/// objects holding only those fields; whole values if either is not an
+/// object.
+pub fn compact_diff(
+    before: Option<&Value>,
+    after: Option<&Value>,
+) -> (Option<Value>, Option<Value>) {
+    match (before, after) {
+        (Some(Value::Object(b)), Some(Value::Object(a))) => {
+            let mut bo = serde_json::Map::new();
+            let mut ao = serde_json::Map::new();
+            for (k, v) in b {
+                match a.get(k) {
+                    Some(w) if w == v => {}
+                    other => {
+                        bo.insert(k.clone(), v.clone());
+                        ao.insert(k.clone(), other.cloned().unwrap_or(Value::Null));
+                    }
+                }
+            }
+            for (k, w) in a {
+                if !b.contains_key(k) {
+                    bo.insert(k.clone(), Value::Null);
+                    ao.insert(k.clone(), w.clone());
+                }
+            }
+            (Some(Value::Object(bo)), Some(Value::Object(ao)))
+        }
+        (b, a) => (b.cloned(), a.cloned()),
+    }
+}
+
+/// The change-feed cause of a commit path.
+pub fn feed_cause(source: Option<Source>) -> &'static str {
+    match source {
+        Some(Source::Webhook) => "webhook",
+        Some(Source::Replay) => "replay",
+        Some(Source::Sweep) => "sweep_repair",
+        Some(Source::OnDemand) => "on_demand",
+        None => "fetch",
+    }
+}
+
+/// One app row recon changed (or, in a dry run, would change).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AppChange {
+    /// The projection.
+    pub projection: String,
+    /// The app table.
+    pub table: String,
+    /// The app key.
+    pub key: String,
+    /// `update`, `insert`, `delete` or `missing` (reported, not written).
+    pub action: &'static str,
+    /// The owned columns before (`None`: no row).
+    pub was: Option<Value>,
+    /// After (`None`: row deleted).
+    pub now: Option<Value>,
+}
+
+/// Recompute the app rows of `projection` for `keys` inside `tx` and write
+/// those that differ. Returns what changed (or would, with `dry_run`).
+pub async fn project_keys(
+    tx: &mut dyn StoreTx,
+    projection: &Projection,
+    keys: &[&str],
+    dry_run: bool,
+) -> Result<Vec<AppChange>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut keys: Vec<&str> = keys.to_vec();
+    keys.sort_unstable();
+    keys.dedup();
+    let table = projection.app_table();
+    tx.lock_app_keys(&projection.name, &keys).await?;
+    let desired: HashMap<String, Value> = tx
+        .app_desired(&table, &projection.query, KeySel::Keys(&keys))
+        .await
+        .map_err(|e| project_error(projection, e))?
+        .into_iter()
+        .collect();
+    let current: HashMap<String, Value> = tx
+        .app_current(&table, KeySel::Keys(&keys))
+        .await
+        .map_err(|e| project_error(projection, e))?
+        .into_iter()
+        .collect();
+    let plan = plan_rows(projection, &keys, &desired, &current);
+    apply_plan(tx, projection, plan, dry_run).await
+}
+
+fn project_error(p: &Projection, e: Error) -> Error {
+    Error::new(
+        e.kind(),
+        format!("projection {:?} (table {}): {e}", p.name, p.table),
+    )
+}
+
+/// Decide per key what to write: the desired values, the absent values or a
+/// deletion; nothing for a row that already matches.
+fn plan_rows(
+    p: &Projection,
+    keys: &[&str],
+    desired: &HashMap<String, Value>,
+    current: &HashMap<String, Value>,
+) -> Vec<AppChange> {
+    let mut out = Vec::new();
+    for k in keys {
+        let cur = current.get(*k);
+        match (desired.get(*k), cur) {
+            (Some(want), Some(have)) => {
+                if !same_value(want, have) {
+                    out.push(change(
+                        p,
+                        k,
+                        "update",
+                        Some(have.clone()),
+                        Some(want.clone()),
+                    ));
+                }
+            }
+            (Some(want), None) => match p.on_missing {
+                OnMissing::Insert => out.push(change(p, k, "insert", None, Some(want.clone()))),
+                OnMissing::Report => out.push(change(p, k, "missing", None, Some(want.clone()))),
+                OnMissing::Ignore => {}
+            },
+            (None, Some(have)) => match p.on_delete {
+                OnDelete::Delete => out.push(change(p, k, "delete", Some(have.clone()), None)),
+                OnDelete::Absent => {
+                    let absent = p.absent_values();
+                    if !same_value(&absent, have) {
+                        out.push(change(p, k, "update", Some(have.clone()), Some(absent)));
+                    }
+                }
+            },
+            (None, None) => {}
+        }
+    }
+    out
+}
+
+fn change(
+    p: &Projection,
+    key: &str,
+    action: &'static str,
+    was: Option<Value>,
+    now: Option<Value>,
+) -> AppChange {
+    AppChange {
+        projection: p.name.clone(),
+        table: p.table.clone(),
+        key: key.to_string(),
+        action,
+        was,
+        now,
+    }
+}
+
+async fn apply_plan(
+    tx: &mut dyn StoreTx,
+    p: &Projection,
+    plan: Vec<AppChange>,
+    dry_run: bool,
+) -> Result<Vec<AppChange>> {
+    if dry_run || plan.is_empty() {
+        return Ok(plan);
+    }
+    let table = p.app_table();
+    for (action, op) in [
+        ("update", AppWrite::Update),
+        ("insert", AppWrite::Insert),
+        ("delete", AppWrite::Delete),
+    ] {
+        let rows: Vec<(String, Value)> = plan
+            .iter()
+            .filter(|c| c.action == action)
+            .map(|c| {
+                (
+                    c.key.clone(),
+                    c.now
+                        .clone()
+                        .or_else(|| c.was.clone())
+                        .unwrap_or(Value::Null),
+                )
+            })
+            .collect();
+        if !rows.is_empty() {
+            tx.app_write(&table, op, &rows)
+                .await
+                .map_err(|e| project_error(p, e))?;
+        }
+    }
+    Ok(plan)
+}
+
+/// Project every change of a commit: for each projection that depends on a
+/// changed object's kind, the affected app keys are recomputed. `changed`
+/// holds each written snapshot with the stored state it replaced.
+pub async fn project_in_tx(
+    tx: &mut dyn StoreTx,
+    sync: &AppSync,
+    changed: &[(&Snapshot, Option<&StoredObject>)],
+    dry_run: bool,
+) -> Result<Vec<AppChange>> {
+    let mut out = Vec::new();
+    for p in &sync.projections {
+        let mut keys: Vec<String> = Vec::new();
+        for (new, prev) in changed {
+            if p.depends_on(&new.key.provider, &new.key.kind) {
+                keys.extend(p.keys_of(new, prev.map(|p| &p.snapshot)));
+            }
+        }
+        if keys.is_empty() {
+            continue;
+        }
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        out.extend(project_keys(tx, p, &refs, dry_run).await?);
+    }
+    Ok(out)
+}
+
+/// The change-feed rows for app rows a commit changed (reports of missing
+/// rows change nothing and are left out).
+pub fn app_feed_rows(
+    sync: &AppSync,
+    changes: &[AppChange],
+    account: &str,
+    cause: &str,
+    at: i64,
+) -> Vec<ChangeRow> {
+    changes
+        .iter()
+        .filter(|c| c.action != "missing")
+        .map(|c| {
+            let provider = sync
+                .projections
+                .iter()
+                .find(|p| p.name == c.projection)
+                .map(|p| p.provider.clone())
+                .unwrap_or_default();
+            let (before, after) = compact_diff(c.was.as_ref(), c.now.as_ref());
+            ChangeRow {
+                seq: 0,
+                provider,
+                account: account.to_string(),
+                kind: c.projection.clone(),
+                object_id: c.key.clone(),
+                app_table: Some(c.table.clone()),
+                app_key: Some(c.key.clone()),
+                cause: cause.to_string(),
+                before,
+                after,
+                at,
+            }
+        })
+        .collect()
+}
+
+/// The key of a drift record about an app row.
+pub fn app_drift_key(p: &Projection, account: &str, key: &str) -> ObjectKey {
+    ObjectKey::new(p.provider.clone(), account, format!("app:{}", p.name), key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn proj() -> Projection {
+        Projection {
+            name: "billing".into(),
+            provider: "stripe".into(),
+            table: "app_users".into(),
+            key: "stripe_customer_id".into(),
+            columns: vec!["subscription_status".into(), "plan".into()],
+            query:
+                "SELECT id AS key, 'x' AS subscription_status, 'p' AS plan FROM stripe_customers"
+                    .into(),
+            depends: vec![
+                Dependency {
+                    kind: "customers".into(),
+                    key: "id".into(),
+                },
+                Dependency {
+                    kind: "subscriptions".into(),
+                    key: "owner".into(),
+                },
+                Dependency {
+                    kind: "memberships".into(),
+                    key: "data.organization.id".into(),
+                },
+            ],
+            on_missing: OnMissing::Report,
+            on_delete: OnDelete::Absent,
+            absent: [("subscription_status".to_string(), json!("none"))].into(),
+        }
+    }
+
+    #[test]
+    fn validation_names_the_projection() {
+        assert!(proj().validate().is_ok());
+        let mut p = proj();
+        p.key = String::new();
+        let e = p.validate().unwrap_err().to_string();
+        assert!(e.contains("billing") && e.contains("key"), "{e}");
+        let mut p = proj();
+        p.columns.push("stripe_customer_id".into());
+        assert!(p.validate().is_err());
+        let mut p = proj();
+        p.table = "users; drop table x".into();
+        assert!(p.validate().is_err());
+        let mut p = proj();
+        p.depends[0].key = "customer".into();
+        assert!(p.validate().is_err());
+        let mut p = proj();
+        p.absent.insert("email".into(), json!(""));
+        assert!(p.validate().is_err());
+    }
+
+    #[test]
+    fn keys_follow_the_dependency_rules() {
+        let p = proj();
+        let sub = Snapshot::live(
+            ObjectKey::new("stripe", "default", "subscriptions", "sub_1"),
+            1,
+            json!({}),
+        )
+        .with_owner(Some("cus_1"));
+        let prev = Snapshot::live(
+            ObjectKey::new("stripe", "default", "subscriptions", "sub_1"),
+            0,
+            json!({}),
+        )
+        .with_owner(Some("cus_0"));
+        assert_eq!(p.keys_of(&sub, Some(&prev)), vec!["cus_0", "cus_1"]);
+        let m = Snapshot::live(
+            ObjectKey::new("stripe", "default", "memberships", "m"),
+            1,
+            json!({"organization": {"id": "org_1"}}),
+        );
+        assert_eq!(p.keys_of(&m, None), vec!["org_1"]);
+        let other = Snapshot::live(
+            ObjectKey::new("clerk", "default", "customers", "c"),
+            1,
+            json!({}),
+        );
+        assert!(p.keys_of(&other, None).is_empty());
+    }
+
+    #[test]
+    fn loose_equality() {
+        assert!(same_value(&json!(true), &json!(1)));
+        assert!(same_value(&json!("5"), &json!(5)));
+        assert!(!same_value(&json!("active"), &json!("past_due")));
+        assert!(!same_value(&json!(null), &json!("")));
+        assert!(same_value(
+            &json!({"a": 1, "b": "x"}),
+            &json!({"a": "1", "b": "x"})
+        ));
+        assert!(!same_value(&json!({"a": 1}), &json!({"a": 2})));
+    }
+
+    #[test]
+    fn plan_writes_only_differences() {
+        let p = proj();
+        let desired: HashMap<String, Value> = [
+            (
+                "a".to_string(),
+                json!({"subscription_status": "active", "plan": "pro"}),
+            ),
+            (
+                "b".to_string(),
+                json!({"subscription_status": "active", "plan": "pro"}),
+            ),
+            (
+                "c".to_string(),
+                json!({"subscription_status": "trialing", "plan": "pro"}),
+            ),
+        ]
+        .into();
+        let current: HashMap<String, Value> = [
+            (
+                "a".to_string(),
+                json!({"subscription_status": "active", "plan": "pro"}),
+            ),
+            (
+                "b".to_string(),
+                json!({"subscription_status": "canceled", "plan": "pro"}),
+            ),
+            (
+                "d".to_string(),
+                json!({"subscription_status": "active", "plan": "pro"}),
+            ),
+        ]
+        .into();
+        let plan = plan_rows(&p, &["a", "b", "c", "d"], &desired, &current);
+        let got: Vec<(&str, &str)> = plan.iter().map(|c| (c.key.as_str(), c.action)).collect();
+        assert_eq!(
+            got,
+            vec![("b", "update"), ("c", "missing"), ("d", "update")]
+        );
+        assert_eq!(
+            plan[2].now,
+            Some(json!({"subscription_status": "none", "plan": null}))
+        );
+    }
+
+    #[test]
+    fn diff_is_compact() {
+        let (b, a) = compact_diff(
+            Some(&json!({"s": "a", "x": 1})),
+            Some(&json!({"s": "b", "x": 1})),
+        );
+        assert_eq!(b, Some(json!({"s": "a"})));
+        assert_eq!(a, Some(json!({"s": "b"})));
+    }
+}
