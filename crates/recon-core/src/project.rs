@@ -30,9 +30,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::error::{Error, Result};
-use crate::store::{AppWrite, KeySel, StoreTx};
-use crate::types::{ObjectKey, Snapshot, Source, StoredObject};
+use crate::error::{Error, ErrorKind, Result};
+use crate::store::{AppWrite, KeySel, Store, StoreTx};
+use crate::types::{
+    DriftCause, DriftRecord, ObjectKey, RunCounts, RunKind, RunRecord, RunStatus, Snapshot, Source,
+    StoredObject, now_ms,
+};
 
 /// An app table as the store sees it: its name, key column and the columns
 /// recon owns. Names are checked by [`Projection::validate`] (they are
@@ -376,6 +379,46 @@ impl AppSync {
     }
 }
 
+/// Check the configuration against the database before anything runs:
+/// each projection's query runs (no rows) with its key and columns, the app
+/// table has the key and owned columns, each check's SQL runs. Inside a
+/// transaction that is rolled back; nothing is written. The error names the
+/// projection or check.
+pub async fn verify(store: &dyn Store, sync: &AppSync) -> Result<()> {
+    sync.validate()?;
+    let mut tx = store.begin().await?;
+    for p in &sync.projections {
+        let t = p.app_table();
+        let none = KeySel::Page {
+            after: None,
+            limit: 0,
+        };
+        tx.app_desired(&t, &p.query, none).await.map_err(|e| {
+            Error::config(format!(
+                "projection {:?}: its query must return `key` and {}: {e}",
+                p.name,
+                p.columns.join(", ")
+            ))
+        })?;
+        tx.app_current(&t, none).await.map_err(|e| {
+            Error::config(format!(
+                "projection {:?}: table {} must have the key column {} and the columns {}: {e}",
+                p.name,
+                p.table,
+                p.key,
+                p.columns.join(", ")
+            ))
+        })?;
+    }
+    for c in &sync.checks {
+        tx.check_rows(&c.sql, 0)
+            .await
+            .map_err(|e| Error::config(format!("check {:?}: its sql fails: {e}", c.name)))?;
+    }
+    drop(tx);
+    Ok(())
+}
+
 /// Whether two column values are the same for reconciliation: equal JSON,
 /// or the same number, boolean or text in another representation (SQLite
 /// returns booleans as 0/1 and may keep numbers as text).
@@ -677,6 +720,508 @@ pub fn app_feed_rows(
 /// The key of a drift record about an app row.
 pub fn app_drift_key(p: &Projection, account: &str, key: &str) -> ObjectKey {
     ObjectKey::new(p.provider.clone(), account, format!("app:{}", p.name), key)
+}
+
+/// How [`reconcile_app`] runs.
+#[derive(Debug, Clone)]
+pub struct AppSweepOptions {
+    /// Count and report; write nothing.
+    pub dry_run: bool,
+    /// Ignore the circuit breaker.
+    pub force: bool,
+    /// Largest share of the app rows one pass may rewrite.
+    pub breaker_share: f64,
+    /// The breaker is armed from this many app rows.
+    pub breaker_min_base: u64,
+    /// Rows per page.
+    pub page: u32,
+    /// Account recorded on drift records and the feed.
+    pub account: String,
+    /// Which path (`Sweep` after scheduled sweeps, `OnDemand` for a
+    /// command).
+    pub source: Source,
+}
+
+impl Default for AppSweepOptions {
+    fn default() -> Self {
+        AppSweepOptions {
+            dry_run: false,
+            force: false,
+            breaker_share: 0.5,
+            breaker_min_base: 20,
+            page: 1000,
+            account: "default".into(),
+            source: Source::Sweep,
+        }
+    }
+}
+
+/// The run-record kind of an app-table reconciliation.
+pub fn app_run_kind(p: &Projection) -> String {
+    format!("app:{}", p.name)
+}
+
+/// Compare every projected column of one projection with its desired value
+/// and repair the differences, with a drift record (cause `app_drift`,
+/// before/after) and a change-feed entry per repaired row. Recorded as a
+/// run of kind `app:<projection>`, so `recon runs`, alerts and the breaker
+/// apply as for the mirror.
+///
+/// Pass one reads (desired values page by page, then app rows with no
+/// desired row) and plans; if the plan would rewrite more than
+/// `breaker_share` of the app rows (and there are at least
+/// `breaker_min_base`), nothing is written and the run is `circuit_open`.
+/// Pass two writes each planned key again under its lock, recomputing the
+/// desired value at that moment, so a webhook that moved on in between wins.
+pub async fn reconcile_app(
+    store: &dyn Store,
+    p: &Projection,
+    opts: &AppSweepOptions,
+) -> Result<(RunRecord, Vec<AppChange>)> {
+    let mut run = RunRecord {
+        id: format!("app-{}-{}", p.name, uuid_like()),
+        provider: p.provider.clone(),
+        account: opts.account.clone(),
+        kind: app_run_kind(p),
+        run_kind: RunKind::Sweep,
+        status: RunStatus::Running,
+        dry_run: opts.dry_run,
+        started_at: now_ms(),
+        finished_at: None,
+        counts: RunCounts::default(),
+        mismatch_ratio: 0.0,
+        error: None,
+    };
+    store.insert_run(&run).await?;
+    let result = reconcile_app_inner(store, p, opts, &mut run).await;
+    let (status, error, changes) = match result {
+        Ok(c) => (RunStatus::Succeeded, None, c),
+        Err((e, c)) if e.kind() == ErrorKind::CircuitOpen => {
+            (RunStatus::CircuitOpen, Some(e.to_string()), c)
+        }
+        Err((e, c)) => (RunStatus::Failed, Some(e.to_string()), c),
+    };
+    run.status = status;
+    run.error = error;
+    run.finished_at = Some(now_ms());
+    let base = run.counts.compared.max(1);
+    run.mismatch_ratio = run.counts.drift as f64 / base as f64;
+    store.update_run(&run).await?;
+    Ok((run, changes))
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{:x}{:04x}",
+        now_ms(),
+        N.fetch_add(1, Ordering::Relaxed) & 0xffff
+    )
+}
+
+type Failed = (Error, Vec<AppChange>);
+
+async fn reconcile_app_inner(
+    store: &dyn Store,
+    p: &Projection,
+    opts: &AppSweepOptions,
+    run: &mut RunRecord,
+) -> std::result::Result<Vec<AppChange>, Failed> {
+    let table = p.app_table();
+    let page = opts.page.max(1);
+    // Pass one: plan.
+    let mut plan: Vec<AppChange> = Vec::new();
+    let mut app_rows = 0u64;
+    let read = async {
+        let mut tx = store.begin().await?;
+        let mut after: Option<String> = None;
+        loop {
+            let desired = tx
+                .app_desired(
+                    &table,
+                    &p.query,
+                    KeySel::Page {
+                        after: after.as_deref(),
+                        limit: page,
+                    },
+                )
+                .await
+                .map_err(|e| project_error(p, e))?;
+            if desired.is_empty() {
+                break;
+            }
+            let keys: Vec<&str> = desired.iter().map(|(k, _)| k.as_str()).collect();
+            let current: HashMap<String, Value> = tx
+                .app_current(&table, KeySel::Keys(&keys))
+                .await
+                .map_err(|e| project_error(p, e))?
+                .into_iter()
+                .collect();
+            app_rows += current.len() as u64;
+            run.counts.compared += keys.len() as u64;
+            run.counts.pages += 1;
+            let want: HashMap<String, Value> = desired.iter().cloned().collect();
+            plan.extend(plan_rows(p, &keys, &want, &current));
+            let last = keys.last().map(|k| k.to_string());
+            if desired.len() < page as usize {
+                break;
+            }
+            after = last;
+        }
+        // App rows whose provider object is gone.
+        let mut after: Option<String> = None;
+        let none = HashMap::new();
+        loop {
+            let orphans = tx
+                .app_orphans(&table, &p.query, after.as_deref(), page)
+                .await
+                .map_err(|e| project_error(p, e))?;
+            if orphans.is_empty() {
+                break;
+            }
+            app_rows += orphans.len() as u64;
+            run.counts.compared += orphans.len() as u64;
+            let keys: Vec<&str> = orphans.iter().map(|(k, _)| k.as_str()).collect();
+            let current: HashMap<String, Value> = orphans.iter().cloned().collect();
+            plan.extend(plan_rows(p, &keys, &none, &current));
+            let last = keys.last().map(|k| k.to_string());
+            if orphans.len() < page as usize {
+                break;
+            }
+            after = last;
+        }
+        drop(tx);
+        Ok::<(), Error>(())
+    };
+    if let Err(e) = read.await {
+        return Err((e, Vec::new()));
+    }
+    let writes = plan.iter().filter(|c| c.action != "missing").count() as u64;
+    run.counts.drift = plan.len() as u64;
+    run.counts.unchanged = run.counts.compared.saturating_sub(plan.len() as u64);
+    if !opts.force && app_rows >= opts.breaker_min_base && app_rows > 0 {
+        let share = writes as f64 / app_rows as f64;
+        if share > opts.breaker_share {
+            return Err((
+                Error::new(
+                    ErrorKind::CircuitOpen,
+                    format!(
+                        "circuit breaker: projection {:?} would rewrite {writes} of {app_rows} rows of {} ({:.0}%, limit {:.0}%); nothing written. Check the projection's query and the app table, then rerun with --force if this is expected",
+                        p.name,
+                        p.table,
+                        share * 100.0,
+                        opts.breaker_share * 100.0
+                    ),
+                ),
+                plan,
+            ));
+        }
+    }
+    // Reported rows the app lacks are drift records, written in every mode
+    // but a dry run; planned rewrites are redone under their locks.
+    let mut done: Vec<AppChange> = plan
+        .iter()
+        .filter(|c| c.action == "missing")
+        .cloned()
+        .collect();
+    let to_fix: Vec<String> = plan
+        .iter()
+        .filter(|c| c.action != "missing")
+        .map(|c| c.key.clone())
+        .collect();
+    if opts.dry_run {
+        tally(run, &plan);
+        return Ok(plan);
+    }
+    for chunk in to_fix.chunks(page as usize) {
+        let keys: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        let r = async {
+            let mut tx = store.begin().await?;
+            let changed = project_keys(tx.as_mut(), p, &keys, false).await?;
+            let changed: Vec<AppChange> = changed
+                .into_iter()
+                .filter(|c| c.action != "missing")
+                .collect();
+            record(tx.as_mut(), store, p, opts, Some(&run.id), &changed).await?;
+            tx.commit().await?;
+            Ok::<_, Error>(changed)
+        };
+        match r.await {
+            Ok(c) => done.extend(c),
+            Err(e) => {
+                tally(run, &done);
+                return Err((e, done));
+            }
+        }
+    }
+    let missing: Vec<AppChange> = done
+        .iter()
+        .filter(|c| c.action == "missing")
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        let r = async {
+            let mut tx = store.begin().await?;
+            record(tx.as_mut(), store, p, opts, Some(&run.id), &missing).await?;
+            tx.commit().await
+        };
+        if let Err(e) = r.await {
+            tally(run, &done);
+            return Err((e, done));
+        }
+    }
+    tally(run, &done);
+    Ok(done)
+}
+
+fn tally(run: &mut RunRecord, changes: &[AppChange]) {
+    for c in changes {
+        match c.action {
+            "update" => run.counts.updated += 1,
+            "insert" => run.counts.inserted += 1,
+            "delete" => run.counts.deleted += 1,
+            _ => run.counts.missed += 1,
+        }
+    }
+}
+
+/// Drift records (cause `app_drift`) and feed rows for app rows changed or
+/// found missing outside the commit path.
+async fn record(
+    tx: &mut dyn StoreTx,
+    store: &dyn Store,
+    p: &Projection,
+    opts: &AppSweepOptions,
+    run_id: Option<&str>,
+    changes: &[AppChange],
+) -> Result<()> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let at = now_ms();
+    let drift: Vec<DriftRecord> = changes
+        .iter()
+        .map(|c| DriftRecord {
+            key: app_drift_key(p, &opts.account, &c.key),
+            run_id: run_id.map(str::to_string),
+            source: opts.source,
+            cause: DriftCause::AppDrift,
+            before: c.was.clone(),
+            after: c.now.clone(),
+            detected_at: at,
+        })
+        .collect();
+    tx.insert_drift(&drift).await?;
+    if store.app_sync().is_some_and(|s| s.feed) {
+        let sync = AppSync {
+            projections: vec![p.clone()],
+            ..AppSync::default()
+        };
+        let rows = app_feed_rows(&sync, changes, &opts.account, "app_drift", at);
+        tx.append_changes(&rows).await?;
+    }
+    Ok(())
+}
+
+/// Recompute the app rows that `objects` (mirror objects, e.g. one
+/// customer and what it owns) map to, in every projection of the store, and
+/// repair those that differ, with drift records (cause `app_drift`). For
+/// `recon reconcile <provider> --owner`.
+pub async fn refresh_objects(
+    store: &dyn Store,
+    objects: &[StoredObject],
+    opts: &AppSweepOptions,
+) -> Result<Vec<AppChange>> {
+    let Some(sync) = store.app_sync() else {
+        return Ok(Vec::new());
+    };
+    let mut tx = store.begin().await?;
+    let mut all = Vec::new();
+    for p in &sync.projections {
+        let mut keys = Vec::new();
+        for o in objects {
+            if p.depends_on(&o.snapshot.key.provider, &o.snapshot.key.kind) {
+                keys.extend(p.keys_of(&o.snapshot, None));
+            }
+        }
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let changed = project_keys(tx.as_mut(), p, &refs, opts.dry_run).await?;
+        if !opts.dry_run {
+            record(tx.as_mut(), store, p, opts, None, &changed).await?;
+        }
+        all.extend(changed);
+    }
+    if !opts.dry_run {
+        tx.commit().await?;
+    }
+    Ok(all)
+}
+
+/// What one declared check found.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckResult {
+    /// The check.
+    pub name: String,
+    /// Its description.
+    pub description: String,
+    /// Violating rows (at most the limit asked for).
+    pub violations: Vec<Value>,
+    /// The check's SQL failed.
+    pub error: Option<String>,
+}
+
+/// The drift key of a check violation: its first column is the subject.
+pub fn check_drift_key(check: &Check, row: &Value) -> ObjectKey {
+    let subject = row
+        .as_object()
+        .and_then(|o| o.values().next())
+        .map(|v| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .unwrap_or_default();
+    ObjectKey::new("check", "default", format!("check:{}", check.name), subject)
+}
+
+/// Run declared checks; with `record`, each violation becomes a drift
+/// record (cause `check`) of run `run_id`. A check whose SQL fails is
+/// reported with its error, and the others still run.
+pub async fn run_checks(
+    store: &dyn Store,
+    checks: &[Check],
+    limit: u32,
+    record: bool,
+    run_id: Option<&str>,
+) -> Result<Vec<CheckResult>> {
+    let mut out = Vec::new();
+    for c in checks {
+        let mut tx = store.begin().await?;
+        match tx.check_rows(&c.sql, limit).await {
+            Ok(rows) => {
+                if record && !rows.is_empty() {
+                    let at = now_ms();
+                    let drift: Vec<DriftRecord> = rows
+                        .iter()
+                        .map(|r| DriftRecord {
+                            key: check_drift_key(c, r),
+                            run_id: run_id.map(str::to_string),
+                            source: Source::Sweep,
+                            cause: DriftCause::Check,
+                            before: None,
+                            after: Some(r.clone()),
+                            detected_at: at,
+                        })
+                        .collect();
+                    tx.insert_drift(&drift).await?;
+                    tx.commit().await?;
+                }
+                out.push(CheckResult {
+                    name: c.name.clone(),
+                    description: c.description.clone(),
+                    violations: rows,
+                    error: None,
+                });
+            }
+            Err(e) => out.push(CheckResult {
+                name: c.name.clone(),
+                description: c.description.clone(),
+                violations: Vec::new(),
+                error: Some(e.to_string()),
+            }),
+        }
+    }
+    Ok(out)
+}
+
+/// How the built-in Stripe ↔ Clerk checks link a Stripe customer to a Clerk
+/// user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Link {
+    /// A metadata key of the customer holds the Clerk user id (e.g.
+    /// `clerk_user_id`).
+    Metadata(String),
+    /// The customer's email is the user's primary email.
+    Email,
+}
+
+/// The built-in cross-provider checks. `app_status`, if given, is
+/// `(table, status column, subscription-id column)` of an app table: rows
+/// with an active status and no subscription id are violations.
+pub fn builtin_checks(link: &Link, app_status: Option<(&str, &str, &str)>) -> Result<Vec<Check>> {
+    let (user_of_customer, user_match) = match link {
+        Link::Metadata(key) => {
+            if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(Error::config(format!(
+                    "link metadata key {key:?}: letters, digits and _"
+                )));
+            }
+            (
+                format!("c.data->'metadata'->>'{key}'"),
+                format!("u.id = c.data->'metadata'->>'{key}'"),
+            )
+        }
+        Link::Email => (
+            "lower(c.email)".to_string(),
+            "lower(u.email) = lower(c.email)".to_string(),
+        ),
+    };
+    let mut checks = vec![
+        Check {
+            name: "clerk_user_deleted_with_active_subscription".into(),
+            description: "A Clerk user was deleted while their Stripe customer still has an active subscription".into(),
+            sql: format!(
+                "SELECT s.id AS subscription_id, c.id AS customer_id, u.id AS clerk_user_id, s.status \
+                 FROM stripe_subscriptions s \
+                 JOIN stripe_customers c ON c.id = s.customer_id AND c.account = s.account \
+                 JOIN objects u ON u.provider = 'clerk' AND u.kind = 'users' AND u.deleted = true AND {user_match} \
+                 WHERE s.status IN ('active', 'trialing', 'past_due') \
+                 AND NOT EXISTS (SELECT 1 FROM objects l WHERE l.provider = 'clerk' AND l.kind = 'users' AND l.deleted = false AND {})",
+                user_match.replace("u.", "l.")
+            ),
+        },
+        Check {
+            name: "clerk_user_with_many_customers".into(),
+            description: "One Clerk user has more than one Stripe customer".into(),
+            sql: format!(
+                "SELECT {user_of_customer} AS clerk_user, COUNT(*) AS customers \
+                 FROM stripe_customers c WHERE {user_of_customer} IS NOT NULL AND {user_of_customer} <> '' \
+                 GROUP BY {user_of_customer} HAVING COUNT(*) > 1"
+            ),
+        },
+        Check {
+            name: "customer_names_missing_clerk_user".into(),
+            description: "A Stripe customer names a Clerk user that does not exist".into(),
+            sql: format!(
+                "SELECT c.id AS customer_id, {user_of_customer} AS clerk_user \
+                 FROM stripe_customers c WHERE {user_of_customer} IS NOT NULL AND {user_of_customer} <> '' \
+                 AND NOT EXISTS (SELECT 1 FROM objects u WHERE u.provider = 'clerk' AND u.kind = 'users' AND {user_match})"
+            ),
+        },
+    ];
+    if let Some((table, status, sub)) = app_status {
+        for id in [status, sub] {
+            if !valid_ident(id) {
+                return Err(Error::config(format!(
+                    "column {id:?}: lower-case letters, digits and _"
+                )));
+            }
+        }
+        if !table.split('.').all(valid_ident) {
+            return Err(Error::config(format!(
+                "table {table:?}: lower-case letters, digits and _"
+            )));
+        }
+        let (t, st, sb) = (quote_ident(table), quote_ident(status), quote_ident(sub));
+        checks.push(Check {
+            name: "app_active_without_subscription".into(),
+            description: format!("A row of {table} has an active status but no subscription id"),
+            sql: format!(
+                "SELECT * FROM {t} WHERE {st} IN ('active', 'trialing', 'past_due') AND ({sb} IS NULL OR {sb} = '')"
+            ),
+        });
+    }
+    Ok(checks)
 }
 
 #[cfg(test)]
