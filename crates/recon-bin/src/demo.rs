@@ -310,6 +310,8 @@ pub async fn run(a: DemoArgs) -> Result<u8> {
                 (_, recon_core::DriftCause::Missing) => "missed: absent",
                 (_, recon_core::DriftCause::Deleted) => "missed: deleted",
                 (_, recon_core::DriftCause::Changed) => "missed or stale: changed",
+                (_, recon_core::DriftCause::AppDrift) => "app table: repaired",
+                (_, recon_core::DriftCause::Check) => "check: violation",
             };
             *by_kind_cause
                 .entry(format!("{}.{}", d.key.provider, d.key.kind))
