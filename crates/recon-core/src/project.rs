@@ -87,7 +87,12 @@ pub enum OnDelete {
 
 /// How a changed mirror object maps to the app keys it affects.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Dependency {
+    /// The provider, if not the projection's (an app row that follows a
+    /// Clerk user and a Stripe customer).
+    #[serde(default)]
+    pub provider: Option<String>,
     /// The mirror kind (e.g. `subscriptions`).
     pub kind: String,
     /// Which value of the object is the app key: `id` (the object itself),
@@ -99,6 +104,7 @@ pub struct Dependency {
 
 /// A projection from the mirror into one app table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Projection {
     /// Name (in errors, drift records and the change feed).
     pub name: String,
@@ -130,6 +136,7 @@ pub struct Projection {
 /// A declared check: SQL over the mirror's views and the app's tables that
 /// must return no rows. Each row it returns is a violation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Check {
     /// Name.
     pub name: String,
@@ -287,7 +294,7 @@ impl Projection {
     pub fn keys_of(&self, new: &Snapshot, prev: Option<&Snapshot>) -> Vec<String> {
         let mut out = Vec::new();
         for d in &self.depends {
-            if d.kind != new.key.kind || self.provider != new.key.provider {
+            if d.kind != new.key.kind || self.provider_of(d) != new.key.provider {
                 continue;
             }
             for s in std::iter::once(new).chain(prev) {
@@ -303,10 +310,16 @@ impl Projection {
 
     /// Whether a change of `kind` of `provider` can affect this projection.
     pub fn depends_on(&self, provider: &str, kind: &str) -> bool {
-        self.provider == provider && self.depends.iter().any(|d| d.kind == kind)
+        self.depends
+            .iter()
+            .any(|d| d.kind == kind && self.provider_of(d) == provider)
     }
 
-    /// Whether finding the keys needs the object's document.
+    fn provider_of<'a>(&'a self, d: &'a Dependency) -> &'a str {
+        d.provider.as_deref().unwrap_or(&self.provider)
+    }
+
+    /// Whether finding the keys needs the object's document (any provider).
     pub fn needs_data(&self, kind: &str) -> bool {
         self.depends
             .iter()
@@ -1241,14 +1254,17 @@ mod tests {
                     .into(),
             depends: vec![
                 Dependency {
+                    provider: None,
                     kind: "customers".into(),
                     key: "id".into(),
                 },
                 Dependency {
+                    provider: None,
                     kind: "subscriptions".into(),
                     key: "owner".into(),
                 },
                 Dependency {
+                    provider: None,
                     kind: "memberships".into(),
                     key: "data.organization.id".into(),
                 },
