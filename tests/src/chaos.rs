@@ -295,6 +295,136 @@ pub async fn convergence(store: Arc<dyn Store>) {
     w.sim.shutdown().await;
 }
 
+/// The projection the app-table chaos case keeps right: per Stripe
+/// customer, the status of its newest subscription that is not canceled
+/// (by `created`, then id), else `none`.
+pub fn billing_projection() -> recon_core::project::Projection {
+    use recon_core::project::{Dependency, OnDelete, OnMissing, Projection};
+    Projection {
+        name: "billing".into(),
+        provider: "stripe".into(),
+        table: "app_users".into(),
+        key: "stripe_customer_id".into(),
+        columns: vec!["subscription_status".into()],
+        query: "SELECT c.id AS key, COALESCE((SELECT s.status FROM stripe_subscriptions s \
+            WHERE s.customer_id = c.id AND s.account = c.account AND s.status <> 'canceled' \
+            ORDER BY s.created DESC, s.id DESC LIMIT 1), 'none') AS subscription_status \
+            FROM stripe_customers c WHERE c.account = 'default'"
+            .into(),
+        depends: vec![
+            Dependency {
+                provider: None,
+                kind: "customers".into(),
+                key: "id".into(),
+            },
+            Dependency {
+                provider: None,
+                kind: "subscriptions".into(),
+                key: "owner".into(),
+            },
+        ],
+        on_missing: OnMissing::Insert,
+        on_delete: OnDelete::Delete,
+        absent: Default::default(),
+    }
+}
+
+/// What [`billing_projection`] implies from the simulator's truth.
+pub fn billing_truth(sim: &SimHandle) -> BTreeMap<String, Option<String>> {
+    let truth = sim.truth();
+    let customers = truth.kind(recon_sim::Provider::Stripe, "customers");
+    let subs = truth.kind(recon_sim::Provider::Stripe, "subscriptions");
+    let mut best: BTreeMap<String, (i64, String, String)> = BTreeMap::new();
+    for (id, t) in subs {
+        let TruthObject::Live(v) = t else { continue };
+        let status = v["status"].as_str().unwrap_or_default().to_string();
+        if status == "canceled" {
+            continue;
+        }
+        let Some(cus) = v["customer"].as_str() else {
+            continue;
+        };
+        let created = v["created"].as_i64().unwrap_or(0);
+        let cand = (created, id.clone(), status);
+        match best.get(cus) {
+            Some(b) if (b.0, &b.1) >= (cand.0, &cand.1) => {}
+            _ => {
+                best.insert(cus.to_string(), cand);
+            }
+        }
+    }
+    customers
+        .iter()
+        .filter(|(_, t)| matches!(t, TruthObject::Live(_)))
+        .map(|(id, _)| {
+            let status = best.get(id).map(|b| b.2.clone()).unwrap_or_else(|| "none".into());
+            (id.clone(), Some(status))
+        })
+        .collect()
+}
+
+/// The app's table under chaos: webhooks dropped, duplicated and
+/// reordered, rows edited by hand behind recon's back; after the final
+/// sweep and the app pass, `app_users` equals what the truth implies.
+pub async fn app_convergence(make: crate::projections::Make) {
+    let sync = recon_core::project::AppSync {
+        projections: vec![billing_projection()],
+        checks: Vec::new(),
+        feed: true,
+    };
+    let (store, db) = make(sync).await;
+    db.exec(
+        "CREATE TABLE app_users (stripe_customer_id text PRIMARY KEY, subscription_status text, note text)",
+    )
+    .await;
+    let n = 150 * scale();
+    let w = World::new(store.clone(), 21, n).await;
+    w.sweep_all().await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(21);
+    for _ in 0..(1500 * scale() / 500) {
+        w.sim.mutate(500);
+        deliver_with_faults(&w, &mut rng, 0.2, 0.1, 40).await;
+    }
+    // The app's own hands: a wrong status on some rows, a row deleted.
+    db.exec("UPDATE app_users SET subscription_status = 'hand_edited' WHERE stripe_customer_id IN (SELECT stripe_customer_id FROM app_users ORDER BY stripe_customer_id LIMIT 5)")
+        .await;
+    db.exec("DELETE FROM app_users WHERE stripe_customer_id = (SELECT MAX(stripe_customer_id) FROM app_users)")
+        .await;
+    w.sweep_all().await;
+    let (run, fixed) = recon_core::project::reconcile_app(
+        store.as_ref(),
+        &billing_projection(),
+        &recon_core::project::AppSweepOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    assert!(
+        fixed.len() >= 6,
+        "the hand edits and the deleted row are found: {fixed:?}"
+    );
+    let app = db
+        .pairs("SELECT stripe_customer_id, subscription_status FROM app_users")
+        .await;
+    let want = billing_truth(&w.sim);
+    let wrong: Vec<_> = want
+        .iter()
+        .filter(|(k, v)| app.get(*k) != Some(*v))
+        .take(10)
+        .collect();
+    let extra: Vec<_> = app.keys().filter(|k| !want.contains_key(*k)).take(10).collect();
+    eprintln!(
+        "chaos app table: {} rows, repaired by the app pass {}",
+        app.len(),
+        fixed.len()
+    );
+    assert!(
+        wrong.is_empty() && extra.is_empty(),
+        "app table differs from the truth: wrong {wrong:?}, extra {extra:?}"
+    );
+    w.sim.shutdown().await;
+}
+
 /// Partial views: listings fail at a page: no row deleted, run failed.
 pub async fn partial_views(store: Arc<dyn Store>) {
     let w = World::new(store.clone(), 11, 400).await;
@@ -415,6 +545,12 @@ pub async fn replay_restores_stripe(store: Arc<dyn Store>) {
 macro_rules! chaos_tests {
     ($make:path) => {
         $crate::chaos_tests!(@each $make; convergence, partial_views, replay_restores_stripe);
+    };
+    (app $make:path) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn app_convergence() {
+            $crate::chaos::app_convergence($make).await;
+        }
     };
     (@each $make:path; $($name:ident),*) => {
         $(

@@ -11,6 +11,7 @@ pub mod chaos;
 pub mod failing;
 pub mod guarantees;
 pub mod hostile;
+pub mod projections;
 pub mod race;
 
 use std::sync::Arc;

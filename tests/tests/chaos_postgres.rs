@@ -9,3 +9,4 @@ async fn make() -> Arc<dyn Store> {
 }
 
 recon_tests::chaos_tests!(make);
+recon_tests::chaos_tests!(app recon_tests::projections::pg);

@@ -35,7 +35,32 @@ async fn main() {
         .unwrap()
         .port();
     let cfg = std::env::temp_dir().join(format!("webhook-load-{port}.toml"));
-    std::fs::write(&cfg, "[server]\nscheduler = false\n").unwrap();
+    let projection = std::env::var("LOAD_PROJECTION").is_ok_and(|v| v == "1");
+    let mut toml = String::from("[server]\nscheduler = false\n");
+    if projection {
+        // The app's table, beside recon's schema, and one projection into it.
+        let pool = sqlx::PgPool::connect(&db).await.expect("connect to DATABASE_URL");
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS public.load_users (stripe_customer_id text PRIMARY KEY, email text, name text, note text)",
+        )
+        .execute(&pool)
+        .await
+        .expect("create the app table");
+        toml.push_str(
+            r#"
+[[projections]]
+name = "load_users"
+provider = "stripe"
+table = "load_users"
+key = "stripe_customer_id"
+columns = ["email", "name"]
+query = "SELECT id AS key, email, name FROM stripe_customers"
+depends = [{ kind = "customers", key = "id" }]
+on_missing = "insert"
+"#,
+        );
+    }
+    std::fs::write(&cfg, toml).unwrap();
     let envs = [
         ("DATABASE_URL", db.as_str()),
         ("STRIPE_SECRET_KEY", "sk_test_load"),
@@ -148,4 +173,17 @@ async fn main() {
     );
     assert_eq!(failed, 0, "some webhooks were not acknowledged");
     assert_eq!(applied, unique, "every unique event applies exactly once");
+    if projection {
+        let pool = sqlx::PgPool::connect(&db).await.expect("connect");
+        let (rows,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM public.load_users WHERE email IS NOT NULL AND name IS NOT NULL",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("count app rows");
+        assert_eq!(
+            rows as u64, unique,
+            "every customer reached the app table in its webhook's transaction"
+        );
+    }
 }
