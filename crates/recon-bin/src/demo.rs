@@ -191,7 +191,9 @@ pub async fn run(a: DemoArgs) -> Result<u8> {
             stats,
         });
     }
+    let sync = Arc::new(config.app_sync()?);
     let app = App {
+        sync,
         config,
         store: store.clone(),
         providers: entries,
