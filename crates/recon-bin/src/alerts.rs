@@ -50,6 +50,40 @@ pub async fn maybe_alert(run: &RunRecord, threshold: f64) -> Option<&'static str
     Some(why)
 }
 
+/// Why a check alert is raised (the `reason` of `recon_alerts_total`).
+pub const CHECK_VIOLATION: &str = "check_violation";
+
+/// Alert on a check that found violations or whose SQL failed: logged at
+/// error level and POSTed to `RECON_ALERT_WEBHOOK_URL` when set, with up
+/// to 10 violating rows. Returns whether it alerted.
+pub async fn check_alert(result: &recon_core::project::CheckResult) -> bool {
+    if result.violations.is_empty() && result.error.is_none() {
+        return false;
+    }
+    tracing::error!(
+        alert = CHECK_VIOLATION,
+        check = %result.name,
+        violations = result.violations.len(),
+        error = ?result.error,
+        "check found violations: {}",
+        result.description
+    );
+    if let Some(url) = crate::config::env("RECON_ALERT_WEBHOOK_URL") {
+        let body = serde_json::json!({
+            "alert": CHECK_VIOLATION,
+            "check": result.name,
+            "description": result.description,
+            "violations": result.violations.len(),
+            "sample": result.violations.iter().take(10).collect::<Vec<_>>(),
+            "error": result.error,
+        });
+        if let Err(e) = post(&url, &body).await {
+            tracing::error!(error = %e, "could not deliver the alert to RECON_ALERT_WEBHOOK_URL");
+        }
+    }
+    true
+}
+
 /// Why a replay-gap alert is raised (the `reason` of `recon_alerts_total`).
 pub const REPLAY_GAP: &str = "event_cursor_beyond_horizon";
 

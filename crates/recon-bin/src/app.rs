@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
+use recon_core::project::{AppSweepOptions, AppSync};
 use recon_core::store::Reference;
 use recon_core::{BudgetStats, Engine, EngineConfig, Error, ErrorKind, Provider, Store};
 
@@ -40,21 +41,79 @@ pub struct App {
     pub providers: Vec<ProviderEntry>,
     /// Providers that are off, with why (for clear errors).
     pub off: Vec<(&'static str, String)>,
+    /// The projections, checks and change feed of the configuration (also
+    /// attached to the store).
+    pub sync: Arc<AppSync>,
 }
 
-/// Open the store named by the configuration. One clear line on failure.
+/// Open the store named by the configuration, with the configuration's
+/// projections, checks and change feed attached. One clear line on failure.
 pub async fn open_store(config: &Config) -> recon_core::Result<Arc<dyn Store>> {
     let url = config.database_url();
+    let sync = Arc::new(config.app_sync()?);
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let s = recon_store_postgres::PgStore::connect(&url, &config.schema()).await?;
-        Ok(Arc::new(s))
+        Ok(Arc::new(attach_pg(s, sync)))
     } else if url.starts_with("sqlite:") {
         let s = recon_store_sqlite::SqliteStore::connect(&url).await?;
-        Ok(Arc::new(s))
+        Ok(Arc::new(attach_sqlite(s, sync)))
     } else {
         Err(Error::config(
             "DATABASE_URL must start with postgres:// or sqlite:// (default sqlite://recon.db)",
         ))
+    }
+}
+
+// The two places the app sync meets the stores. Until both stores have
+// `with_app_sync(self, Arc<AppSync>) -> Self`, the store keeps none: commits
+// project nothing and write no change feed, and `Store::app_sync()` is
+// `None`. After the merge, each body becomes `s.with_app_sync(sync)`.
+// TODO(merge stores-app): wire these two.
+
+/// Attach the app sync to a Postgres store.
+fn attach_pg(
+    s: recon_store_postgres::PgStore,
+    sync: Arc<AppSync>,
+) -> recon_store_postgres::PgStore {
+    let _ = sync;
+    s
+}
+
+/// Attach the app sync to a SQLite store.
+fn attach_sqlite(
+    s: recon_store_sqlite::SqliteStore,
+    sync: Arc<AppSync>,
+) -> recon_store_sqlite::SqliteStore {
+    let _ = sync;
+    s
+}
+
+/// Check the projections and checks against the database (tables,
+/// columns, queries) before anything is written: a configuration error
+/// (exit 2) naming the projection or check. Nothing to do without any.
+pub async fn verify_app_sync(store: &dyn Store, sync: &AppSync) -> recon_core::Result<()> {
+    if sync.projections.is_empty() && sync.checks.is_empty() {
+        return Ok(());
+    }
+    recon_core::project::verify(store, sync).await
+}
+
+/// How app-table reconciliation runs, from `[engine]`'s breaker settings.
+pub fn app_sweep_options(
+    config: &Config,
+    account: &str,
+    source: recon_core::Source,
+    dry_run: bool,
+    force: bool,
+) -> AppSweepOptions {
+    AppSweepOptions {
+        dry_run,
+        force,
+        breaker_share: config.engine.breaker_share,
+        breaker_min_base: config.engine.breaker_min_base,
+        account: account.to_string(),
+        source,
+        ..AppSweepOptions::default()
     }
 }
 
@@ -129,6 +188,7 @@ impl App {
         let cfg = config.clone();
         let building = tokio::task::spawn_blocking(move || build_providers(&cfg));
         let store = open_store(&config).await?;
+        let sync = Arc::new(config.app_sync()?);
         let (built, off) = building
             .await
             .map_err(|e| Error::new(ErrorKind::Unexpected, format!("building providers: {e}")))??;
@@ -148,6 +208,7 @@ impl App {
             store,
             providers,
             off,
+            sync,
         })
     }
 

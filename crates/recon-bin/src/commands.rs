@@ -38,6 +38,11 @@ pub struct ReconcileArgs {
     /// Apply even if the circuit breaker would stop the sweep.
     #[arg(long)]
     pub force: bool,
+    /// Reconcile the app's own tables only: compare every projected column
+    /// of the provider's [[projections]] with the mirror and repair the
+    /// differences, then run the checks.
+    #[arg(long, conflicts_with_all = ["kind", "id", "owner"])]
+    pub app: bool,
     #[command(flatten)]
     pub out: OutputArgs,
 }
@@ -126,10 +131,16 @@ pub async fn migrate(config: Option<&Path>, out: OutputArgs) -> Result<u8> {
     Ok(EXIT_OK)
 }
 
-async fn ready_app(config: Option<&Path>) -> Result<App> {
+/// Load the configuration, open the store and the providers. With
+/// `writes`, the projections and checks are verified against the database
+/// first (a configuration error, exit 2, naming the projection).
+pub(crate) async fn ready_app(config: Option<&Path>, writes: bool) -> Result<App> {
     let config = Config::load(config)?;
     let app = App::open(config).await?;
     app.store.check_ready().await?;
+    if writes {
+        crate::app::verify_app_sync(app.store.as_ref(), &app.sync).await?;
+    }
     Ok(app)
 }
 
@@ -162,7 +173,17 @@ fn outcome_line(o: &OneOutcome) -> String {
 
 /// `recon reconcile`.
 pub async fn reconcile(config: Option<&Path>, a: ReconcileArgs) -> Result<u8> {
-    let app = ready_app(config).await?;
+    let app = ready_app(config, true).await?;
+    if a.app {
+        return crate::apptables::reconcile_app_command(
+            &app,
+            &a.provider,
+            a.dry_run,
+            a.force,
+            a.out,
+        )
+        .await;
+    }
     let entry = app.provider(&a.provider)?;
     let threshold = app.config.alerts.mismatch_threshold;
     if let Some(id) = &a.id {
@@ -177,15 +198,17 @@ pub async fn reconcile(config: Option<&Path>, a: ReconcileArgs) -> Result<u8> {
     if let Some(owner) = &a.owner {
         let all = entry.engine.reconcile_owner(owner, a.dry_run).await?;
         let summary = recon_core::engine::summarize(&all);
+        let app_rows = crate::apptables::refresh_owner(&app, entry.name, owner, a.dry_run).await?;
         if a.out.json {
             print_json(
-                &json!({ "ok": true, "dry_run": a.dry_run, "summary": summary, "results": all }),
+                &json!({ "ok": true, "dry_run": a.dry_run, "summary": summary, "results": all, "app": app_rows }),
             );
         } else {
             for o in &all {
                 println!("{}", outcome_line(o));
             }
             println!("{} objects: {summary:?}", all.len());
+            crate::apptables::print_owner_rows(&app_rows);
         }
         return Ok(EXIT_OK);
     }
@@ -236,6 +259,29 @@ pub async fn reconcile(config: Option<&Path>, a: ReconcileArgs) -> Result<u8> {
             break;
         }
     }
+    // A full sweep ends with the app's tables and the checks.
+    let mut app_runs = Vec::new();
+    let mut checks = Vec::new();
+    if a.kind.is_none() && code == EXIT_OK {
+        app_runs = crate::apptables::reconcile_provider(
+            &app,
+            entry.name,
+            None,
+            recon_core::Source::OnDemand,
+            a.dry_run,
+            a.force,
+        )
+        .await?;
+        for r in &app_runs {
+            crate::alerts::maybe_alert(&r.run, threshold).await;
+        }
+        checks = crate::apptables::run_checks(&app, !a.dry_run).await?;
+        code = crate::apptables::exit_for_app(&app_runs);
+        if !a.out.json {
+            crate::apptables::print_app_runs(&app_runs, a.dry_run);
+            crate::apptables::print_checks(&checks);
+        }
+    }
     if a.out.json {
         let mut drift = Vec::new();
         for r in &runs {
@@ -249,7 +295,9 @@ pub async fn reconcile(config: Option<&Path>, a: ReconcileArgs) -> Result<u8> {
                     .await?,
             );
         }
-        print_json(&json!({ "ok": code == EXIT_OK, "runs": runs, "drift": drift }));
+        print_json(
+            &json!({ "ok": code == EXIT_OK, "runs": runs, "drift": drift, "app": app_runs, "checks": checks }),
+        );
     }
     Ok(code)
 }
@@ -265,7 +313,7 @@ pub async fn replay(config: Option<&Path>, a: ReplayArgs) -> Result<u8> {
         Some(s) => Some(parse_since(s).map_err(|e| recon_core::Error::invalid(e.to_string()))?),
         None => None,
     };
-    let app = ready_app(config).await?;
+    let app = ready_app(config, true).await?;
     let entry = app.provider(&a.provider)?;
     let mut start = None;
     let since = match explicit {
@@ -351,7 +399,7 @@ pub async fn drift(config: Option<&Path>, a: DriftArgs) -> Result<u8> {
             a.stale
         ))
     })?;
-    let app = ready_app(config).await?;
+    let app = ready_app(config, false).await?;
     let scopes: Vec<Scope<'_>> = app
         .providers
         .iter()
@@ -403,8 +451,20 @@ pub async fn drift(config: Option<&Path>, a: DriftArgs) -> Result<u8> {
     }
     println!("Recent drift: {}", recent.len());
     for d in &recent {
+        // App rows and check violations say what they found.
+        let detail = match d.cause {
+            recon_core::DriftCause::AppDrift => format!(
+                ": {}",
+                crate::apptables::was_now(d.before.as_ref(), d.after.as_ref())
+            ),
+            recon_core::DriftCause::Check => format!(
+                ": {}",
+                d.after.as_ref().map(|v| v.to_string()).unwrap_or_default()
+            ),
+            _ => String::new(),
+        };
         println!(
-            "  {} {} {} {} via {}",
+            "  {} {} {} {} via {}{detail}",
             d.key.provider,
             d.key.kind,
             d.key.id,

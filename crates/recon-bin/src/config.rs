@@ -8,6 +8,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use recon_core::project::{
+    AppSync, Check, Dependency, Link, OnDelete, OnMissing, Projection, builtin_checks,
+};
 use serde::Deserialize;
 
 /// Where the mirror lives when `DATABASE_URL` is unset.
@@ -31,6 +34,14 @@ pub struct Config {
     pub stripe: ProviderSection,
     /// Clerk.
     pub clerk: ProviderSection,
+    /// Projections from the mirror into the app's own tables.
+    pub projections: Vec<ProjectionSection>,
+    /// Declared checks: SQL that must return no rows.
+    pub checks: Vec<CheckSection>,
+    /// The built-in Stripe ↔ Clerk checks.
+    pub link: LinkSection,
+    /// The change feed.
+    pub changes: ChangesSection,
 }
 
 /// `[database]`.
@@ -174,6 +185,151 @@ pub struct ProviderSection {
     pub replay_window: Option<String>,
 }
 
+/// `[[projections]]`: one app table's owned columns and how their values
+/// follow from the mirror (see `recon_core::project::Projection`). Every
+/// field is optional here so that a missing one is refused by
+/// `AppSync::validate` with a message naming the projection.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProjectionSection {
+    /// Name (in errors, drift records and the change feed).
+    pub name: String,
+    /// `stripe` or `clerk`: whose mirror it reads.
+    pub provider: String,
+    /// The app table, `table` or `schema.table`.
+    pub table: String,
+    /// The app table's key column (holds the provider id).
+    pub key: String,
+    /// The columns recon owns, in the order the query returns them.
+    pub columns: Vec<String>,
+    /// SQL over recon's views returning `key` and one column per owned column.
+    pub query: String,
+    /// Mirror kinds it reads and how each maps to the app key.
+    pub depends: Vec<DependencySection>,
+    /// `report` (default), `insert` or `ignore`.
+    pub on_missing: OnMissing,
+    /// `absent` (default) or `delete`.
+    pub on_delete: OnDelete,
+    /// The owned columns' values when the provider object is gone.
+    pub absent: BTreeMap<String, serde_json::Value>,
+}
+
+/// `depends = [{ kind = "subscriptions", key = "owner" }]`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct DependencySection {
+    /// Mirror kind.
+    pub kind: String,
+    /// `id`, `owner` or `data.<path>`.
+    pub key: String,
+}
+
+impl From<&ProjectionSection> for Projection {
+    fn from(p: &ProjectionSection) -> Projection {
+        Projection {
+            name: p.name.clone(),
+            provider: p.provider.clone(),
+            table: p.table.clone(),
+            key: p.key.clone(),
+            columns: p.columns.clone(),
+            query: p.query.clone(),
+            depends: p
+                .depends
+                .iter()
+                .map(|d| Dependency {
+                    kind: d.kind.clone(),
+                    key: d.key.clone(),
+                })
+                .collect(),
+            on_missing: p.on_missing,
+            on_delete: p.on_delete,
+            absent: p.absent.clone(),
+        }
+    }
+}
+
+/// `[[checks]]`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct CheckSection {
+    /// Name.
+    pub name: String,
+    /// What a violation means.
+    pub description: String,
+    /// SQL over the views and the app's tables that must return no rows;
+    /// its first column names the subject of a violation.
+    pub sql: String,
+}
+
+/// How `[link]` ties a Stripe customer to a Clerk user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkBy {
+    /// `customer.metadata.<metadata_key>` holds the Clerk user id.
+    #[default]
+    Metadata,
+    /// The customer's email is the user's email.
+    Email,
+}
+
+/// `[link]`: the built-in Stripe ↔ Clerk checks. Off unless `enabled`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LinkSection {
+    /// Run the built-in checks.
+    pub enabled: bool,
+    /// `metadata` (default) or `email`.
+    pub by: LinkBy,
+    /// The customer metadata key holding the Clerk user id.
+    pub metadata_key: String,
+    /// An app table whose rows must not have an active status without a
+    /// subscription id (with the two columns below).
+    pub app_table: Option<String>,
+    /// Its status column.
+    pub app_status_column: Option<String>,
+    /// Its subscription-id column.
+    pub app_subscription_column: Option<String>,
+}
+
+impl Default for LinkSection {
+    fn default() -> Self {
+        LinkSection {
+            enabled: false,
+            by: LinkBy::Metadata,
+            metadata_key: "clerk_user_id".into(),
+            app_table: None,
+            app_status_column: None,
+            app_subscription_column: None,
+        }
+    }
+}
+
+/// `[changes]`: the change feed (`recon changes`, `NOTIFY recon_changes`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChangesSection {
+    /// Append every change recon makes to the feed.
+    pub enabled: bool,
+    /// How long entries are kept (`recon serve` prunes older ones).
+    pub retention: String,
+}
+
+impl ChangesSection {
+    /// `retention` as a duration (checked by `Config::load`).
+    pub fn retention(&self) -> Duration {
+        humantime::parse_duration(&self.retention).unwrap_or(Duration::from_secs(7 * 86_400))
+    }
+}
+
+impl Default for ChangesSection {
+    fn default() -> Self {
+        ChangesSection {
+            enabled: true,
+            retention: "7d".into(),
+        }
+    }
+}
+
 /// The default schedules (sec min hour day month weekday).
 pub fn default_schedule(provider: &str) -> BTreeMap<String, String> {
     let pairs: &[(&str, &str)] = match provider {
@@ -259,7 +415,75 @@ impl Config {
                 recon_core::Rate::parse(r).map_err(|e| anyhow::anyhow!("{name}.rate: {e}"))?;
             }
         }
+        match humantime::parse_duration(&self.changes.retention) {
+            Ok(d) if d >= Duration::from_secs(60) => {}
+            _ => bail!(
+                "changes.retention must be a duration of at least 1m, like \"7d\" (got {:?})",
+                self.changes.retention
+            ),
+        }
+        self.app_sync()?;
         Ok(())
+    }
+
+    /// What the store keeps right beyond the mirror: the declared
+    /// projections, the declared and built-in checks, and the change feed.
+    /// Checked: an error names the projection or check at fault.
+    pub fn app_sync(&self) -> recon_core::Result<AppSync> {
+        let projections: Vec<Projection> = self.projections.iter().map(Projection::from).collect();
+        for p in &projections {
+            if !p.name.trim().is_empty()
+                && !p.provider.is_empty()
+                && !crate::app::PROVIDERS.iter().any(|(n, _)| *n == p.provider)
+            {
+                let known: Vec<&str> = crate::app::PROVIDERS.iter().map(|(n, _)| *n).collect();
+                return Err(recon_core::Error::config(format!(
+                    "projection {:?}: unknown provider {:?}; known: {}",
+                    p.name,
+                    p.provider,
+                    known.join(", ")
+                )));
+            }
+        }
+        let mut checks: Vec<Check> = self
+            .checks
+            .iter()
+            .map(|c| Check {
+                name: c.name.clone(),
+                description: c.description.clone(),
+                sql: c.sql.clone(),
+            })
+            .collect();
+        let l = &self.link;
+        let app_status = match (
+            l.app_table.as_deref(),
+            l.app_status_column.as_deref(),
+            l.app_subscription_column.as_deref(),
+        ) {
+            (Some(t), Some(s), Some(c)) => Some((t, s, c)),
+            (None, None, None) => None,
+            _ => {
+                return Err(recon_core::Error::config(
+                    "link: app_table, app_status_column and app_subscription_column go together: set all three or none",
+                ));
+            }
+        };
+        if l.enabled {
+            let link = match l.by {
+                LinkBy::Metadata => Link::Metadata(l.metadata_key.clone()),
+                LinkBy::Email => Link::Email,
+            };
+            let builtin = builtin_checks(&link, app_status)
+                .map_err(|e| recon_core::Error::config(format!("link: {e}")))?;
+            checks.extend(builtin);
+        }
+        let sync = AppSync {
+            projections,
+            checks,
+            feed: self.changes.enabled,
+        };
+        sync.validate()?;
+        Ok(sync)
     }
 
     /// `DATABASE_URL`, else the file, else the embedded default.
@@ -339,6 +563,36 @@ mod tests {
         );
     }
 
+    /// The commented app-table example of recon.example.toml, uncommented.
+    fn example_app_block() -> String {
+        let text = include_str!("../../../recon.example.toml");
+        let start = text.find("# BEGIN app-table example").unwrap();
+        let end = text.find("# END app-table example").unwrap();
+        text[start..end]
+            .lines()
+            .skip(1)
+            .map(|l| l.strip_prefix("# ").unwrap_or(l.trim_start_matches('#')))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn example_app_tables_parse() {
+        let cfg: Config = toml::from_str(&example_app_block()).unwrap();
+        cfg.validate().unwrap();
+        let sync = cfg.app_sync().unwrap();
+        assert_eq!(sync.projections[0].name, "billing");
+        assert_eq!(sync.projections[0].table, "public.users");
+        assert!(
+            sync.projections[0]
+                .query
+                .contains("AS stripe_subscription_id")
+        );
+        // One declared check and four built-in ones.
+        assert_eq!(sync.checks.len(), 5);
+        assert!(sync.feed);
+    }
+
     #[test]
     fn abandon_after_is_checked() {
         let parse = |v: &str| {
@@ -379,5 +633,150 @@ mod tests {
     #[test]
     fn unknown_keys_are_refused() {
         assert!(toml::from_str::<Config>("[engine]\nbreaker = 1").is_err());
+    }
+
+    const PROJECTION: &str = r#"
+[[projections]]
+name = "billing"
+provider = "stripe"
+table = "users"
+key = "stripe_customer_id"
+columns = ["subscription_status", "plan"]
+query = "SELECT id AS key, 'none' AS subscription_status, NULL AS plan FROM stripe_customers"
+depends = [{ kind = "customers", key = "id" }, { kind = "subscriptions", key = "owner" }]
+on_missing = "insert"
+on_delete = "absent"
+absent = { subscription_status = "none" }
+"#;
+
+    fn load(text: &str) -> Result<Config> {
+        let cfg: Config = toml::from_str(text)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    #[test]
+    fn a_projection_parses_into_the_core_type() {
+        let cfg = load(PROJECTION).unwrap();
+        let sync = cfg.app_sync().unwrap();
+        let p = &sync.projections[0];
+        assert_eq!(p.name, "billing");
+        assert_eq!(p.columns, ["subscription_status", "plan"]);
+        assert_eq!(p.on_missing, OnMissing::Insert);
+        assert_eq!(p.on_delete, OnDelete::Absent);
+        assert_eq!(p.depends[1].kind, "subscriptions");
+        assert_eq!(p.depends[1].key, "owner");
+        assert_eq!(p.absent["subscription_status"], serde_json::json!("none"));
+        // The feed is on by default; the built-in checks are not.
+        assert!(sync.feed);
+        assert!(sync.checks.is_empty());
+        assert_eq!(cfg.changes.retention(), Duration::from_secs(7 * 86_400));
+    }
+
+    #[test]
+    fn a_bad_projection_is_refused_naming_it() {
+        for (from, to, what) in [
+            ("key = \"stripe_customer_id\"\n", "", "key"),
+            (
+                "columns = [\"subscription_status\", \"plan\"]",
+                "columns = [\"subscription_status\", \"stripe_customer_id\"]",
+                "key column",
+            ),
+            (
+                "table = \"users\"",
+                "table = \"users; drop table x\"",
+                "table",
+            ),
+            ("key = \"owner\" }", "key = \"customer\" }", "customer"),
+            ("provider = \"stripe\"", "provider = \"paddle\"", "paddle"),
+            (
+                "absent = { subscription_status",
+                "absent = { email",
+                "email",
+            ),
+            ("query = \"SELECT", "query = \"\"\n#", "query"),
+        ] {
+            assert!(PROJECTION.contains(from), "{from}");
+            let text = PROJECTION.replacen(from, to, 1);
+            let e = format!("{:#}", load(&text).unwrap_err());
+            assert!(e.contains("\"billing\""), "{what}: {e}");
+            assert!(e.contains(what), "{what}: {e}");
+        }
+        let twice = format!("{PROJECTION}{PROJECTION}");
+        let e = load(&twice).unwrap_err().to_string();
+        assert!(
+            e.contains("two projections") && e.contains("billing"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_of_the_new_sections_are_refused() {
+        let e = load(&PROJECTION.replace("on_missing", "on_absent"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("on_absent"), "{e}");
+        assert!(load(&PROJECTION.replace("kind = \"customers\"", "knd = \"customers\"")).is_err());
+        assert!(load("[[checks]]\nname = \"x\"\nsql = \"SELECT 1\"\nseverity = 1").is_err());
+        assert!(load("[link]\nenabled = true\nby = \"phone\"").is_err());
+        assert!(load("[changes]\nkeep = \"7d\"").is_err());
+        assert!(load("[changes]\nretention = \"forever\"").is_err());
+        assert!(
+            load(&PROJECTION.replace("on_missing = \"insert\"", "on_missing = \"upsert\""))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn checks_and_the_link() {
+        let cfg = load(
+            "[[checks]]\nname = \"no_orphans\"\nsql = \"SELECT id FROM users WHERE false\"\n\n[link]\nenabled = true\nby = \"email\"\napp_table = \"users\"\napp_status_column = \"subscription_status\"\napp_subscription_column = \"stripe_subscription_id\"",
+        )
+        .unwrap();
+        let sync = cfg.app_sync().unwrap();
+        let names: Vec<&str> = sync.checks.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names[0], "no_orphans");
+        assert!(
+            names.contains(&"clerk_user_with_many_customers"),
+            "{names:?}"
+        );
+        assert!(
+            names.contains(&"app_active_without_subscription"),
+            "{names:?}"
+        );
+        let active = sync
+            .checks
+            .iter()
+            .find(|c| c.name == "app_active_without_subscription")
+            .unwrap();
+        assert!(
+            active.sql.contains("\"stripe_subscription_id\""),
+            "{}",
+            active.sql
+        );
+        assert!(sync.checks[1].sql.contains("lower(c.email)"));
+        // Metadata (the default) with another key.
+        let cfg = load("[link]\nenabled = true\nmetadata_key = \"user_id\"").unwrap();
+        let sync = cfg.app_sync().unwrap();
+        assert!(
+            sync.checks
+                .iter()
+                .all(|c| !c.sql.contains("'clerk_user_id'"))
+        );
+        assert!(sync.checks[0].sql.contains("'user_id'"));
+        assert_eq!(sync.checks.len(), 3);
+        // Off by default, even with the columns named.
+        let cfg = load("[link]\napp_table = \"users\"\napp_status_column = \"s\"\napp_subscription_column = \"t\"").unwrap();
+        assert!(cfg.app_sync().unwrap().checks.is_empty());
+        // The three app columns go together; bad keys are refused.
+        let e = load("[link]\nenabled = true\napp_table = \"users\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("app_status_column"), "{e}");
+        assert!(load("[link]\nenabled = true\nmetadata_key = \"a'b\"").is_err());
+        let e = load("[[checks]]\nname = \"empty\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("empty") && e.contains("sql"), "{e}");
     }
 }

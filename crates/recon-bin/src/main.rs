@@ -5,9 +5,11 @@
 
 mod alerts;
 mod app;
+mod apptables;
 mod commands;
 mod config;
 mod demo;
+mod demo_app;
 mod output;
 mod progress;
 mod resume;
@@ -61,6 +63,9 @@ Examples:
   recon replay stripe                         re-apply Stripe events from where the last replay stopped
   recon replay stripe --since 24h             re-apply Stripe events of the last day
   recon drift --stale 24h                     what is out of date or inconsistent
+  recon reconcile stripe --app --dry-run      which of your own table's rows differ from the mirror?
+  recon check                                 run the declared and built-in checks (exit 1 on violations)
+  recon changes --follow                      every change recon makes, as it happens
   recon serve                                 webhooks + scheduler + /metrics on 127.0.0.1:8080
 
 Environment: DATABASE_URL, STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET, STRIPE_API_BASE,
@@ -114,8 +119,17 @@ Examples:
   recon reconcile stripe --kind invoices     sweep one kind
   recon reconcile stripe --dry-run --json    report drift without writing
   recon reconcile stripe --id cus_123        one object: fixed, already_synced, deleted or not_found
-  recon reconcile stripe --owner cus_123     a customer, its subscriptions and invoices
-Exit status 3: the circuit breaker stopped a sweep that would change too much (rerun with --force).")]
+  recon reconcile stripe --owner cus_123     a customer, its subscriptions and invoices, then its app rows
+                                             (one line each: fixed / ok, with was → now)
+  recon reconcile stripe --app --dry-run     which rows of your own tables ([[projections]]) differ, was → now
+  recon reconcile stripe --app               repair them (drift cause app_drift), then run the checks
+
+A full sweep (no --kind, --id or --owner) ends with the same app pass over the provider's
+[[projections]] and the checks ([[checks]], [link]); with --dry-run it only reports.
+Exit status 0: every run succeeded; 1: a run failed; 2: usage or configuration (a projection whose
+table, columns or query do not work is named); 3: the circuit breaker stopped a sweep or an app pass
+that would change too much (rerun with --force). Check violations are printed, not an exit status:
+use `recon check` for that.")]
     Reconcile(commands::ReconcileArgs),
     /// Re-apply the provider's events from the stored cursor or a point
     /// (Stripe keeps 30 days).
@@ -133,7 +147,45 @@ an alert (RECON_ALERT_WEBHOOK_URL when set) and exits 1; run `recon reconcile st
 what those events changed.")]
     Replay(commands::ReplayArgs),
     /// Show stale objects, inconsistent references and recent drift.
+    #[command(after_help = "\
+Drift causes: missing, changed, deleted (the mirror vs the provider), app_drift (a row of your own
+table differed from what the mirror implies; kind app:<projection>, with was → now) and check
+(a declared or built-in check returned this row; kind check:<check>).
+
+Examples:
+  recon drift                  stale objects, dangling references, the 50 latest drift records
+  recon drift --stale 1h --json")]
     Drift(commands::DriftArgs),
+    /// Run the declared and built-in checks; each violation is recorded as
+    /// drift (cause `check`).
+    #[command(after_help = "\
+Checks are SQL over recon's views and your own tables that must return no rows ([[checks]] in the
+config file), plus the built-in Stripe <-> Clerk checks when [link] enabled = true: a deleted Clerk
+user whose customer still has an active subscription, one Clerk user with several customers, a
+customer naming a Clerk user that does not exist, an app row with an active status but no
+subscription id.
+
+Examples:
+  recon check                  print each violation (at most 100 per check)
+  recon check --json           {\"ok\": false, \"checks\": [{\"name\", \"violations\": [...], \"error\"}]}
+
+Exit status: 0 no violations; 1 a check found violations or its SQL failed; 2 usage or configuration.")]
+    Check(apptables::CheckArgs),
+    /// Read the change feed: every change recon made to the mirror or to
+    /// your own tables, in order, with a sequence number.
+    #[command(after_help = "\
+Each change has a sequence number (use it as your idempotency key), a cause (webhook, replay,
+sweep_repair, on_demand, fetch, app_drift), the object or the app row, and what changed (before →
+after, only the fields that changed). On Postgres each new change is also announced with
+NOTIFY recon_changes (payload: the sequence number). Entries older than [changes] retention
+(default 7d) are pruned by recon serve.
+
+Examples:
+  recon changes                          the oldest 100 changes kept
+  recon changes --since 1041             the changes after 1041 (the last one your app handled)
+  recon changes --since 1041 --follow    and keep printing new ones until Ctrl-C
+  recon changes --follow --json          one JSON object per line, as they come")]
+    Changes(apptables::ChangesArgs),
     /// Show recent runs with their counts, mismatch ratio and status.
     Runs(commands::RunsArgs),
 }
@@ -147,6 +199,8 @@ fn main() -> ExitCode {
         Command::Replay(a) => a.out.json,
         Command::Drift(a) => a.out.json,
         Command::Runs(a) => a.out.json,
+        Command::Check(a) => a.out.json,
+        Command::Changes(a) => a.out.json,
         Command::Demo(a) => a.out.json,
         Command::Serve => false,
     };
@@ -168,6 +222,8 @@ fn main() -> ExitCode {
             Command::Replay(a) => commands::replay(cli.config.as_deref(), a).await,
             Command::Drift(a) => commands::drift(cli.config.as_deref(), a).await,
             Command::Runs(a) => commands::runs(cli.config.as_deref(), a).await,
+            Command::Check(a) => apptables::check(cli.config.as_deref(), a).await,
+            Command::Changes(a) => apptables::changes(cli.config.as_deref(), a).await,
         };
         match result {
             Ok(code) => code,

@@ -35,6 +35,8 @@ pub struct Metrics {
     replay_gaps: Family<Labels, Counter>,
     alerts: Family<Labels, Counter>,
     drift_alert: Family<Labels, Gauge>,
+    app_rows: Family<Labels, Counter>,
+    check_violations: Family<Labels, Gauge>,
     budgets: Vec<(String, Arc<BudgetStats>)>,
 }
 
@@ -57,6 +59,8 @@ impl Metrics {
             replay_gaps: Family::default(),
             alerts: Family::default(),
             drift_alert: Family::default(),
+            app_rows: Family::default(),
+            check_violations: Family::default(),
             budgets,
         };
         registry.register(
@@ -120,6 +124,16 @@ impl Metrics {
             "1 while the last run of a kind was above the drift threshold or failed",
             m.drift_alert.clone(),
         );
+        registry.register(
+            "app_rows_repaired",
+            "Rows of the app's own tables repaired by app-table reconciliation, by projection and action (update, insert, delete; missing: reported, not written)",
+            m.app_rows.clone(),
+        );
+        registry.register(
+            "check_violations",
+            "Rows the last run of a check returned (-1: its SQL failed), by check",
+            m.check_violations.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -160,6 +174,30 @@ impl Metrics {
             .set(alert.is_some() as i64);
         if let Some(why) = alert {
             self.alerts.get_or_create(&l(&[("reason", why)])).inc();
+        }
+    }
+
+    /// Count an app row repaired (or reported missing) by a projection.
+    pub fn app_row(&self, projection: &str, action: &str) {
+        self.app_rows
+            .get_or_create(&l(&[("projection", projection), ("action", action)]))
+            .inc();
+    }
+
+    /// Record a check's result (its alert, if any, is counted too).
+    pub fn check(&self, r: &recon_core::project::CheckResult) {
+        let n = if r.error.is_some() {
+            -1
+        } else {
+            r.violations.len() as i64
+        };
+        self.check_violations
+            .get_or_create(&l(&[("check", &r.name)]))
+            .set(n);
+        if n != 0 {
+            self.alerts
+                .get_or_create(&l(&[("reason", crate::alerts::CHECK_VIOLATION)]))
+                .inc();
         }
     }
 

@@ -178,6 +178,69 @@ impl ServerState {
         }
     }
 
+    /// After a successful sweep of `kind`: reconcile the app rows of every
+    /// projection of `provider` that depends on it (source `sweep`; each a
+    /// run of kind `app:<projection>`, alerting and counted like a sweep),
+    /// then run the checks (violations recorded, counted and alerted).
+    pub async fn after_sweep_app(&self, provider: &str, kind: &str) {
+        let sync = &self.app.sync;
+        if !sync
+            .projections
+            .iter()
+            .any(|p| p.depends_on(provider, kind))
+            && sync.checks.is_empty()
+        {
+            return;
+        }
+        match crate::apptables::reconcile_provider(
+            &self.app,
+            provider,
+            Some(kind),
+            recon_core::Source::Sweep,
+            false,
+            false,
+        )
+        .await
+        {
+            Ok(runs) => {
+                for r in &runs {
+                    self.after_run(&r.run).await;
+                    for c in &r.changes {
+                        self.metrics.app_row(&r.projection, c.action);
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(provider, kind, error = %e, "app tables not reconciled after the sweep")
+            }
+        }
+        match crate::apptables::run_checks(&self.app, true).await {
+            Ok(results) => {
+                for r in &results {
+                    self.metrics.check(r);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "checks did not run after the sweep"),
+        }
+    }
+
+    /// Delete change-feed entries older than `[changes] retention`.
+    pub async fn prune_changes(&self) {
+        if !self.app.sync.feed {
+            return;
+        }
+        let keep = self.app.config.changes.retention();
+        let before = recon_core::now_ms() - keep.as_millis() as i64;
+        match self.app.store.prune_changes(before).await {
+            Ok(n) if n > 0 => tracing::info!(pruned = n, "change feed pruned"),
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::Unsupported => {
+                tracing::debug!(error = %e, "change feed not pruned")
+            }
+            Err(e) => tracing::warn!(error = %e, "change feed not pruned"),
+        }
+    }
+
     /// The event cursor of `provider` has fallen beyond its event log:
     /// alert (log, metric, `RECON_ALERT_WEBHOOK_URL`) and request full
     /// sweeps of every kind.
@@ -386,6 +449,7 @@ pub async fn run(config: Option<&Path>) -> Result<u8> {
     let scheduler_on = config.server.scheduler;
     let app = App::open(config).await?;
     app.store.check_ready().await?;
+    crate::app::verify_app_sync(app.store.as_ref(), &app.sync).await?;
     for (_, why) in &app.off {
         tracing::info!("{why}");
     }

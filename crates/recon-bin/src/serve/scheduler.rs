@@ -98,7 +98,15 @@ async fn execute(state: &Shared, provider: &str, action: &Action) {
         Action::Replay(window) => replay(state, entry, *window, &opts).await,
     };
     match result {
-        Ok(run) => state.after_run(&run).await,
+        Ok(run) => {
+            state.after_run(&run).await;
+            // The app's tables follow a successful sweep of a kind they read.
+            if let Action::Sweep(kind) = action
+                && run.status == RunStatus::Succeeded
+            {
+                state.after_sweep_app(provider, kind).await;
+            }
+        }
         Err(e) => tracing::error!(provider, error = %e, "scheduled job could not run"),
     }
 }
@@ -253,6 +261,18 @@ pub async fn run(
             tokio::select! {
                 _ = settle_state.shutdown.cancelled() => return,
                 _ = tokio::time::sleep(every) => {}
+            }
+        }
+    });
+    // The change feed keeps `[changes] retention`: pruned at start, then
+    // hourly (every replica may prune; it is idempotent).
+    let prune_state = state.clone();
+    tasks.spawn(async move {
+        loop {
+            prune_state.prune_changes().await;
+            tokio::select! {
+                _ = prune_state.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
             }
         }
     });

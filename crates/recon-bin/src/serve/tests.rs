@@ -24,6 +24,7 @@ async fn state(config: Config) -> (ServerState, UnboundedReceiver<(String, Strin
         store: Arc::new(store),
         providers: Vec::new(),
         off: Vec::new(),
+        sync: Default::default(),
     };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     (ServerState::new(app, Metrics::new(Vec::new()), tx), rx)
