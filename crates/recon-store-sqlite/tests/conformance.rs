@@ -18,6 +18,30 @@ async fn make() -> Arc<dyn Store> {
 
 recon_core::store_conformance_tests!(make);
 
+/// The app's tables live in the store's file; the app's SQL runs on the
+/// store's reader pool (each statement its own transaction).
+async fn make_app() -> recon_core::testkit::store_suite::AppDb {
+    let store = fresh_store().await;
+    let pool = store.pool().clone();
+    let with = store.clone();
+    recon_core::testkit::store_suite::AppDb {
+        store: Arc::new(store),
+        with_sync: Arc::new(move |sync| Arc::new(with.clone().with_app_sync(sync))),
+        exec: Arc::new(move |sql| {
+            let pool = pool.clone();
+            Box::pin(async move {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+            })
+        }),
+        schema_prefix: "main.",
+    }
+}
+
+recon_core::store_app_tests!(make_app);
+
 #[tokio::test]
 async fn bad_url_is_a_config_error_without_the_url() {
     for url in [
