@@ -400,7 +400,36 @@ fn valid_ident(s: &str) -> bool {
     valid_schema(s)
 }
 
-fn check_app_table(t: &AppTable<'_>) -> Result<()> {
+/// recon's own tables and views in its schema (a test keeps the list in
+/// step with the migrations). With `public` after the schema on the search
+/// path, an unqualified app table of one of these names would resolve to
+/// recon's.
+const RECON_RELATIONS: &[&str] = &[
+    "_sqlx_migrations",
+    "changes",
+    "clerk_organization_memberships",
+    "clerk_organizations",
+    "clerk_users",
+    "cursors",
+    "drift_log",
+    "event_ledger",
+    "objects",
+    "pending_fetches",
+    "quarantine",
+    "runs",
+    "stripe_customers",
+    "stripe_invoices",
+    "stripe_prices",
+    "stripe_products",
+    "stripe_subscriptions",
+    "sweep_seen",
+    "sweep_staged",
+];
+
+/// Check an app table's names (they are spliced into SQL) and that it is
+/// not one of recon's own: unqualified with a name of
+/// [`RECON_RELATIONS`], or in the store's schema.
+fn check_app_table(t: &AppTable<'_>, schema: &str) -> Result<()> {
     let parts: Vec<&str> = t.table.split('.').collect();
     let ok = parts.len() <= 2
         && parts.iter().all(|p| valid_ident(p))
@@ -409,15 +438,27 @@ fn check_app_table(t: &AppTable<'_>) -> Result<()> {
         && t.columns
             .iter()
             .all(|c| valid_ident(c) && c != t.key_column);
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::config(format!(
+    if !ok {
+        return Err(Error::config(format!(
             "app table {:?} (key {:?}, columns {:?}): names must be lower-case letters, digits and _",
             t.table, t.key_column, t.columns
         ))
-        .with_component(C))
+        .with_component(C));
     }
+    let recons = match parts[..] {
+        [name] => RECON_RELATIONS.contains(&name),
+        [ns, _] => ns == schema,
+        _ => false,
+    };
+    if recons {
+        return Err(Error::config(format!(
+            "app table {:?} is recon's own (schema {schema:?}); name the app's table with its schema, e.g. public.{}",
+            t.table,
+            parts[parts.len() - 1]
+        ))
+        .with_component(C));
+    }
+    Ok(())
 }
 
 /// A query or check as written by the user, ready to be wrapped as a
@@ -503,6 +544,8 @@ fn change_from_row(r: &PgRow) -> std::result::Result<ChangeRow, sqlx::Error> {
 /// An open Postgres transaction.
 pub struct PgTx {
     tx: Transaction<'static, Postgres>,
+    /// The store's schema (app tables are never in it).
+    schema: String,
 }
 
 impl PgTx {
@@ -1011,7 +1054,7 @@ impl StoreTx for PgTx {
         query: &str,
         keys: KeySel<'_>,
     ) -> Result<Vec<(String, serde_json::Value)>> {
-        check_app_table(table)?;
+        check_app_table(table, &self.schema)?;
         // The query's values go through the app table's row type, so they
         // come back as the app column would hold them (an integer column
         // turns "5" into 5) and compare equal to app_current's.
@@ -1036,7 +1079,7 @@ impl StoreTx for PgTx {
         table: &AppTable<'_>,
         keys: KeySel<'_>,
     ) -> Result<Vec<(String, serde_json::Value)>> {
-        check_app_table(table)?;
+        check_app_table(table, &self.schema)?;
         let k = format!("t.{}::text", quote_ident(table.key_column));
         let (filter, limit) = key_filter(keys, &k);
         let sql = format!(
@@ -1057,7 +1100,7 @@ impl StoreTx for PgTx {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<(String, serde_json::Value)>> {
-        check_app_table(table)?;
+        check_app_table(table, &self.schema)?;
         let k = format!("t.{}::text", quote_ident(table.key_column));
         let keys = KeySel::Page { after, limit };
         let (filter, limit) = key_filter(keys, &k);
@@ -1080,7 +1123,7 @@ impl StoreTx for PgTx {
         op: AppWrite,
         rows: &[(String, serde_json::Value)],
     ) -> Result<u64> {
-        check_app_table(table)?;
+        check_app_table(table, &self.schema)?;
         if rows.is_empty() {
             return Ok(0);
         }
@@ -1300,7 +1343,10 @@ impl Store for PgStore {
 
     async fn begin(&self) -> Result<Box<dyn StoreTx>> {
         let tx = self.pool.begin().await.map_err(db_err("begin"))?;
-        Ok(Box::new(PgTx { tx }))
+        Ok(Box::new(PgTx {
+            tx,
+            schema: self.schema.clone(),
+        }))
     }
 
     fn app_sync(&self) -> Option<&AppSync> {
@@ -1849,6 +1895,23 @@ pub mod testing {
 #[cfg(test)]
 mod tests {
     use super::is_loopback;
+
+    /// RECON_RELATIONS names every table and view the migrations create.
+    #[tokio::test]
+    async fn recon_relations_follow_the_migrations() {
+        let store = super::testing::fresh_store().await;
+        let got: Vec<String> = sqlx::query_scalar(
+            "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = $1 AND c.relkind IN ('r', 'v', 'm', 'p', 'f') ORDER BY 1",
+        )
+        .bind(store.schema())
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        let mut want: Vec<&str> = super::RECON_RELATIONS.to_vec();
+        want.sort_unstable();
+        assert_eq!(got, want);
+    }
 
     #[test]
     fn loopback_hosts() {

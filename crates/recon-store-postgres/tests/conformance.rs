@@ -494,3 +494,30 @@ async fn feed_sequence_follows_commit_order() {
         .collect();
     assert_eq!(ids, ["first", "second"]);
 }
+
+/// An app table is never one of recon's: not an unqualified name of
+/// recon's tables or views (the search path would find recon's first), nor
+/// anything in recon's schema.
+#[tokio::test]
+async fn app_tables_are_never_recons_own() {
+    let store = fresh_store().await;
+    let columns = vec!["status".to_string()];
+    let mut tx = store.begin().await.unwrap();
+    for t in [
+        "runs".to_string(),
+        "stripe_subscriptions".to_string(),
+        format!("{}.objects", store.schema()),
+        format!("{}.anything", store.schema()),
+    ] {
+        let table = AppTable {
+            table: &t,
+            key_column: "id",
+            columns: &columns,
+        };
+        let e = tx
+            .app_write(&table, AppWrite::Delete, &[("x".into(), json!(null))])
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), recon_core::ErrorKind::Config, "{t}: {e}");
+    }
+}

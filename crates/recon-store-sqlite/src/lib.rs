@@ -384,6 +384,34 @@ fn valid_ident(s: &str) -> bool {
         && !s.starts_with(|c: char| c.is_ascii_digit())
 }
 
+/// recon's own tables and views (a test keeps the list in step with the
+/// migrations), and SQLite's. The app's tables share the file, so an app
+/// table of one of these names would be recon's.
+const RECON_RELATIONS: &[&str] = &[
+    "_sqlx_migrations",
+    "changes",
+    "clerk_organization_memberships",
+    "clerk_organizations",
+    "clerk_users",
+    "cursors",
+    "drift_log",
+    "event_ledger",
+    "objects",
+    "pending_fetches",
+    "quarantine",
+    "runs",
+    "sqlite_sequence",
+    "stripe_customers",
+    "stripe_invoices",
+    "stripe_prices",
+    "stripe_products",
+    "stripe_subscriptions",
+    "sweep_seen",
+    "sweep_staged",
+];
+
+/// Check an app table's names (they are spliced into SQL) and that it is
+/// not one of recon's own ([`RECON_RELATIONS`], unqualified or in `main`).
 fn check_app_table(t: &AppTable<'_>) -> Result<()> {
     let parts: Vec<&str> = t.table.split('.').collect();
     let ok = parts.len() <= 2
@@ -393,15 +421,25 @@ fn check_app_table(t: &AppTable<'_>) -> Result<()> {
         && t.columns
             .iter()
             .all(|c| valid_ident(c) && c != t.key_column);
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::config(format!(
+    if !ok {
+        return Err(Error::config(format!(
             "app table {:?} (key {:?}, columns {:?}): names must be lower-case letters, digits and _",
             t.table, t.key_column, t.columns
         ))
-        .with_component(C))
+        .with_component(C));
     }
+    let recons = match parts[..] {
+        [name] | ["main", name] => RECON_RELATIONS.contains(&name),
+        _ => false,
+    };
+    if recons {
+        return Err(Error::config(format!(
+            "app table {:?} is one of recon's own tables or views",
+            t.table
+        ))
+        .with_component(C));
+    }
+    Ok(())
 }
 
 /// A query or check as written by the user, ready to be wrapped as a
@@ -1660,6 +1698,21 @@ pub mod testing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// RECON_RELATIONS names every table and view the migrations create.
+    #[tokio::test]
+    async fn recon_relations_follow_the_migrations() {
+        let store = testing::fresh_store().await;
+        let got: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') ORDER BY name",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        let mut want: Vec<&str> = RECON_RELATIONS.to_vec();
+        want.sort_unstable();
+        assert_eq!(got, want);
+    }
 
     #[test]
     fn urls() {

@@ -1599,7 +1599,16 @@ pub async fn app_query_errors(db: AppDb) {
     drop(tx);
 
     let mut tx = s.begin().await.unwrap();
-    for hostile in ["users; DROP TABLE objects", "Users", "a.b.c"] {
+    // Malformed names, and recon's own tables: a projection never writes
+    // the mirror.
+    for hostile in [
+        "users; DROP TABLE objects",
+        "Users",
+        "a.b.c",
+        "objects",
+        "changes",
+        "stripe_customers",
+    ] {
         let bad = crate::project::AppTable {
             table: hostile,
             ..table
