@@ -4,9 +4,10 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use recon_core::project::{AppSync, AppTable, ChangeRow};
 use recon_core::store::{
-    Cursor, Dangling, DriftQuery, Guard, LedgerRow, PendingFetch, Reference, SeenRow, StaleObject,
-    Store, StoreTx,
+    AppWrite, Cursor, Dangling, DriftQuery, Guard, KeySel, LedgerRow, PendingFetch, Reference,
+    SeenRow, StaleObject, Store, StoreTx,
 };
 use recon_core::types::{DriftRecord, ObjectKey, RunRecord, Snapshot, StoredObject};
 use recon_core::{Error, ErrorKind, Result};
@@ -21,6 +22,9 @@ pub enum FailAt {
     /// At the snapshot write, only when it holds the object with this id
     /// (a poison event among good ones).
     UpsertOf(&'static str),
+    /// At the first write to an app table (a projection that fails after
+    /// the mirror was written in the same transaction).
+    AppWrite,
     /// Never: the store only counts transactions.
     Nowhere,
     /// Nothing fails, but each snapshot write first waits at the barrier,
@@ -102,6 +106,50 @@ impl StoreTx for FailingTx {
     async fn resolve_fetches(&mut self, done: &[(&ObjectKey, i64)]) -> Result<()> {
         self.inner.resolve_fetches(done).await
     }
+    async fn lock_app_keys(&mut self, projection: &str, keys: &[&str]) -> Result<()> {
+        self.inner.lock_app_keys(projection, keys).await
+    }
+    async fn app_desired(
+        &mut self,
+        table: &AppTable<'_>,
+        query: &str,
+        keys: KeySel<'_>,
+    ) -> Result<Vec<(String, serde_json::Value)>> {
+        self.inner.app_desired(table, query, keys).await
+    }
+    async fn app_current(
+        &mut self,
+        table: &AppTable<'_>,
+        keys: KeySel<'_>,
+    ) -> Result<Vec<(String, serde_json::Value)>> {
+        self.inner.app_current(table, keys).await
+    }
+    async fn app_orphans(
+        &mut self,
+        table: &AppTable<'_>,
+        query: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(String, serde_json::Value)>> {
+        self.inner.app_orphans(table, query, after, limit).await
+    }
+    async fn app_write(
+        &mut self,
+        table: &AppTable<'_>,
+        op: AppWrite,
+        rows: &[(String, serde_json::Value)],
+    ) -> Result<u64> {
+        if matches!(self.at, FailAt::AppWrite) {
+            return Err(boom());
+        }
+        self.inner.app_write(table, op, rows).await
+    }
+    async fn append_changes(&mut self, rows: &[ChangeRow]) -> Result<()> {
+        self.inner.append_changes(rows).await
+    }
+    async fn check_rows(&mut self, sql: &str, limit: u32) -> Result<Vec<serde_json::Value>> {
+        self.inner.check_rows(sql, limit).await
+    }
     async fn commit(self: Box<Self>) -> Result<()> {
         if matches!(self.at, FailAt::Commit) {
             // Dropping the inner transaction rolls it back.
@@ -129,6 +177,15 @@ impl Store for FailingStore {
             inner: self.inner.begin().await?,
             at: self.at,
         }))
+    }
+    fn app_sync(&self) -> Option<&AppSync> {
+        self.inner.app_sync()
+    }
+    async fn changes(&self, since: i64, limit: u32) -> Result<Vec<ChangeRow>> {
+        self.inner.changes(since, limit).await
+    }
+    async fn prune_changes(&self, before: i64) -> Result<u64> {
+        self.inner.prune_changes(before).await
     }
     async fn get_many(&self, p: &str, a: &str, k: &str, ids: &[&str]) -> Result<Vec<StoredObject>> {
         self.inner.get_many(p, a, k, ids).await

@@ -32,12 +32,14 @@ mod nodelay;
 pub use exact::MAX_KEY_BYTES;
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use recon_core::commit::sweep_floor_name;
+use recon_core::project::{AppSync, AppTable, ChangeRow, quote_ident};
 use recon_core::store::{
-    Cursor, Dangling, DriftQuery, Guard, LedgerRow, PendingFetch, Reference, SeenRow, StaleObject,
-    Store, StoreTx,
+    AppWrite, Cursor, Dangling, DriftQuery, Guard, KeySel, LedgerRow, PendingFetch, Reference,
+    SeenRow, StaleObject, Store, StoreTx,
 };
 use recon_core::types::{
     DriftCause, DriftRecord, ObjectKey, RunKind, RunRecord, RunStatus, Snapshot, Source,
@@ -85,12 +87,14 @@ fn classify(op: &str, e: sqlx::Error) -> Error {
 pub struct PgStore {
     pool: PgPool,
     schema: String,
+    app_sync: Option<Arc<AppSync>>,
 }
 
 impl std::fmt::Debug for PgStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PgStore")
             .field("schema", &self.schema)
+            .field("app_sync", &self.app_sync.is_some())
             .finish()
     }
 }
@@ -123,6 +127,11 @@ impl PgStore {
     }
 
     /// Like [`PgStore::connect`] with a pool size.
+    ///
+    /// Connections search the store's schema first, then `public`: recon's
+    /// own tables and views resolve to the schema (and migrations create
+    /// there, see [`Store::migrate`]), while projection queries and checks
+    /// can name the app's tables in `public` without a schema.
     pub async fn connect_with(url: &str, schema: &str, max_connections: u32) -> Result<Self> {
         if !valid_schema(schema) {
             return Err(Error::config(format!(
@@ -131,7 +140,7 @@ impl PgStore {
         }
         let opts = PgConnectOptions::from_str(url)
             .map_err(|_| Error::config("DATABASE_URL is not a valid postgres:// URL"))?
-            .options([("search_path", schema)])
+            .options([("search_path", format!("{schema},public"))])
             // Statements carry customers' data: keep them out of the logs.
             .disable_statement_logging();
         // `prefer` (the default) accepts a plain connection; on loopback TLS
@@ -171,7 +180,15 @@ impl PgStore {
         Ok(PgStore {
             pool,
             schema: schema.to_string(),
+            app_sync: None,
         })
+    }
+
+    /// Keep these app tables right (projections, checks) and write the
+    /// change feed if `sync.feed`; see [`recon_core::project`].
+    pub fn with_app_sync(mut self, sync: Arc<AppSync>) -> Self {
+        self.app_sync = Some(sync);
+        self
     }
 
     /// The pool, for apps that want to query the views through it.
@@ -375,9 +392,160 @@ impl PgStore {
     }
 }
 
+/// A name spliced into SQL (an app table, its key and owned columns):
+/// lower-case letters, digits and `_`, not starting with a digit, the table
+/// optionally `schema.table`. [`recon_core::project::Projection::validate`]
+/// checks the same; the store checks again because it splices them.
+fn valid_ident(s: &str) -> bool {
+    valid_schema(s)
+}
+
+/// recon's own tables and views in its schema (a test keeps the list in
+/// step with the migrations). With `public` after the schema on the search
+/// path, an unqualified app table of one of these names would resolve to
+/// recon's.
+const RECON_RELATIONS: &[&str] = &[
+    "_sqlx_migrations",
+    "changes",
+    "clerk_organization_memberships",
+    "clerk_organizations",
+    "clerk_users",
+    "cursors",
+    "drift_log",
+    "event_ledger",
+    "objects",
+    "pending_fetches",
+    "quarantine",
+    "runs",
+    "stripe_customers",
+    "stripe_invoices",
+    "stripe_prices",
+    "stripe_products",
+    "stripe_subscriptions",
+    "sweep_seen",
+    "sweep_staged",
+];
+
+/// Check an app table's names (they are spliced into SQL) and that it is
+/// not one of recon's own: unqualified with a name of
+/// [`RECON_RELATIONS`], or in the store's schema.
+fn check_app_table(t: &AppTable<'_>, schema: &str) -> Result<()> {
+    let parts: Vec<&str> = t.table.split('.').collect();
+    let ok = parts.len() <= 2
+        && parts.iter().all(|p| valid_ident(p))
+        && valid_ident(t.key_column)
+        && !t.columns.is_empty()
+        && t.columns
+            .iter()
+            .all(|c| valid_ident(c) && c != t.key_column);
+    if !ok {
+        return Err(Error::config(format!(
+            "app table {:?} (key {:?}, columns {:?}): names must be lower-case letters, digits and _",
+            t.table, t.key_column, t.columns
+        ))
+        .with_component(C));
+    }
+    let recons = match parts[..] {
+        [name] => RECON_RELATIONS.contains(&name),
+        [ns, _] => ns == schema,
+        _ => false,
+    };
+    if recons {
+        return Err(Error::config(format!(
+            "app table {:?} is recon's own (schema {schema:?}); name the app's table with its schema, e.g. public.{}",
+            t.table,
+            parts[parts.len() - 1]
+        ))
+        .with_component(C));
+    }
+    Ok(())
+}
+
+/// A query or check as written by the user, ready to be wrapped as a
+/// subquery: without trailing `;` (a trailing `--` comment is harmless, the
+/// wrapper puts the closing parenthesis on its own line).
+fn user_sql(sql: &str) -> &str {
+    sql.trim_end_matches(|c: char| c == ';' || c.is_whitespace())
+}
+
+/// `jsonb_build_object('c1', a."c1", …)` over `cols` (chunks of 50 pairs
+/// joined with `||`: a function takes at most 100 arguments).
+fn pg_json_of(alias: &str, cols: &[String]) -> String {
+    let parts: Vec<String> = cols
+        .chunks(50)
+        .map(|chunk| {
+            let args: Vec<String> = chunk
+                .iter()
+                .map(|c| format!("'{c}', {alias}.{}", quote_ident(c)))
+                .collect();
+            format!("jsonb_build_object({})", args.join(", "))
+        })
+        .collect();
+    if parts.is_empty() {
+        "'{}'::jsonb".to_string()
+    } else {
+        parts.join(" || ")
+    }
+}
+
+/// Keys compare as text in byte order (`COLLATE "C"`), whatever the
+/// database's collation: the same order in both stores and in Rust.
+const KEY_ORDER: &str = "COLLATE \"C\"";
+
+/// The key filter of `keys` on `key_expr` (bound as `$1`, the page size
+/// as `$2`) and the statement's tail.
+fn key_filter(keys: KeySel<'_>, key_expr: &str) -> (String, &'static str) {
+    match keys {
+        KeySel::Keys(_) => (format!("{key_expr} = ANY($1::text[])"), ""),
+        KeySel::Page { .. } => (
+            format!("($1::text IS NULL OR {key_expr} {KEY_ORDER} > $1)"),
+            "LIMIT $2",
+        ),
+    }
+}
+
+/// Run an app statement returning `(key, json)` rows, built with
+/// [`key_filter`] for `keys`.
+async fn app_rows(
+    tx: &mut Transaction<'static, Postgres>,
+    sql: String,
+    keys: KeySel<'_>,
+    op: &'static str,
+) -> Result<Vec<(String, serde_json::Value)>> {
+    let q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+    let q = match keys {
+        KeySel::Keys(keys) => {
+            if keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            q.bind(keys.iter().map(|k| text_col(k)).collect::<Vec<_>>())
+        }
+        KeySel::Page { after, limit } => q.bind(after.map(text_col)).bind(i64::from(limit)),
+    };
+    q.fetch_all(&mut **tx).await.map_err(db_err(op))
+}
+
+fn change_from_row(r: &PgRow) -> std::result::Result<ChangeRow, sqlx::Error> {
+    Ok(ChangeRow {
+        seq: r.try_get("seq")?,
+        provider: r.try_get("provider")?,
+        account: r.try_get("account")?,
+        kind: r.try_get("kind")?,
+        object_id: r.try_get("object_id")?,
+        app_table: r.try_get("app_table")?,
+        app_key: r.try_get("app_key")?,
+        cause: r.try_get("cause")?,
+        before: r.try_get("before")?,
+        after: r.try_get("after")?,
+        at: r.try_get("at")?,
+    })
+}
+
 /// An open Postgres transaction.
 pub struct PgTx {
     tx: Transaction<'static, Postgres>,
+    /// The store's schema (app tables are never in it).
+    schema: String,
 }
 
 impl PgTx {
@@ -856,6 +1024,246 @@ impl StoreTx for PgTx {
         }))
     }
 
+    async fn lock_app_keys(&mut self, projection: &str, keys: &[&str]) -> Result<()> {
+        let mut keys: Vec<&str> = keys.to_vec();
+        keys.sort_unstable();
+        keys.dedup();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        // One statement; the subquery's ORDER BY keeps it from being
+        // flattened, so the locks are taken row by row in key order and two
+        // transactions locking overlapping keys cannot deadlock. Not keyed
+        // by schema (unlike lock_kind): the app rows are shared by every
+        // recon schema in the database.
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock(hashtextextended('recon/app/' || $1 || '/' || s.k, 0))
+             FROM (SELECT u.k FROM unnest($2::text[]) WITH ORDINALITY AS u(k, n) ORDER BY u.n) s",
+        )
+        .bind(text_col(projection))
+        .bind(keys.iter().map(|k| text_col(k)).collect::<Vec<_>>())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db_err("lock app keys"))?;
+        Ok(())
+    }
+
+    async fn app_desired(
+        &mut self,
+        table: &AppTable<'_>,
+        query: &str,
+        keys: KeySel<'_>,
+    ) -> Result<Vec<(String, serde_json::Value)>> {
+        check_app_table(table, &self.schema)?;
+        // The query's values go through the app table's row type, so they
+        // come back as the app column would hold them (an integer column
+        // turns "5" into 5) and compare equal to app_current's.
+        let k = "q.\"key\"::text";
+        let (filter, limit) = key_filter(keys, k);
+        let sql = format!(
+            "SELECT {k} AS key, {r} AS v
+             FROM (\n{query}\n) q
+             CROSS JOIN LATERAL jsonb_populate_record(NULL::{t}, {q}) r
+             WHERE q.\"key\" IS NOT NULL AND {filter}
+             ORDER BY {k} {KEY_ORDER} {limit}",
+            r = pg_json_of("r", table.columns),
+            q = pg_json_of("q", table.columns),
+            t = quote_ident(table.table),
+            query = user_sql(query),
+        );
+        app_rows(&mut self.tx, sql, keys, "app desired").await
+    }
+
+    async fn app_current(
+        &mut self,
+        table: &AppTable<'_>,
+        keys: KeySel<'_>,
+    ) -> Result<Vec<(String, serde_json::Value)>> {
+        check_app_table(table, &self.schema)?;
+        let k = format!("t.{}::text", quote_ident(table.key_column));
+        let (filter, limit) = key_filter(keys, &k);
+        let sql = format!(
+            "SELECT {k} AS key, {v} AS v FROM {t} t
+             WHERE t.{key} IS NOT NULL AND {filter}
+             ORDER BY {k} {KEY_ORDER} {limit}",
+            v = pg_json_of("t", table.columns),
+            t = quote_ident(table.table),
+            key = quote_ident(table.key_column),
+        );
+        app_rows(&mut self.tx, sql, keys, "app current").await
+    }
+
+    async fn app_orphans(
+        &mut self,
+        table: &AppTable<'_>,
+        query: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(String, serde_json::Value)>> {
+        check_app_table(table, &self.schema)?;
+        let k = format!("t.{}::text", quote_ident(table.key_column));
+        let keys = KeySel::Page { after, limit };
+        let (filter, limit) = key_filter(keys, &k);
+        let sql = format!(
+            "SELECT {k} AS key, {v} AS v FROM {t} t
+             WHERE t.{key} IS NOT NULL AND {filter}
+               AND NOT EXISTS (SELECT 1 FROM (\n{query}\n) q WHERE q.\"key\"::text = {k})
+             ORDER BY {k} {KEY_ORDER} {limit}",
+            v = pg_json_of("t", table.columns),
+            t = quote_ident(table.table),
+            key = quote_ident(table.key_column),
+            query = user_sql(query),
+        );
+        app_rows(&mut self.tx, sql, keys, "app orphans").await
+    }
+
+    async fn app_write(
+        &mut self,
+        table: &AppTable<'_>,
+        op: AppWrite,
+        rows: &[(String, serde_json::Value)],
+    ) -> Result<u64> {
+        check_app_table(table, &self.schema)?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        // One JSON array of rows holding the key column and the owned
+        // columns, read through the table's row type (values converted to
+        // the columns' types, the key matched in its own type).
+        let records: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(key, values)| {
+                let mut m = serde_json::Map::new();
+                m.insert(
+                    table.key_column.to_string(),
+                    serde_json::Value::String(key.clone()),
+                );
+                if op != AppWrite::Delete {
+                    for c in table.columns {
+                        let v = values.get(c).cloned().unwrap_or(serde_json::Value::Null);
+                        m.insert(c.clone(), v);
+                    }
+                }
+                serde_json::Value::Object(m)
+            })
+            .collect();
+        let t = quote_ident(table.table);
+        let key = quote_ident(table.key_column);
+        let src = format!("jsonb_populate_recordset(NULL::{t}, $1::jsonb) r");
+        let cols: Vec<String> = table.columns.iter().map(|c| quote_ident(c)).collect();
+        let sql = match op {
+            AppWrite::Update => format!(
+                "UPDATE {t} AS t SET {set} FROM {src} WHERE t.{key} = r.{key}",
+                set = cols
+                    .iter()
+                    .map(|c| format!("{c} = r.{c}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+            AppWrite::Insert => format!(
+                "INSERT INTO {t} ({key}, {names}) SELECT r.{key}, {values} FROM {src}",
+                names = cols.join(", "),
+                values = cols
+                    .iter()
+                    .map(|c| format!("r.{c}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+            AppWrite::Delete => format!("DELETE FROM {t} AS t USING {src} WHERE t.{key} = r.{key}"),
+        };
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(serde_json::Value::Array(records))
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db_err("app write"))?;
+        Ok(done.rows_affected())
+    }
+
+    async fn append_changes(&mut self, rows: &[ChangeRow]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let n = rows.len();
+        let (mut p, mut a, mut k, mut id) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        let (mut tb, mut ak, mut cause, mut before, mut after, mut at) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        // jsonb cannot hold NUL: the feed keeps the copy with U+FFFD.
+        let doc = |v: &Option<serde_json::Value>| {
+            v.as_ref()
+                .map(|v| serde_json::to_string(&exact::for_jsonb(v)))
+                .transpose()
+                .map_err(Error::from)
+        };
+        for r in rows {
+            p.push(text_col(&r.provider));
+            a.push(text_col(&r.account));
+            k.push(text_col(&r.kind));
+            id.push(text_col(&r.object_id));
+            tb.push(r.app_table.as_deref().map(text_col));
+            ak.push(r.app_key.as_deref().map(text_col));
+            cause.push(text_col(&r.cause));
+            before.push(doc(&r.before)?);
+            after.push(doc(&r.after)?);
+            at.push(r.at);
+        }
+        // The lock (held to commit) makes sequence order commit order: a
+        // reader that has seen `seq` N never later finds a smaller one
+        // committed, so `changes(since)` with the last seq seen loses
+        // nothing. It serialises only transactions that append to the feed,
+        // from here to their commit. Taken before the first nextval (the
+        // insert's rows join the lock's row). Each new seq is announced;
+        // NOTIFY is delivered at commit, and not at all on rollback.
+        sqlx::query(
+            "WITH l AS (
+                 SELECT pg_advisory_xact_lock(hashtextextended('recon/changes/' || current_schema(), 0))
+             ), ins AS (
+                 INSERT INTO changes (provider, account, kind, object_id, app_table, app_key, cause, before, after, at)
+                 SELECT t.p, t.a, t.k, t.i, t.tb, t.ak, t.c, t.b::jsonb, t.af::jsonb, t.at
+                 FROM l, UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::int8[])
+                      WITH ORDINALITY AS t(p, a, k, i, tb, ak, c, b, af, at, ord)
+                 ORDER BY t.ord
+                 RETURNING seq
+             )
+             SELECT pg_notify('recon_changes', seq::text) FROM ins",
+        )
+        .bind(&p)
+        .bind(&a)
+        .bind(&k)
+        .bind(&id)
+        .bind(&tb)
+        .bind(&ak)
+        .bind(&cause)
+        .bind(&before)
+        .bind(&after)
+        .bind(&at)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db_err("append changes"))?;
+        Ok(())
+    }
+
+    async fn check_rows(&mut self, sql: &str, limit: u32) -> Result<Vec<serde_json::Value>> {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT to_jsonb(q) FROM (\n{}\n) q LIMIT $1",
+            user_sql(sql)
+        )))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(db_err("check"))
+    }
+
     async fn commit(self: Box<Self>) -> Result<()> {
         self.tx.commit().await.map_err(db_err("commit"))
     }
@@ -877,6 +1285,25 @@ impl Store for PgStore {
         .execute(&self.pool)
         .await
         .map_err(db_err("create schema"))?;
+        // Migrations create unqualified: they must land in the store's
+        // schema, the first entry of the search path (`<schema>,public`).
+        // Were it missing, Postgres would create in `public`, among the
+        // app's tables; refuse instead. (Every connection has the same
+        // search path, and the schema exists for all once created.)
+        let current: Option<String> = sqlx::query_scalar("SELECT current_schema()")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err("migrate"))?;
+        if current.as_deref() != Some(self.schema.as_str()) {
+            return Err(Error::new(
+                ErrorKind::Store,
+                format!(
+                    "migrations would run in schema {current:?}, not {:?}; refusing",
+                    self.schema
+                ),
+            )
+            .with_component(C));
+        }
         MIGRATOR.run(&self.pool).await.map_err(|e| {
             Error::new(ErrorKind::Store, format!("migration failed: {e}")).with_component(C)
         })?;
@@ -884,18 +1311,22 @@ impl Store for PgStore {
     }
 
     async fn check_ready(&self) -> Result<()> {
-        let applied: Option<i64> =
-            sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
-                .fetch_one(&self.pool)
-                .await
-                .map_err(|e| match e {
-                    sqlx::Error::Database(_) => Error::new(
-                        ErrorKind::Store,
-                        "the recon schema is not migrated; run `recon migrate`",
-                    )
-                    .with_component(C),
-                    other => classify("ready", other),
-                })?;
+        // Qualified: with `public` on the search path, an unmigrated schema
+        // would otherwise read the app's own `_sqlx_migrations`.
+        let applied: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT max(version) FROM {}._sqlx_migrations WHERE success",
+            self.schema
+        )))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| match e {
+            sqlx::Error::Database(_) => Error::new(
+                ErrorKind::Store,
+                "the recon schema is not migrated; run `recon migrate`",
+            )
+            .with_component(C),
+            other => classify("ready", other),
+        })?;
         let want = Self::expected_migration();
         if applied.unwrap_or(0) < want {
             return Err(Error::new(
@@ -912,7 +1343,39 @@ impl Store for PgStore {
 
     async fn begin(&self) -> Result<Box<dyn StoreTx>> {
         let tx = self.pool.begin().await.map_err(db_err("begin"))?;
-        Ok(Box::new(PgTx { tx }))
+        Ok(Box::new(PgTx {
+            tx,
+            schema: self.schema.clone(),
+        }))
+    }
+
+    fn app_sync(&self) -> Option<&AppSync> {
+        self.app_sync.as_deref()
+    }
+
+    async fn changes(&self, since: i64, limit: u32) -> Result<Vec<ChangeRow>> {
+        let rows = sqlx::query(
+            "SELECT seq, provider, account, kind, object_id, app_table, app_key, cause, before, after, at
+             FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(since)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err("changes"))?;
+        rows.iter()
+            .map(change_from_row)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(db_err("changes"))
+    }
+
+    async fn prune_changes(&self, before: i64) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM changes WHERE at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err("prune changes"))?;
+        Ok(done.rows_affected())
     }
 
     async fn get_many(
@@ -1432,6 +1895,23 @@ pub mod testing {
 #[cfg(test)]
 mod tests {
     use super::is_loopback;
+
+    /// RECON_RELATIONS names every table and view the migrations create.
+    #[tokio::test]
+    async fn recon_relations_follow_the_migrations() {
+        let store = super::testing::fresh_store().await;
+        let got: Vec<String> = sqlx::query_scalar(
+            "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = $1 AND c.relkind IN ('r', 'v', 'm', 'p', 'f') ORDER BY 1",
+        )
+        .bind(store.schema())
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        let mut want: Vec<&str> = super::RECON_RELATIONS.to_vec();
+        want.sort_unstable();
+        assert_eq!(got, want);
+    }
 
     #[test]
     fn loopback_hosts() {

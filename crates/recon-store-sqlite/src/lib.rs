@@ -2,13 +2,15 @@
 
 use std::collections::HashSet;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use recon_core::commit::sweep_floor_name;
+use recon_core::project::{AppSync, AppTable, ChangeRow, quote_ident};
 use recon_core::store::{
-    Cursor, Dangling, DriftQuery, Guard, LedgerRow, PendingFetch, Reference, SeenRow, StaleObject,
-    Store, StoreTx,
+    AppWrite, Cursor, Dangling, DriftQuery, Guard, KeySel, LedgerRow, PendingFetch, Reference,
+    SeenRow, StaleObject, Store, StoreTx,
 };
 use recon_core::types::{
     DriftCause, DriftRecord, ObjectKey, RunKind, RunRecord, RunStatus, Snapshot, Source,
@@ -19,7 +21,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteRow, SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, QueryBuilder, Row, Sqlite, Transaction};
+use sqlx::{Column, ConnectOptions, QueryBuilder, Row, Sqlite, Transaction};
 
 /// Where the mirror lives when `DATABASE_URL` is unset: `recon.db` in the
 /// working directory.
@@ -113,6 +115,7 @@ fn parse_url(url: &str) -> Result<SqliteConnectOptions> {
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    app_sync: Option<Arc<AppSync>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -174,7 +177,19 @@ impl SqliteStore {
                 .await
                 .map_err(unavailable)?
         };
-        Ok(SqliteStore { writer, reader })
+        Ok(SqliteStore {
+            writer,
+            reader,
+            app_sync: None,
+        })
+    }
+
+    /// Keep these app tables right (projections, checks) and write the
+    /// change feed if `sync.feed`; see [`recon_core::project`]. The app's
+    /// tables live in the same file.
+    pub fn with_app_sync(mut self, sync: Arc<AppSync>) -> Self {
+        self.app_sync = Some(sync);
+        self
     }
 
     /// The reader pool, for apps that want to query the views through it.
@@ -355,6 +370,216 @@ async fn read_cursor(
         value,
         updated_at,
     }))
+}
+
+/// A name spliced into SQL (an app table, its key and owned columns):
+/// lower-case letters, digits and `_`, not starting with a digit, the table
+/// optionally `schema.table`. [`recon_core::project::Projection::validate`]
+/// checks the same; the store checks again because it splices them.
+fn valid_ident(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+}
+
+/// recon's own tables and views (a test keeps the list in step with the
+/// migrations), and SQLite's. The app's tables share the file, so an app
+/// table of one of these names would be recon's.
+const RECON_RELATIONS: &[&str] = &[
+    "_sqlx_migrations",
+    "changes",
+    "clerk_organization_memberships",
+    "clerk_organizations",
+    "clerk_users",
+    "cursors",
+    "drift_log",
+    "event_ledger",
+    "objects",
+    "pending_fetches",
+    "quarantine",
+    "runs",
+    "sqlite_sequence",
+    "stripe_customers",
+    "stripe_invoices",
+    "stripe_prices",
+    "stripe_products",
+    "stripe_subscriptions",
+    "sweep_seen",
+    "sweep_staged",
+];
+
+/// Check an app table's names (they are spliced into SQL) and that it is
+/// not one of recon's own ([`RECON_RELATIONS`], unqualified or in `main`).
+fn check_app_table(t: &AppTable<'_>) -> Result<()> {
+    let parts: Vec<&str> = t.table.split('.').collect();
+    let ok = parts.len() <= 2
+        && parts.iter().all(|p| valid_ident(p))
+        && valid_ident(t.key_column)
+        && !t.columns.is_empty()
+        && t.columns
+            .iter()
+            .all(|c| valid_ident(c) && c != t.key_column);
+    if !ok {
+        return Err(Error::config(format!(
+            "app table {:?} (key {:?}, columns {:?}): names must be lower-case letters, digits and _",
+            t.table, t.key_column, t.columns
+        ))
+        .with_component(C));
+    }
+    let recons = match parts[..] {
+        [name] | ["main", name] => RECON_RELATIONS.contains(&name),
+        _ => false,
+    };
+    if recons {
+        return Err(Error::config(format!(
+            "app table {:?} is one of recon's own tables or views",
+            t.table
+        ))
+        .with_component(C));
+    }
+    Ok(())
+}
+
+/// A query or check as written by the user, ready to be wrapped as a
+/// subquery: without trailing `;` (a trailing `--` comment is harmless, the
+/// wrapper puts the closing parenthesis on its own line).
+fn user_sql(sql: &str) -> &str {
+    sql.trim_end_matches(|c: char| c == ';' || c.is_whitespace())
+}
+
+/// `json_object('c1', a."c1", …)` over `cols`; past 50 columns the rest are
+/// added with `json_set` (a function takes at most 100 arguments here too).
+fn sqlite_json_of(alias: &str, cols: &[String]) -> String {
+    let mut chunks = cols.chunks(50);
+    let first: Vec<String> = chunks
+        .next()
+        .unwrap_or_default()
+        .iter()
+        .map(|c| format!("'{c}', {alias}.{}", quote_ident(c)))
+        .collect();
+    let mut out = format!("json_object({})", first.join(", "));
+    for chunk in chunks {
+        let args: Vec<String> = chunk
+            .iter()
+            .map(|c| format!("'$.\"{c}\"', {alias}.{}", quote_ident(c)))
+            .collect();
+        out = format!("json_set({out}, {})", args.join(", "));
+    }
+    out
+}
+
+/// Keys as a JSON array for `x IN (SELECT value FROM json_each(?))`. A key
+/// that is a canonical integer is listed as a number too: the comparison
+/// then uses the column's affinity (an index on the key column still
+/// serves) and also matches an integer that has none (a computed key). The
+/// caller keeps only rows whose key, as text, was asked for.
+fn key_list(keys: &[&str]) -> String {
+    let mut out = Vec::with_capacity(keys.len());
+    for k in keys {
+        out.push(serde_json::Value::String((*k).to_string()));
+        if let Ok(n) = k.parse::<i64>()
+            && n.to_string() == *k
+        {
+            out.push(serde_json::Value::from(n));
+        }
+    }
+    serde_json::Value::Array(out).to_string()
+}
+
+/// The key filter of `keys` on `key_expr` (bound as `?1`, the page size as
+/// `?2`) and the statement's tail. Keys compare as text in byte order
+/// (`COLLATE BINARY`, whatever the column's collation), like Postgres'
+/// `COLLATE "C"` and Rust.
+fn key_filter(keys: KeySel<'_>, key_expr: &str) -> (String, &'static str) {
+    match keys {
+        KeySel::Keys(_) => (
+            format!("{key_expr} IN (SELECT value FROM json_each(?1))"),
+            "",
+        ),
+        KeySel::Page { .. } => (
+            format!("(?1 IS NULL OR CAST({key_expr} AS TEXT) COLLATE BINARY > ?1)"),
+            "LIMIT ?2",
+        ),
+    }
+}
+
+/// Run an app statement returning `(key, json text)` rows, built with
+/// [`key_filter`] for `keys`.
+async fn app_rows(
+    conn: &mut SqliteConnection,
+    sql: String,
+    keys: KeySel<'_>,
+    op: &'static str,
+) -> Result<Vec<(String, serde_json::Value)>> {
+    let q = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(sql));
+    let rows = match keys {
+        KeySel::Keys(keys) => {
+            if keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            let rows = q
+                .bind(key_list(keys))
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(db_err(op))?;
+            let wanted: HashSet<&str> = keys.iter().copied().collect();
+            rows.into_iter()
+                .filter(|(k, _)| wanted.contains(k.as_str()))
+                .collect()
+        }
+        KeySel::Page { after, limit } => q
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_err(op))?,
+    };
+    rows.into_iter()
+        .map(|(k, v)| Ok((k, decode_json(&v).map_err(db_err(op))?)))
+        .collect()
+}
+
+/// One column of a row of arbitrary SQL as JSON, by the value's storage
+/// class: integer, real, text, blob (as lossy UTF-8), null.
+fn dynamic_value(r: &SqliteRow, i: usize) -> std::result::Result<serde_json::Value, sqlx::Error> {
+    use sqlx::ValueRef;
+    if r.try_get_raw(i)?.is_null() {
+        return Ok(serde_json::Value::Null);
+    }
+    if let Ok(n) = r.try_get::<i64, _>(i) {
+        return Ok(n.into());
+    }
+    if let Ok(f) = r.try_get::<f64, _>(i) {
+        return Ok(serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, Into::into));
+    }
+    if let Ok(s) = r.try_get::<String, _>(i) {
+        return Ok(s.into());
+    }
+    let b: Vec<u8> = r.try_get(i)?;
+    Ok(String::from_utf8_lossy(&b).into_owned().into())
+}
+
+fn change_from_row(r: &SqliteRow) -> std::result::Result<ChangeRow, sqlx::Error> {
+    let doc = |c: &str| -> std::result::Result<Option<serde_json::Value>, sqlx::Error> {
+        r.try_get::<Option<String>, _>(c)?
+            .map(|s| decode_json(&s))
+            .transpose()
+    };
+    Ok(ChangeRow {
+        seq: r.try_get("seq")?,
+        provider: r.try_get("provider")?,
+        account: r.try_get("account")?,
+        kind: r.try_get("kind")?,
+        object_id: r.try_get("object_id")?,
+        app_table: r.try_get("app_table")?,
+        app_key: r.try_get("app_key")?,
+        cause: r.try_get("cause")?,
+        before: doc("before")?,
+        after: doc("after")?,
+        at: r.try_get("at")?,
+    })
 }
 
 /// An open SQLite transaction on the writer connection (`BEGIN IMMEDIATE`:
@@ -691,6 +916,197 @@ impl StoreTx for SqliteTx {
         read_cursor(&mut self.tx, provider, account, name).await
     }
 
+    // lock_app_keys: the default (nothing) holds, since write transactions
+    // are serialised by BEGIN IMMEDIATE.
+
+    async fn app_desired(
+        &mut self,
+        table: &AppTable<'_>,
+        query: &str,
+        keys: KeySel<'_>,
+    ) -> Result<Vec<(String, serde_json::Value)>> {
+        check_app_table(table)?;
+        let (filter, limit) = key_filter(keys, "q.\"key\"");
+        let sql = format!(
+            "SELECT CAST(q.\"key\" AS TEXT) AS key, {v} AS v
+             FROM (\n{query}\n) AS q
+             WHERE q.\"key\" IS NOT NULL AND {filter}
+             ORDER BY CAST(q.\"key\" AS TEXT) COLLATE BINARY {limit}",
+            v = sqlite_json_of("q", table.columns),
+            query = user_sql(query),
+        );
+        app_rows(&mut self.tx, sql, keys, "app desired").await
+    }
+
+    async fn app_current(
+        &mut self,
+        table: &AppTable<'_>,
+        keys: KeySel<'_>,
+    ) -> Result<Vec<(String, serde_json::Value)>> {
+        check_app_table(table)?;
+        let key = format!("t.{}", quote_ident(table.key_column));
+        let (filter, limit) = key_filter(keys, &key);
+        let sql = format!(
+            "SELECT CAST({key} AS TEXT) AS key, {v} AS v FROM {t} AS t
+             WHERE {key} IS NOT NULL AND {filter}
+             ORDER BY CAST({key} AS TEXT) COLLATE BINARY {limit}",
+            v = sqlite_json_of("t", table.columns),
+            t = quote_ident(table.table),
+        );
+        app_rows(&mut self.tx, sql, keys, "app current").await
+    }
+
+    async fn app_orphans(
+        &mut self,
+        table: &AppTable<'_>,
+        query: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(String, serde_json::Value)>> {
+        check_app_table(table)?;
+        let key = format!("t.{}", quote_ident(table.key_column));
+        let keys = KeySel::Page { after, limit };
+        let (filter, limit) = key_filter(keys, &key);
+        // NOT IN over a subquery that is not correlated: SQLite computes the
+        // query's keys once.
+        let sql = format!(
+            "SELECT CAST({key} AS TEXT) AS key, {v} AS v FROM {t} AS t
+             WHERE {key} IS NOT NULL AND {filter}
+               AND CAST({key} AS TEXT) COLLATE BINARY NOT IN (
+                   SELECT CAST(q.\"key\" AS TEXT) FROM (\n{query}\n) AS q WHERE q.\"key\" IS NOT NULL)
+             ORDER BY CAST({key} AS TEXT) COLLATE BINARY {limit}",
+            v = sqlite_json_of("t", table.columns),
+            t = quote_ident(table.table),
+            query = user_sql(query),
+        );
+        app_rows(&mut self.tx, sql, keys, "app orphans").await
+    }
+
+    async fn app_write(
+        &mut self,
+        table: &AppTable<'_>,
+        op: AppWrite,
+        rows: &[(String, serde_json::Value)],
+    ) -> Result<u64> {
+        check_app_table(table)?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let t = quote_ident(table.table);
+        let key = quote_ident(table.key_column);
+        let cols: Vec<String> = table.columns.iter().map(|c| quote_ident(c)).collect();
+        let value = |c: &str| format!("json_extract(j.value, '$.v.\"{c}\"')");
+        let (sql, arg) = match op {
+            AppWrite::Delete => {
+                let keys: Vec<&str> = rows.iter().map(|(k, _)| k.as_str()).collect();
+                (
+                    format!("DELETE FROM {t} WHERE {key} IN (SELECT value FROM json_each(?1))"),
+                    key_list(&keys),
+                )
+            }
+            AppWrite::Update | AppWrite::Insert => {
+                // One JSON array of {k: key, n: key as an integer (see
+                // key_list), v: {column: value}}; json_extract gives each
+                // value as SQL (true as 1, an object as JSON text).
+                let records: Vec<serde_json::Value> = rows
+                    .iter()
+                    .map(|(k, values)| {
+                        let n = k.parse::<i64>().ok().filter(|n| n.to_string() == *k);
+                        let mut v = serde_json::Map::new();
+                        for c in table.columns {
+                            v.insert(
+                                c.clone(),
+                                values.get(c).cloned().unwrap_or(serde_json::Value::Null),
+                            );
+                        }
+                        serde_json::json!({ "k": k, "n": n, "v": v })
+                    })
+                    .collect();
+                let sql = if op == AppWrite::Update {
+                    format!(
+                        "UPDATE {t} AS t SET {set} FROM json_each(?1) AS j
+                         WHERE t.{key} IN (json_extract(j.value, '$.k'), json_extract(j.value, '$.n'))",
+                        set = table
+                            .columns
+                            .iter()
+                            .zip(&cols)
+                            .map(|(c, q)| format!("{q} = {}", value(c)))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    )
+                } else {
+                    format!(
+                        "INSERT INTO {t} ({key}, {names})
+                         SELECT json_extract(j.value, '$.k'), {values} FROM json_each(?1) AS j",
+                        names = cols.join(", "),
+                        values = table
+                            .columns
+                            .iter()
+                            .map(|c| value(c))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    )
+                };
+                (sql, serde_json::Value::Array(records).to_string())
+            }
+        };
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(arg)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db_err("app write"))?;
+        Ok(done.rows_affected())
+    }
+
+    async fn append_changes(&mut self, rows: &[ChangeRow]) -> Result<()> {
+        // Writers are serialised, so `seq` order is commit order.
+        for chunk in rows.chunks(CHUNK) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO changes (provider, account, kind, object_id, app_table, app_key, cause, before, after, at) ",
+            );
+            qb.push_values(chunk, |mut b, r| {
+                b.push_bind(r.provider.as_str())
+                    .push_bind(r.account.as_str())
+                    .push_bind(r.kind.as_str())
+                    .push_bind(r.object_id.as_str())
+                    .push_bind(r.app_table.as_deref())
+                    .push_bind(r.app_key.as_deref())
+                    .push_bind(r.cause.as_str())
+                    .push_bind(r.before.as_ref().map(|v| v.to_string()))
+                    .push_bind(r.after.as_ref().map(|v| v.to_string()))
+                    .push_bind(r.at);
+            });
+            qb.build()
+                .persistent(false)
+                .execute(&mut *self.tx)
+                .await
+                .map_err(db_err("append changes"))?;
+        }
+        Ok(())
+    }
+
+    async fn check_rows(&mut self, sql: &str, limit: u32) -> Result<Vec<serde_json::Value>> {
+        // A subquery: only a query runs here, never a statement that writes.
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT * FROM (\n{}\n) LIMIT ?1",
+            user_sql(sql)
+        )))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(db_err("check"))?;
+        rows.iter()
+            .map(|r| {
+                let mut m = serde_json::Map::new();
+                for (i, c) in r.columns().iter().enumerate() {
+                    m.insert(c.name().to_string(), dynamic_value(r, i)?);
+                }
+                Ok(serde_json::Value::Object(m))
+            })
+            .collect::<std::result::Result<_, sqlx::Error>>()
+            .map_err(db_err("check"))
+    }
+
     async fn commit(self: Box<Self>) -> Result<()> {
         self.tx.commit().await.map_err(db_err("commit"))
     }
@@ -743,6 +1159,35 @@ impl Store for SqliteStore {
             .await
             .map_err(db_err("begin"))?;
         Ok(Box::new(SqliteTx { tx }))
+    }
+
+    fn app_sync(&self) -> Option<&AppSync> {
+        self.app_sync.as_deref()
+    }
+
+    async fn changes(&self, since: i64, limit: u32) -> Result<Vec<ChangeRow>> {
+        let rows = sqlx::query(
+            "SELECT seq, provider, account, kind, object_id, app_table, app_key, cause, before, after, at
+             FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )
+        .bind(since)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err("changes"))?;
+        rows.iter()
+            .map(change_from_row)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(db_err("changes"))
+    }
+
+    async fn prune_changes(&self, before: i64) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM changes WHERE at < ?1")
+            .bind(before)
+            .execute(&self.writer)
+            .await
+            .map_err(db_err("prune changes"))?;
+        Ok(done.rows_affected())
     }
 
     async fn get_many(
@@ -1253,6 +1698,21 @@ pub mod testing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// RECON_RELATIONS names every table and view the migrations create.
+    #[tokio::test]
+    async fn recon_relations_follow_the_migrations() {
+        let store = testing::fresh_store().await;
+        let got: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') ORDER BY name",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        let mut want: Vec<&str> = RECON_RELATIONS.to_vec();
+        want.sort_unstable();
+        assert_eq!(got, want);
+    }
 
     #[test]
     fn urls() {

@@ -18,6 +18,30 @@ async fn make() -> Arc<dyn Store> {
 
 recon_core::store_conformance_tests!(make);
 
+/// The app's tables live in the store's file; the app's SQL runs on the
+/// store's reader pool (each statement its own transaction).
+async fn make_app() -> recon_core::testkit::store_suite::AppDb {
+    let store = fresh_store().await;
+    let pool = store.pool().clone();
+    let with = store.clone();
+    recon_core::testkit::store_suite::AppDb {
+        store: Arc::new(store),
+        with_sync: Arc::new(move |sync| Arc::new(with.clone().with_app_sync(sync))),
+        exec: Arc::new(move |sql| {
+            let pool = pool.clone();
+            Box::pin(async move {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+            })
+        }),
+        schema_prefix: "main.",
+    }
+}
+
+recon_core::store_app_tests!(make_app);
+
 #[tokio::test]
 async fn bad_url_is_a_config_error_without_the_url() {
     for url in [
@@ -361,4 +385,90 @@ async fn two_stores_on_one_file_apply_an_event_once() {
             "round {round}: {news} writers applied the same event"
         );
     }
+}
+
+/// Integer keys: in a computed key with no affinity and in an INTEGER key
+/// column, the key "5" matches 5 (and "05" matches nothing); writes by key
+/// reach the row.
+#[tokio::test]
+async fn integer_app_keys_match_as_text() {
+    use recon_core::project::AppTable;
+    use recon_core::store::{AppWrite, KeySel};
+    let s = fresh_store().await;
+    sqlx::raw_sql("CREATE TABLE app_ints (id INTEGER UNIQUE, status TEXT, note TEXT DEFAULT 'n')")
+        .execute(s.pool())
+        .await
+        .unwrap();
+    sqlx::raw_sql("INSERT INTO app_ints (id, status) VALUES (5, 'old'), (12, 'old')")
+        .execute(s.pool())
+        .await
+        .unwrap();
+    let columns = vec!["status".to_string()];
+    let table = AppTable {
+        table: "app_ints",
+        key_column: "id",
+        columns: &columns,
+    };
+    let query = "SELECT 5 AS key, 'new' AS status UNION ALL SELECT 7, 'new'";
+    let mut tx = s.begin().await.unwrap();
+    let desired = tx
+        .app_desired(&table, query, KeySel::Keys(&["5", "05", "7"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        desired,
+        vec![
+            ("5".to_string(), json!({"status": "new"})),
+            ("7".to_string(), json!({"status": "new"}))
+        ]
+    );
+    let current = tx
+        .app_current(&table, KeySel::Keys(&["5", "05", "7"]))
+        .await
+        .unwrap();
+    assert_eq!(current, vec![("5".to_string(), json!({"status": "old"}))]);
+    // Byte order of the text: "12" before "5".
+    let page = tx
+        .app_current(
+            &table,
+            KeySel::Page {
+                after: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    let keys: Vec<&str> = page.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["12", "5"]);
+    let orphans = tx.app_orphans(&table, query, None, 10).await.unwrap();
+    assert_eq!(orphans, vec![("12".to_string(), json!({"status": "old"}))]);
+    let n = tx
+        .app_write(&table, AppWrite::Update, &desired[..1])
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let n = tx
+        .app_write(&table, AppWrite::Insert, &desired[1..])
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let n = tx
+        .app_write(&table, AppWrite::Delete, &[("12".to_string(), json!(null))])
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let rows = tx
+        .check_rows(
+            "SELECT id, typeof(id) AS t, status, note FROM app_ints ORDER BY id",
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            json!({"id": 5, "t": "integer", "status": "new", "note": "n"}),
+            json!({"id": 7, "t": "integer", "status": "new", "note": "n"}),
+        ]
+    );
 }

@@ -3,6 +3,9 @@
 //! Use [`store_conformance_tests!`](crate::store_conformance_tests) in a
 //! store crate's tests with an async function that returns a fresh,
 //! migrated `Arc<dyn Store>`; it expands to one `#[tokio::test]` per check.
+//! [`store_app_tests!`](crate::store_app_tests) does the same for the
+//! checks of app tables (projections, checks, the change feed through
+//! commit), with an async function returning an [`AppDb`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,7 +13,7 @@ use std::sync::Arc;
 use serde_json::json;
 
 use crate::commit::{Batch, Change, Decision, DriftMeta, EventEntry, commit};
-use crate::store::{Cursor, DriftQuery, Guard, Reference, SeenRow, Store};
+use crate::store::{AppWrite, Cursor, DriftQuery, Guard, KeySel, Reference, SeenRow, Store};
 use crate::types::{
     ObjectKey, ProviderEvent, RunCounts, RunKind, RunRecord, RunStatus, Snapshot, Source, now_ms,
 };
@@ -1035,7 +1038,831 @@ macro_rules! store_conformance_tests {
             unchanged_raises_version,
             tombstones, cursors, atomic_ledger_and_snapshot, drift_log, runs,
             abandoned_runs, sweep_scratch, diagnostics_queries, large_batches, schedule_claims,
-            sql_guard_keeps_tombstones, fetch_queue, seen_versions);
+            sql_guard_keeps_tombstones, fetch_queue, seen_versions, change_feed, app_key_locks);
+    };
+    (@each $make:path; $($name:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                $crate::testkit::store_suite::$name($make().await).await;
+            }
+        )*
+    };
+}
+
+// ---------------------------------------------------------------------------
+// The change feed and app-key locks: the store alone.
+
+fn feed_row(kind: &str, id: &str, at: i64, app: Option<&str>) -> crate::project::ChangeRow {
+    crate::project::ChangeRow {
+        seq: 0,
+        provider: "test".into(),
+        account: "default".into(),
+        kind: kind.into(),
+        object_id: id.into(),
+        app_table: app.map(|_| "app_users".to_string()),
+        app_key: app.map(str::to_string),
+        cause: "webhook".into(),
+        before: app.map(|_| json!({ "status": "trialing" })),
+        after: Some(json!({ "status": "active", "n": 1.5, "tags": ["a", "b"] })),
+        at,
+    }
+}
+
+/// The change feed: appended in a transaction (nothing on rollback), read
+/// after a sequence number in order, pruned by time.
+pub async fn change_feed(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let mut tx = s.begin().await.unwrap();
+    tx.append_changes(&[]).await.unwrap();
+    tx.append_changes(&[feed_row("things", "gone", 1, None)])
+        .await
+        .unwrap();
+    drop(tx); // rolled back
+    assert!(s.changes(0, 10).await.unwrap().is_empty());
+
+    let rows = vec![
+        feed_row("things", "a", 1000, None),
+        feed_row("billing", "cus_1", 1000, Some("cus_1")),
+        feed_row("things", "b", 2000, None),
+    ];
+    let mut tx = s.begin().await.unwrap();
+    tx.append_changes(&rows).await.unwrap();
+    tx.commit().await.unwrap();
+    let got = s.changes(0, 10).await.unwrap();
+    assert_eq!(got.len(), 3);
+    assert!(got.windows(2).all(|w| w[0].seq < w[1].seq), "{got:?}");
+    for (g, want) in got.iter().zip(&rows) {
+        let mut g = g.clone();
+        g.seq = 0;
+        assert_eq!(&g, want, "the feed keeps every field");
+    }
+    let first = got[0].seq;
+    let next = s.changes(first, 1).await.unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].seq, got[1].seq);
+    assert!(s.changes(got[2].seq, 10).await.unwrap().is_empty());
+
+    // A later commit gets larger numbers.
+    let mut tx = s.begin().await.unwrap();
+    tx.append_changes(&[feed_row("things", "c", 3000, None)])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let later = s.changes(got[2].seq, 10).await.unwrap();
+    assert_eq!(later.len(), 1);
+    assert_eq!(later[0].object_id, "c");
+
+    assert_eq!(s.prune_changes(1000).await.unwrap(), 0);
+    assert_eq!(s.prune_changes(2001).await.unwrap(), 3);
+    let left = s.changes(0, 10).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].object_id, "c");
+    // Numbers are never reused after pruning.
+    let mut tx = s.begin().await.unwrap();
+    tx.append_changes(&[feed_row("things", "d", 4000, None)])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let all = s.changes(0, 10).await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert!(all[1].seq > later[0].seq);
+}
+
+/// A transaction that locks an app key makes a second transaction locking
+/// the same key wait until the first commits.
+pub async fn app_key_locks(store: Arc<dyn Store>) {
+    use std::time::Duration;
+    let mut first = store.begin().await.unwrap();
+    first.lock_app_keys("billing", &["cus_1"]).await.unwrap();
+    let (sent, mut locked) = tokio::sync::oneshot::channel();
+    let other = store.clone();
+    let task = tokio::spawn(async move {
+        let mut second = other.begin().await.unwrap();
+        second
+            .lock_app_keys("billing", &["cus_2", "cus_1"])
+            .await
+            .unwrap();
+        let _ = sent.send(());
+        second.commit().await.unwrap();
+    });
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), &mut locked)
+            .await
+            .is_err(),
+        "a second transaction took the key while the first held it"
+    );
+    first.commit().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), locked)
+        .await
+        .expect("the second transaction got the key once the first committed")
+        .unwrap();
+    task.await.unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// App tables: projections' reads and writes, checks.
+
+/// Runs the app's own SQL (DDL, seed rows), as the app would, outside
+/// recon's transactions.
+pub type AppExec = Arc<
+    dyn Fn(String) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync,
+>;
+
+/// What the app-table checks need besides the store.
+#[derive(Clone)]
+pub struct AppDb {
+    /// A fresh, migrated store.
+    pub store: Arc<dyn Store>,
+    /// The same store with app sync configured (`with_app_sync`).
+    pub with_sync: Arc<dyn Fn(Arc<crate::project::AppSync>) -> Arc<dyn Store> + Send + Sync>,
+    /// Runs the app's SQL on the store's database.
+    pub exec: AppExec,
+    /// The schema app tables are created in, as a prefix: `public.` on
+    /// Postgres (the last entry of the store's search path), `main.` on
+    /// SQLite. The checks name tables both with and without it.
+    pub schema_prefix: &'static str,
+}
+
+/// A table name no other test (in this or another process) uses: Postgres
+/// tests share `public`.
+fn unique_table(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}_{t:x}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+const APP_COLUMNS: [&str; 3] = ["status", "plan", "seats"];
+
+/// The projection query of the app checks: portable SQL over the views;
+/// `seats` is text here and an integer in the app table.
+const APP_QUERY: &str = "SELECT c.id AS key, COALESCE(s.status, 'none') AS status,
+       s.price_id AS plan, CAST(c.version AS TEXT) AS seats
+FROM stripe_customers c LEFT JOIN stripe_subscriptions s ON s.customer_id = c.id;";
+
+struct AppFixture {
+    db: AppDb,
+    table: String,
+    columns: Vec<String>,
+}
+
+impl AppFixture {
+    fn app_table(&self) -> crate::project::AppTable<'_> {
+        crate::project::AppTable {
+            table: &self.table,
+            key_column: "stripe_customer_id",
+            columns: &self.columns,
+        }
+    }
+
+    fn qualified(&self) -> String {
+        format!("{}{}", self.db.schema_prefix, self.table)
+    }
+
+    async fn exec(&self, sql: String) {
+        (self.db.exec)(sql).await
+    }
+
+    async fn drop_table(self) {
+        let sql = format!("DROP TABLE {}", self.qualified());
+        (self.db.exec)(sql).await
+    }
+}
+
+fn customer(id: &str, version: i64) -> Snapshot {
+    Snapshot::live(
+        ObjectKey::new("stripe", "default", "customers", id),
+        version,
+        json!({ "id": id, "name": format!("customer {id}") }),
+    )
+}
+
+fn subscription(id: &str, customer: &str, status: &str, price: &str, version: i64) -> Snapshot {
+    Snapshot::live(
+        ObjectKey::new("stripe", "default", "subscriptions", id),
+        version,
+        json!({
+            "id": id, "customer": customer, "status": status,
+            "items": {"data": [{"price": {"id": price}}]}
+        }),
+    )
+    .with_owner(Some(customer))
+    .with_status(Some(status))
+}
+
+/// An app table `(stripe_customer_id text UNIQUE, status, plan, seats
+/// integer, note text DEFAULT 'app default')` with rows for `cus_1`
+/// (matching the mirror), `cus_2` (differing), `cus_gone` and `cus_old`
+/// (no provider object) and one with no key; a mirror with `cus_1` (an
+/// active subscription), `cus_2`, `cus_B` and `cus_a`.
+async fn app_fixture(db: AppDb) -> AppFixture {
+    let f = AppFixture {
+        table: unique_table("app_users"),
+        columns: APP_COLUMNS.iter().map(|c| c.to_string()).collect(),
+        db,
+    };
+    let t = f.qualified();
+    f.exec(format!(
+        "CREATE TABLE {t} (stripe_customer_id text UNIQUE, status text, plan text,
+             seats integer, note text DEFAULT 'app default')"
+    ))
+    .await;
+    f.exec(format!(
+        "INSERT INTO {t} (stripe_customer_id, status, plan, seats, note) VALUES
+             ('cus_1', 'active', 'price_pro', 10, 'keep 1'),
+             ('cus_2', 'past_due', 'price_old', 0, 'keep 2'),
+             ('cus_gone', 'active', 'price_pro', 3, 'keep gone'),
+             ('cus_old', 'canceled', NULL, NULL, 'keep old'),
+             (NULL, 'active', NULL, 1, 'no key')"
+    ))
+    .await;
+    let b = Batch {
+        changes: vec![
+            change(customer("cus_1", 10), Guard::Newer),
+            change(customer("cus_2", 20), Guard::Newer),
+            change(customer("cus_B", 30), Guard::Newer),
+            change(customer("cus_a", 40), Guard::Newer),
+            change(
+                subscription("sub_1", "cus_1", "active", "price_pro", 11),
+                Guard::Newer,
+            ),
+        ],
+        ..Batch::default()
+    };
+    commit(f.db.store.as_ref(), &b, false).await.unwrap();
+    f
+}
+
+fn keys_of(rows: &[(String, serde_json::Value)]) -> Vec<&str> {
+    rows.iter().map(|(k, _)| k.as_str()).collect()
+}
+
+/// A projection's desired rows by key and by page (keys in byte order,
+/// whatever the database's collation), converted to the app column's type
+/// where the store can; the app table's current rows likewise.
+pub async fn app_reads(db: AppDb) {
+    let f = app_fixture(db).await;
+    let postgres = f.db.store.backend() == "postgres";
+    let table = f.app_table();
+    let mut tx = f.db.store.begin().await.unwrap();
+
+    let desired = tx
+        .app_desired(
+            &table,
+            APP_QUERY,
+            KeySel::Keys(&["cus_2", "cus_1", "cus_nobody"]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(keys_of(&desired), ["cus_1", "cus_2"]);
+    let seats = |n: i64| {
+        if postgres {
+            json!(n)
+        } else {
+            json!(n.to_string())
+        }
+    };
+    assert_eq!(
+        desired[0].1,
+        json!({"status": "active", "plan": "price_pro", "seats": seats(10)})
+    );
+    assert_eq!(
+        desired[1].1,
+        json!({"status": "none", "plan": null, "seats": seats(20)})
+    );
+
+    // Pages in byte order: `cus_B` before `cus_a`.
+    let page = |after: Option<&'static str>| KeySel::Page { after, limit: 3 };
+    let p1 = tx.app_desired(&table, APP_QUERY, page(None)).await.unwrap();
+    assert_eq!(keys_of(&p1), ["cus_1", "cus_2", "cus_B"]);
+    let p2 = tx
+        .app_desired(&table, APP_QUERY, page(Some("cus_B")))
+        .await
+        .unwrap();
+    assert_eq!(keys_of(&p2), ["cus_a"]);
+    assert!(
+        tx.app_desired(&table, APP_QUERY, page(Some("cus_a")))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        tx.app_desired(&table, APP_QUERY, KeySel::Keys(&[]))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let current = tx
+        .app_current(&table, KeySel::Keys(&["cus_1", "cus_2", "cus_B"]))
+        .await
+        .unwrap();
+    assert_eq!(keys_of(&current), ["cus_1", "cus_2"]);
+    assert_eq!(
+        current[0].1,
+        json!({"status": "active", "plan": "price_pro", "seats": 10})
+    );
+    // The same value in the query's type and the app column's compares
+    // equal; on Postgres exactly (through the table's row type).
+    assert!(crate::project::same_value(&desired[0].1, &current[0].1));
+    if postgres {
+        assert_eq!(desired[0].1, current[0].1);
+    }
+    assert!(!crate::project::same_value(&desired[1].1, &current[1].1));
+
+    // All rows with a key, in pages; the schema-qualified name works too.
+    let qualified = f.qualified();
+    let named = crate::project::AppTable {
+        table: &qualified,
+        ..table
+    };
+    let all = tx
+        .app_current(
+            &named,
+            KeySel::Page {
+                after: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(keys_of(&all), ["cus_1", "cus_2", "cus_gone", "cus_old"]);
+    assert_eq!(
+        all[3].1,
+        json!({"status": "canceled", "plan": null, "seats": null})
+    );
+    let rest = tx
+        .app_current(
+            &table,
+            KeySel::Page {
+                after: Some("cus_2"),
+                limit: 1,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(keys_of(&rest), ["cus_gone"]);
+
+    // Orphans: app rows with a key the query does not return.
+    let o1 = tx.app_orphans(&table, APP_QUERY, None, 1).await.unwrap();
+    assert_eq!(keys_of(&o1), ["cus_gone"]);
+    assert_eq!(
+        o1[0].1,
+        json!({"status": "active", "plan": "price_pro", "seats": 3})
+    );
+    let o2 = tx
+        .app_orphans(&table, APP_QUERY, Some("cus_gone"), 10)
+        .await
+        .unwrap();
+    assert_eq!(keys_of(&o2), ["cus_old"]);
+    assert!(
+        tx.app_orphans(&table, APP_QUERY, Some("cus_old"), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    drop(tx);
+    f.drop_table().await;
+}
+
+/// Writes name only the key and the owned columns: an update leaves the
+/// app's other columns alone, an insert leaves them to their defaults;
+/// values are converted to the columns' types; a rollback undoes them.
+pub async fn app_writes(db: AppDb) {
+    let f = app_fixture(db).await;
+    let table = f.app_table();
+    let t = f.qualified();
+    let s = f.db.store.clone();
+
+    // Rolled back: nothing.
+    let mut tx = s.begin().await.unwrap();
+    let n = tx
+        .app_write(
+            &table,
+            AppWrite::Delete,
+            &[("cus_1".to_string(), json!(null))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    drop(tx);
+
+    let mut tx = s.begin().await.unwrap();
+    let n = tx
+        .app_write(
+            &table,
+            AppWrite::Update,
+            &[
+                (
+                    "cus_2".to_string(),
+                    // `note` is not owned: never written, whatever the values hold.
+                    json!({"status": "none", "plan": null, "seats": "20", "note": "overwritten"}),
+                ),
+                (
+                    "cus_nobody".to_string(),
+                    json!({"status": "x", "plan": null, "seats": 1}),
+                ),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 1, "only existing rows are updated");
+    let n = tx
+        .app_write(
+            &table,
+            AppWrite::Insert,
+            &[(
+                "cus_a".to_string(),
+                json!({"status": "none", "plan": null, "seats": 40, "note": "overwritten"}),
+            )],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let n = tx
+        .app_write(
+            &table,
+            AppWrite::Delete,
+            &[
+                ("cus_gone".to_string(), json!(null)),
+                ("cus_nobody".to_string(), json!(null)),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    tx.commit().await.unwrap();
+
+    let mut tx = s.begin().await.unwrap();
+    let rows = tx
+        .check_rows(
+            &format!(
+                "SELECT stripe_customer_id AS id, status, plan, seats, note FROM {t}
+                 WHERE stripe_customer_id IS NOT NULL ORDER BY stripe_customer_id"
+            ),
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            json!({"id": "cus_1", "status": "active", "plan": "price_pro", "seats": 10, "note": "keep 1"}),
+            json!({"id": "cus_2", "status": "none", "plan": null, "seats": 20, "note": "keep 2"}),
+            json!({"id": "cus_a", "status": "none", "plan": null, "seats": 40, "note": "app default"}),
+            json!({"id": "cus_old", "status": "canceled", "plan": null, "seats": null, "note": "keep old"}),
+        ]
+    );
+    drop(tx);
+
+    // A constraint violation is an error with the database's message; the
+    // caller rolls back.
+    let mut tx = s.begin().await.unwrap();
+    let e = tx
+        .app_write(
+            &table,
+            AppWrite::Insert,
+            &[(
+                "cus_1".to_string(),
+                json!({"status": "x", "plan": null, "seats": 1}),
+            )],
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().to_lowercase().contains("unique"), "{e}");
+    drop(tx);
+    f.drop_table().await;
+}
+
+/// A failing query (bad SQL, an unknown table or column) is an error that
+/// carries the database's message; names are checked before they are
+/// spliced.
+pub async fn app_query_errors(db: AppDb) {
+    let f = app_fixture(db).await;
+    let table = f.app_table();
+    let s = f.db.store.clone();
+    let keys = KeySel::Keys(&["cus_1"]);
+
+    let mut tx = s.begin().await.unwrap();
+    let e = tx
+        .app_desired(&table, "SELEC key FROM nowhere", keys)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("syntax"), "{e}");
+    drop(tx);
+
+    let mut tx = s.begin().await.unwrap();
+    let e = tx
+        .app_desired(&table, "SELECT id AS key FROM no_such_table_x", keys)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("no_such_table_x"), "{e}");
+    drop(tx);
+
+    let mut tx = s.begin().await.unwrap();
+    let cols = vec!["status".to_string(), "no_such_column_x".to_string()];
+    let bad = crate::project::AppTable {
+        columns: &cols,
+        ..table
+    };
+    let e = tx.app_current(&bad, keys).await.unwrap_err();
+    assert!(e.to_string().contains("no_such_column_x"), "{e}");
+    drop(tx);
+
+    let mut tx = s.begin().await.unwrap();
+    let e = tx
+        .app_orphans(
+            &table,
+            "SELECT nope_x AS key FROM stripe_customers",
+            None,
+            10,
+        )
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("nope_x"), "{e}");
+    drop(tx);
+
+    let mut tx = s.begin().await.unwrap();
+    let e = tx
+        .check_rows("SELECT * FROM no_such_table_y", 10)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("no_such_table_y"), "{e}");
+    drop(tx);
+
+    let mut tx = s.begin().await.unwrap();
+    // Malformed names, and recon's own tables: a projection never writes
+    // the mirror.
+    for hostile in [
+        "users; DROP TABLE objects",
+        "Users",
+        "a.b.c",
+        "objects",
+        "changes",
+        "stripe_customers",
+    ] {
+        let bad = crate::project::AppTable {
+            table: hostile,
+            ..table
+        };
+        let e = tx.app_current(&bad, keys).await.unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Config, "{hostile}: {e}");
+    }
+    let cols = vec!["status\"; --".to_string()];
+    let bad = crate::project::AppTable {
+        columns: &cols,
+        ..table
+    };
+    let e = tx
+        .app_write(&bad, AppWrite::Update, &[("cus_1".into(), json!({}))])
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), crate::ErrorKind::Config, "{e}");
+    drop(tx);
+    f.drop_table().await;
+}
+
+/// Checks: arbitrary SQL over the views and the app's tables, at most
+/// `limit` rows, each a JSON object of its columns with their types.
+pub async fn app_checks(db: AppDb) {
+    let f = app_fixture(db).await;
+    let t = f.qualified();
+    let mut tx = f.db.store.begin().await.unwrap();
+    let rows = tx
+        .check_rows(
+            &format!(
+                "SELECT u.stripe_customer_id AS id, u.seats, u.plan, c.name, 1.5 AS x
+                 FROM {t} u JOIN stripe_customers c ON c.id = u.stripe_customer_id
+                 ORDER BY u.stripe_customer_id;"
+            ),
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            json!({"id": "cus_1", "seats": 10, "plan": "price_pro", "name": "customer cus_1", "x": 1.5}),
+            json!({"id": "cus_2", "seats": 0, "plan": "price_old", "name": "customer cus_2", "x": 1.5}),
+        ]
+    );
+    let one = tx
+        .check_rows(
+            &format!("SELECT stripe_customer_id FROM {t} -- a trailing comment"),
+            1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(one.len(), 1);
+    assert!(
+        tx.check_rows("SELECT id FROM stripe_customers", 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    drop(tx);
+    f.drop_table().await;
+}
+
+fn billing(table: &str, query: &str) -> crate::project::Projection {
+    use crate::project::{Dependency, OnDelete, OnMissing, Projection};
+    Projection {
+        name: "billing".into(),
+        provider: "stripe".into(),
+        table: table.into(),
+        key: "stripe_customer_id".into(),
+        columns: APP_COLUMNS.iter().map(|c| c.to_string()).collect(),
+        query: query.into(),
+        depends: vec![
+            Dependency {
+                kind: "customers".into(),
+                key: "id".into(),
+            },
+            Dependency {
+                kind: "subscriptions".into(),
+                key: "owner".into(),
+            },
+        ],
+        on_missing: OnMissing::Insert,
+        on_delete: OnDelete::Absent,
+        absent: [("status".to_string(), json!("none"))].into(),
+    }
+}
+
+/// The core's projection over the store's primitives: the rows that
+/// differ are written, a row already right is not, and a second pass
+/// writes nothing (desired and current compare equal after the store's
+/// conversions).
+pub async fn app_projection_round_trip(db: AppDb) {
+    let f = app_fixture(db).await;
+    let p = billing(&f.table, APP_QUERY);
+    let s = f.db.store.clone();
+    let keys = ["cus_1", "cus_2", "cus_B", "cus_gone"];
+    let mut tx = s.begin().await.unwrap();
+    let done = crate::project::project_keys(tx.as_mut(), &p, &keys, false)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let got: Vec<(&str, &str)> = done.iter().map(|c| (c.key.as_str(), c.action)).collect();
+    assert_eq!(
+        got,
+        [
+            ("cus_2", "update"),
+            ("cus_B", "insert"),
+            ("cus_gone", "update")
+        ]
+    );
+    let mut tx = s.begin().await.unwrap();
+    let again = crate::project::project_keys(tx.as_mut(), &p, &keys, false)
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "written twice: {again:?}");
+    let rows = tx
+        .check_rows(
+            &format!(
+                "SELECT stripe_customer_id AS id, status, seats, note FROM {}
+                 WHERE stripe_customer_id IN ('cus_B', 'cus_gone') ORDER BY stripe_customer_id",
+                f.qualified()
+            ),
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            json!({"id": "cus_B", "status": "none", "seats": 30, "note": "app default"}),
+            json!({"id": "cus_gone", "status": "none", "seats": null, "note": "keep gone"}),
+        ]
+    );
+    drop(tx);
+    f.drop_table().await;
+}
+
+/// A commit on a store with app sync projects what it wrote into the app
+/// table and appends both to the change feed, in its transaction; a
+/// failing projection fails the whole commit.
+pub async fn app_commit_projects_and_feeds(db: AppDb) {
+    let f = app_fixture(db).await;
+    let sync = crate::project::AppSync {
+        projections: vec![billing(&f.table, APP_QUERY)],
+        checks: Vec::new(),
+        feed: true,
+    };
+    let store = (f.db.with_sync)(Arc::new(sync));
+    assert!(store.app_sync().is_some());
+    let before = store.changes(0, 100).await.unwrap().len();
+
+    let upgrade = |id: &str, status: &str, version: i64| Batch {
+        events: vec![EventEntry {
+            event: ProviderEvent {
+                provider: "stripe".into(),
+                account: "default".into(),
+                event_id: id.into(),
+                event_type: "customer.subscription.updated".into(),
+                created: version,
+                pending_webhooks: None,
+                snapshots: vec![subscription(
+                    "sub_2",
+                    "cus_2",
+                    status,
+                    "price_team",
+                    version,
+                )],
+            },
+            source: Source::Webhook,
+            drift: None,
+        }],
+        ..Batch::default()
+    };
+    let out = commit(store.as_ref(), &upgrade("evt_p1", "active", 50), false)
+        .await
+        .unwrap();
+    assert_eq!(out.app.len(), 1, "{:?}", out.app);
+    assert_eq!(
+        (out.app[0].key.as_str(), out.app[0].action),
+        ("cus_2", "update")
+    );
+    let mut tx = store.begin().await.unwrap();
+    let cur = tx
+        .app_current(&f.app_table(), KeySel::Keys(&["cus_2"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        cur[0].1,
+        json!({"status": "active", "plan": "price_team", "seats": 20})
+    );
+    drop(tx);
+    let feed = store.changes(0, 100).await.unwrap();
+    let new: Vec<(&str, &str, Option<&str>)> = feed[before..]
+        .iter()
+        .map(|c| (c.kind.as_str(), c.object_id.as_str(), c.app_key.as_deref()))
+        .collect();
+    assert_eq!(
+        new,
+        [
+            ("subscriptions", "sub_2", None),
+            ("billing", "cus_2", Some("cus_2"))
+        ]
+    );
+    let app_row = &feed[before + 1];
+    assert_eq!(app_row.app_table.as_deref(), Some(f.table.as_str()));
+    assert_eq!(app_row.cause, "webhook");
+    let after = app_row.after.as_ref().unwrap();
+    assert_eq!(
+        (&after["status"], &after["plan"]),
+        (&json!("active"), &json!("price_team"))
+    );
+    assert_eq!(app_row.before.as_ref().unwrap()["status"], "past_due");
+
+    // A projection that fails fails the commit: neither the mirror nor the
+    // ledger nor the feed moves.
+    let broken = crate::project::AppSync {
+        projections: vec![billing(&f.table, "SELECT id AS key FROM no_such_view_z")],
+        checks: Vec::new(),
+        feed: true,
+    };
+    let broken_store = (f.db.with_sync)(Arc::new(broken));
+    let e = commit(
+        broken_store.as_ref(),
+        &upgrade("evt_p2", "past_due", 60),
+        false,
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("no_such_view_z"), "{e}");
+    assert!(e.to_string().contains("billing"), "{e}");
+    assert!(
+        !store
+            .ledger_contains("stripe", "default", "evt_p2")
+            .await
+            .unwrap()
+    );
+    let sub = store
+        .get_many("stripe", "default", "subscriptions", &["sub_2"])
+        .await
+        .unwrap();
+    assert_eq!(sub[0].snapshot.status.as_deref(), Some("active"));
+    assert_eq!(store.changes(0, 100).await.unwrap().len(), feed.len());
+    f.drop_table().await;
+}
+
+/// Expand to one `#[tokio::test]` per app-table check. `$make` is an async
+/// fn returning a fresh [`AppDb`].
+#[macro_export]
+macro_rules! store_app_tests {
+    ($make:path) => {
+        $crate::store_app_tests!(@each $make;
+            app_reads, app_writes, app_query_errors, app_checks, app_projection_round_trip,
+            app_commit_projects_and_feeds);
     };
     (@each $make:path; $($name:ident),*) => {
         $(
