@@ -357,7 +357,10 @@ pub fn billing_truth(sim: &SimHandle) -> BTreeMap<String, Option<String>> {
         .iter()
         .filter(|(_, t)| matches!(t, TruthObject::Live(_)))
         .map(|(id, _)| {
-            let status = best.get(id).map(|b| b.2.clone()).unwrap_or_else(|| "none".into());
+            let status = best
+                .get(id)
+                .map(|b| b.2.clone())
+                .unwrap_or_else(|| "none".into());
             (id.clone(), Some(status))
         })
         .collect()
@@ -412,7 +415,11 @@ pub async fn app_convergence(make: crate::projections::Make) {
         .filter(|(k, v)| app.get(*k) != Some(*v))
         .take(10)
         .collect();
-    let extra: Vec<_> = app.keys().filter(|k| !want.contains_key(*k)).take(10).collect();
+    let extra: Vec<_> = app
+        .keys()
+        .filter(|k| !want.contains_key(*k))
+        .take(10)
+        .collect();
     eprintln!(
         "chaos app table: {} rows, repaired by the app pass {}",
         app.len(),

@@ -33,8 +33,14 @@ impl Db {
     pub async fn exec(&self, sql: &str) {
         for stmt in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
             match self {
-                Db::Pg(p) => sqlx::query(stmt).execute(p).await.map(|_| ()),
-                Db::Lite(p) => sqlx::query(stmt).execute(p).await.map(|_| ()),
+                Db::Pg(p) => sqlx::query(sqlx::AssertSqlSafe(stmt.to_string()))
+                    .execute(p)
+                    .await
+                    .map(|_| ()),
+                Db::Lite(p) => sqlx::query(sqlx::AssertSqlSafe(stmt.to_string()))
+                    .execute(p)
+                    .await
+                    .map(|_| ()),
             }
             .unwrap_or_else(|e| panic!("{stmt}: {e}"));
         }
@@ -43,14 +49,18 @@ impl Db {
     /// `(key, value)` rows of a query whose two columns are text.
     pub async fn pairs(&self, sql: &str) -> BTreeMap<String, Option<String>> {
         match self {
-            Db::Pg(p) => sqlx::query_as::<_, (String, Option<String>)>(sql)
-                .fetch_all(p)
-                .await
-                .map(|v| v.into_iter().collect()),
-            Db::Lite(p) => sqlx::query_as::<_, (String, Option<String>)>(sql)
-                .fetch_all(p)
-                .await
-                .map(|v| v.into_iter().collect()),
+            Db::Pg(p) => {
+                sqlx::query_as::<_, (String, Option<String>)>(sqlx::AssertSqlSafe(sql.to_string()))
+                    .fetch_all(p)
+                    .await
+                    .map(|v| v.into_iter().collect())
+            }
+            Db::Lite(p) => {
+                sqlx::query_as::<_, (String, Option<String>)>(sqlx::AssertSqlSafe(sql.to_string()))
+                    .fetch_all(p)
+                    .await
+                    .map(|v| v.into_iter().collect())
+            }
         }
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
@@ -210,11 +220,18 @@ pub async fn webhook_projects_in_the_same_transaction(make: Make) {
     seed_rows(&db, &["p_1", "p_2"]).await;
     let p = Arc::new(TestProvider::new(10));
     let e = engine(&store, &p);
-    e.ingest_event(p.put("parents", "p_1", json!({"name": "a"})), Source::Webhook)
-        .await
-        .unwrap();
     e.ingest_event(
-        p.put("children", "c_1", json!({"owner": "p_1", "status": "active"})),
+        p.put("parents", "p_1", json!({"name": "a"})),
+        Source::Webhook,
+    )
+    .await
+    .unwrap();
+    e.ingest_event(
+        p.put(
+            "children",
+            "c_1",
+            json!({"owner": "p_1", "status": "active"}),
+        ),
         Source::Webhook,
     )
     .await
@@ -231,7 +248,11 @@ pub async fn webhook_projects_in_the_same_transaction(make: Make) {
     assert_eq!(app_note(&db).await["p_1"].as_deref(), Some("app note 0"));
     // A duplicate delivery changes nothing and appends nothing.
     let feed_before = store.changes(0, 1000).await.unwrap().len();
-    let dup = p.put("children", "c_1", json!({"owner": "p_1", "status": "past_due"}));
+    let dup = p.put(
+        "children",
+        "c_1",
+        json!({"owner": "p_1", "status": "past_due"}),
+    );
     e.ingest_event(dup.clone(), Source::Webhook).await.unwrap();
     let feed_mid = store.changes(0, 1000).await.unwrap();
     assert_eq!(app_status(&db).await["p_1"].as_deref(), Some("past_due"));
@@ -268,10 +289,17 @@ pub async fn failing_projection_rolls_back_the_event(make: Make) {
     seed_rows(&db, &["p_1"]).await;
     let p = Arc::new(TestProvider::new(10));
     let e = engine(&store, &p);
-    e.ingest_event(p.put("parents", "p_1", json!({"name": "a"})), Source::Webhook)
-        .await
-        .unwrap();
-    let ev = p.put("children", "c_1", json!({"owner": "p_1", "status": "poison"}));
+    e.ingest_event(
+        p.put("parents", "p_1", json!({"name": "a"})),
+        Source::Webhook,
+    )
+    .await
+    .unwrap();
+    let ev = p.put(
+        "children",
+        "c_1",
+        json!({"owner": "p_1", "status": "poison"}),
+    );
     let err = e
         .ingest_event(ev.clone(), Source::Webhook)
         .await
@@ -348,8 +376,10 @@ pub async fn app_reconcile_repairs_hand_edits(make: Make) {
     let (store, db, prov) = swept_world(make, projection()).await;
     // The initial sweep inserted every object, and projected as it went.
     assert_eq!(app_status(&db).await, expected(&prov));
-    db.exec("UPDATE app_users SET status = 'hacked' WHERE parent_id IN ('p_0001', 'p_0002', 'p_0003')")
-        .await;
+    db.exec(
+        "UPDATE app_users SET status = 'hacked' WHERE parent_id IN ('p_0001', 'p_0002', 'p_0003')",
+    )
+    .await;
     let edited = app_status(&db).await;
     // Dry run: reports, writes nothing, logs nothing.
     let dry = AppSweepOptions {
@@ -530,8 +560,16 @@ pub async fn concurrent_changes_to_one_app_row(make: Make) {
             .unwrap();
     }
     for (i, id) in ids.iter().enumerate() {
-        let a = p.put("children", &format!("c_{i}_a"), json!({"owner": id, "status": "a"}));
-        let b = p.put("children", &format!("c_{i}_b"), json!({"owner": id, "status": "b"}));
+        let a = p.put(
+            "children",
+            &format!("c_{i}_a"),
+            json!({"owner": id, "status": "a"}),
+        );
+        let b = p.put(
+            "children",
+            &format!("c_{i}_b"),
+            json!({"owner": id, "status": "b"}),
+        );
         let (e1, e2) = (e.clone(), e.clone());
         let t1 = tokio::spawn(async move { e1.ingest_event(a, Source::Webhook).await });
         let t2 = tokio::spawn(async move { e2.ingest_event(b, Source::Webhook).await });
@@ -545,7 +583,10 @@ pub async fn concurrent_changes_to_one_app_row(make: Make) {
         .iter()
         .filter(|(_, v)| v.as_deref() != Some("2"))
         .collect();
-    assert!(wrong.is_empty(), "rows that lost a concurrent change: {wrong:?}");
+    assert!(
+        wrong.is_empty(),
+        "rows that lost a concurrent change: {wrong:?}"
+    );
 }
 
 fn snap(provider: &str, kind: &str, id: &str, v: i64, data: serde_json::Value) -> Snapshot {
@@ -651,13 +692,7 @@ pub async fn checks_find_cross_provider_cases(make: Make) {
         by[name]
             .violations
             .iter()
-            .map(|v| {
-                let o = v.as_object().unwrap();
-                match o.values().next().unwrap() {
-                    serde_json::Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                }
-            })
+            .map(recon_core::project::check_subject)
             .collect()
     };
     assert_eq!(
@@ -665,7 +700,10 @@ pub async fn checks_find_cross_provider_cases(make: Make) {
         vec!["sub_gone"]
     );
     assert_eq!(first("clerk_user_with_many_customers"), vec!["user_two"]);
-    assert_eq!(first("customer_names_missing_clerk_user"), vec!["cus_ghost"]);
+    assert_eq!(
+        first("customer_names_missing_clerk_user"),
+        vec!["cus_ghost"]
+    );
     assert_eq!(first("app_active_without_subscription"), vec!["1"]);
     assert_eq!(first("no_canceled_accounts"), vec!["3"]);
     assert!(by["broken"].error.is_some(), "a failing check says so");

@@ -32,7 +32,7 @@ async fn notify_once_per_change() {
         std::process::id(),
         recon_core::now_ms()
     );
-    sqlx::query(&format!("CREATE DATABASE {name}"))
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&admin)
         .await
         .unwrap();
@@ -58,7 +58,11 @@ async fn notify_once_per_change() {
             .await
             .expect("a notification per change")
             .unwrap();
-        got.push(n.payload().parse::<i64>().expect("payload is the sequence number"));
+        got.push(
+            n.payload()
+                .parse::<i64>()
+                .expect("payload is the sequence number"),
+        );
     }
     let feed: Vec<ChangeRow> = store.changes(0, 100).await.unwrap();
     let seqs: Vec<i64> = feed.iter().map(|c| c.seq).collect();
@@ -73,9 +77,12 @@ async fn notify_once_per_change() {
     let extra = tokio::time::timeout(Duration::from_millis(1500), listener.recv()).await;
     assert!(extra.is_err(), "a duplicate was announced: {extra:?}");
     // A change after them is announced with the next number.
-    e.ingest_event(p.put("parents", "p_1", json!({"name": "c"})), Source::Webhook)
-        .await
-        .unwrap();
+    e.ingest_event(
+        p.put("parents", "p_1", json!({"name": "c"})),
+        Source::Webhook,
+    )
+    .await
+    .unwrap();
     let n = tokio::time::timeout(Duration::from_secs(10), listener.recv())
         .await
         .expect("the next change is announced")

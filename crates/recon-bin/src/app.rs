@@ -53,39 +53,15 @@ pub async fn open_store(config: &Config) -> recon_core::Result<Arc<dyn Store>> {
     let sync = Arc::new(config.app_sync()?);
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let s = recon_store_postgres::PgStore::connect(&url, &config.schema()).await?;
-        Ok(Arc::new(attach_pg(s, sync)))
+        Ok(Arc::new(s.with_app_sync(sync)))
     } else if url.starts_with("sqlite:") {
         let s = recon_store_sqlite::SqliteStore::connect(&url).await?;
-        Ok(Arc::new(attach_sqlite(s, sync)))
+        Ok(Arc::new(s.with_app_sync(sync)))
     } else {
         Err(Error::config(
             "DATABASE_URL must start with postgres:// or sqlite:// (default sqlite://recon.db)",
         ))
     }
-}
-
-// The two places the app sync meets the stores. Until both stores have
-// `with_app_sync(self, Arc<AppSync>) -> Self`, the store keeps none: commits
-// project nothing and write no change feed, and `Store::app_sync()` is
-// `None`. After the merge, each body becomes `s.with_app_sync(sync)`.
-// TODO(merge stores-app): wire these two.
-
-/// Attach the app sync to a Postgres store.
-fn attach_pg(
-    s: recon_store_postgres::PgStore,
-    sync: Arc<AppSync>,
-) -> recon_store_postgres::PgStore {
-    let _ = sync;
-    s
-}
-
-/// Attach the app sync to a SQLite store.
-fn attach_sqlite(
-    s: recon_store_sqlite::SqliteStore,
-    sync: Arc<AppSync>,
-) -> recon_store_sqlite::SqliteStore {
-    let _ = sync;
-    s
 }
 
 /// Check the projections and checks against the database (tables,

@@ -218,6 +218,8 @@ pub struct ProjectionSection {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct DependencySection {
+    /// The provider, if not the projection's (`stripe` or `clerk`).
+    pub provider: Option<String>,
     /// Mirror kind.
     pub kind: String,
     /// `id`, `owner` or `data.<path>`.
@@ -237,6 +239,7 @@ impl From<&ProjectionSection> for Projection {
                 .depends
                 .iter()
                 .map(|d| Dependency {
+                    provider: d.provider.clone(),
                     kind: d.kind.clone(),
                     key: d.key.clone(),
                 })
@@ -257,7 +260,7 @@ pub struct CheckSection {
     /// What a violation means.
     pub description: String,
     /// SQL over the views and the app's tables that must return no rows;
-    /// its first column names the subject of a violation.
+    /// its column `subject` (else `id`) names the subject of a violation.
     pub sql: String,
 }
 

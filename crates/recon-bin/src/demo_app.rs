@@ -40,10 +40,12 @@ pub fn projection() -> ProjectionSection {
         query: QUERY.into(),
         depends: vec![
             DependencySection {
+                provider: None,
                 kind: "customers".into(),
                 key: "id".into(),
             },
             DependencySection {
+                provider: None,
                 kind: "subscriptions".into(),
                 key: "owner".into(),
             },

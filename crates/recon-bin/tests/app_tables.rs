@@ -1,11 +1,6 @@
 //! The real `recon` binary and the app's own tables, on SQLite: help that
 //! teaches, bad projections refused at start (exit 2, named), and
 //! projections, `--app`, `recon check` and `recon changes` end to end.
-//!
-//! The tests marked `#[ignore]` need the stores' app-table primitives
-//! (`app_desired`, `app_current`, `app_write`, `check_rows`, the change
-//! feed) and `with_app_sync`: run them with `--run-ignored all` once the
-//! stores implement them.
 
 mod common;
 
@@ -218,7 +213,6 @@ fn migrate(lite: &Lite) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the stores' app-table primitives (stores-app branch); run after the merge"]
 async fn an_unknown_table_exits_2_naming_the_projection_and_the_table() {
     let lite = Lite::new(
         "notable",
@@ -257,7 +251,6 @@ async fn app_rows(lite: &Lite) -> Vec<(String, Option<String>, Option<String>)> 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the stores' app-table primitives and with_app_sync (stores-app branch); run after the merge"]
 async fn projections_follow_sweeps_and_the_app_pass_repairs_hand_edits() {
     let config = format!(
         "{PROJECTION}\n[[checks]]\nname = \"no_bad_notes\"\nsql = \"SELECT stripe_customer_id FROM users WHERE note = 'bad'\"\n"

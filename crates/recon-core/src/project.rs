@@ -143,7 +143,8 @@ pub struct Check {
     /// What a violation means, for people.
     #[serde(default)]
     pub description: String,
-    /// The SQL. Its first column identifies the subject of a violation.
+    /// The SQL. The column `subject` (else `id`, else the first column by
+    /// name) identifies the subject of a violation.
     pub sql: String,
 }
 
@@ -1084,17 +1085,32 @@ pub struct CheckResult {
     pub error: Option<String>,
 }
 
-/// The drift key of a check violation: its first column is the subject.
+/// The subject of a check violation: its column `subject`, else `id`,
+/// else the first column by name (rows come back as JSON objects, which
+/// do not keep the query's column order).
+pub fn check_subject(row: &Value) -> String {
+    let Some(o) = row.as_object() else {
+        return row.to_string();
+    };
+    let v = o
+        .get("subject")
+        .or_else(|| o.get("id"))
+        .or_else(|| o.values().next());
+    match v {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    }
+}
+
+/// The drift key of a check violation (see [`check_subject`]).
 pub fn check_drift_key(check: &Check, row: &Value) -> ObjectKey {
-    let subject = row
-        .as_object()
-        .and_then(|o| o.values().next())
-        .map(|v| match v {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        })
-        .unwrap_or_default();
-    ObjectKey::new("check", "default", format!("check:{}", check.name), subject)
+    ObjectKey::new(
+        "check",
+        "default",
+        format!("check:{}", check.name),
+        check_subject(row),
+    )
 }
 
 /// Run declared checks; with `record`, each violation becomes a drift
@@ -1184,7 +1200,7 @@ pub fn builtin_checks(link: &Link, app_status: Option<(&str, &str, &str)>) -> Re
             name: "clerk_user_deleted_with_active_subscription".into(),
             description: "A Clerk user was deleted while their Stripe customer still has an active subscription".into(),
             sql: format!(
-                "SELECT s.id AS subscription_id, c.id AS customer_id, u.id AS clerk_user_id, s.status \
+                "SELECT s.id AS subject, c.id AS customer_id, u.id AS clerk_user_id, s.status \
                  FROM stripe_subscriptions s \
                  JOIN stripe_customers c ON c.id = s.customer_id AND c.account = s.account \
                  JOIN objects u ON u.provider = 'clerk' AND u.kind = 'users' AND u.deleted = true AND {user_match} \
@@ -1197,7 +1213,7 @@ pub fn builtin_checks(link: &Link, app_status: Option<(&str, &str, &str)>) -> Re
             name: "clerk_user_with_many_customers".into(),
             description: "One Clerk user has more than one Stripe customer".into(),
             sql: format!(
-                "SELECT {user_of_customer} AS clerk_user, COUNT(*) AS customers \
+                "SELECT {user_of_customer} AS subject, COUNT(*) AS customers \
                  FROM stripe_customers c WHERE {user_of_customer} IS NOT NULL AND {user_of_customer} <> '' \
                  GROUP BY {user_of_customer} HAVING COUNT(*) > 1"
             ),
@@ -1206,7 +1222,7 @@ pub fn builtin_checks(link: &Link, app_status: Option<(&str, &str, &str)>) -> Re
             name: "customer_names_missing_clerk_user".into(),
             description: "A Stripe customer names a Clerk user that does not exist".into(),
             sql: format!(
-                "SELECT c.id AS customer_id, {user_of_customer} AS clerk_user \
+                "SELECT c.id AS subject, {user_of_customer} AS clerk_user \
                  FROM stripe_customers c WHERE {user_of_customer} IS NOT NULL AND {user_of_customer} <> '' \
                  AND NOT EXISTS (SELECT 1 FROM objects u WHERE u.provider = 'clerk' AND u.kind = 'users' AND {user_match})"
             ),

@@ -284,10 +284,7 @@ pub trait StoreTx: Send {
         table: &AppTable<'_>,
         query: &str,
         keys: KeySel<'_>,
-    ) -> Result<Vec<(String, serde_json::Value)>> {
-        let _ = (table, query, keys);
-        Err(crate::Error::unsupported("app tables (this store)"))
-    }
+    ) -> Result<Vec<(String, serde_json::Value)>>;
 
     /// The app table's current values of the owned columns, for the rows
     /// selected by `keys` (matched on the key column as text), in key order.
@@ -295,10 +292,7 @@ pub trait StoreTx: Send {
         &mut self,
         table: &AppTable<'_>,
         keys: KeySel<'_>,
-    ) -> Result<Vec<(String, serde_json::Value)>> {
-        let _ = (table, keys);
-        Err(crate::Error::unsupported("app tables (this store)"))
-    }
+    ) -> Result<Vec<(String, serde_json::Value)>>;
 
     /// App rows whose key is not null and not among the keys `query`
     /// returns, after `after` in key order, at most `limit`: the rows whose
@@ -309,10 +303,7 @@ pub trait StoreTx: Send {
         query: &str,
         after: Option<&str>,
         limit: u32,
-    ) -> Result<Vec<(String, serde_json::Value)>> {
-        let _ = (table, query, after, limit);
-        Err(crate::Error::unsupported("app tables (this store)"))
-    }
+    ) -> Result<Vec<(String, serde_json::Value)>>;
 
     /// Write app rows `(key, {column: value})`: update the owned columns,
     /// insert the key and the owned columns, or delete by key. Only the
@@ -322,25 +313,16 @@ pub trait StoreTx: Send {
         table: &AppTable<'_>,
         op: AppWrite,
         rows: &[(String, serde_json::Value)],
-    ) -> Result<u64> {
-        let _ = (table, op, rows);
-        Err(crate::Error::unsupported("app tables (this store)"))
-    }
+    ) -> Result<u64>;
 
     /// Append to the change feed (the store assigns `seq`) and announce
     /// each new sequence number (Postgres: `NOTIFY recon_changes`, sent at
     /// commit).
-    async fn append_changes(&mut self, rows: &[ChangeRow]) -> Result<()> {
-        let _ = rows;
-        Err(crate::Error::unsupported("app tables (this store)"))
-    }
+    async fn append_changes(&mut self, rows: &[ChangeRow]) -> Result<()>;
 
     /// Run a check's SQL and return at most `limit` of its rows, each as a
     /// JSON object of its columns.
-    async fn check_rows(&mut self, sql: &str, limit: u32) -> Result<Vec<serde_json::Value>> {
-        let _ = (sql, limit);
-        Err(crate::Error::unsupported("app tables (this store)"))
-    }
+    async fn check_rows(&mut self, sql: &str, limit: u32) -> Result<Vec<serde_json::Value>>;
 
     /// Commit.
     async fn commit(self: Box<Self>) -> Result<()>;
@@ -370,17 +352,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// The change feed after `since` (its sequence number), oldest first,
     /// at most `limit`.
-    async fn changes(&self, since: i64, limit: u32) -> Result<Vec<ChangeRow>> {
-        let _ = (since, limit);
-        Err(crate::Error::unsupported("the change feed (this store)"))
-    }
+    async fn changes(&self, since: i64, limit: u32) -> Result<Vec<ChangeRow>>;
 
     /// Delete change-feed rows recorded before `before` (unix ms); returns
     /// how many.
-    async fn prune_changes(&self, before: i64) -> Result<u64> {
-        let _ = before;
-        Err(crate::Error::unsupported("the change feed (this store)"))
-    }
+    async fn prune_changes(&self, before: i64) -> Result<u64>;
 
     /// Read stored objects of one kind by id, outside a transaction.
     async fn get_many(

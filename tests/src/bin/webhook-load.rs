@@ -39,7 +39,9 @@ async fn main() {
     let mut toml = String::from("[server]\nscheduler = false\n");
     if projection {
         // The app's table, beside recon's schema, and one projection into it.
-        let pool = sqlx::PgPool::connect(&db).await.expect("connect to DATABASE_URL");
+        let pool = sqlx::PgPool::connect(&db)
+            .await
+            .expect("connect to DATABASE_URL");
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS public.load_users (stripe_customer_id text PRIMARY KEY, email text, name text, note text)",
         )

@@ -1683,10 +1683,12 @@ fn billing(table: &str, query: &str) -> crate::project::Projection {
         query: query.into(),
         depends: vec![
             Dependency {
+                provider: None,
                 kind: "customers".into(),
                 key: "id".into(),
             },
             Dependency {
+                provider: None,
                 kind: "subscriptions".into(),
                 key: "owner".into(),
             },
