@@ -11,6 +11,11 @@ use serde_json::json;
 
 recon_tests::projection_tests!(recon_tests::projections::pg);
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_changes_to_one_app_row() {
+    recon_tests::projections::concurrent_changes_to_one_app_row(recon_tests::projections::pg).await;
+}
+
 /// Each change recon makes is announced on `recon_changes` with its
 /// sequence number, after commit; a duplicate delivery announces nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
