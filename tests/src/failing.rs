@@ -31,6 +31,15 @@ pub enum FailAt {
     /// so two transactions that both read before either writes can be
     /// forced (a race made deterministic).
     Rendezvous(&'static tokio::sync::Barrier),
+    /// Like `Rendezvous`, but waits at most the first duration (a
+    /// transaction that holds a lock the other needs passes alone), then
+    /// sleeps the second before writing: which of two racing writers goes
+    /// first, made deterministic.
+    RendezvousThen(
+        &'static tokio::sync::Barrier,
+        std::time::Duration,
+        std::time::Duration,
+    ),
 }
 
 /// Wraps a real store; its transactions fail at `at`.
@@ -75,6 +84,10 @@ impl StoreTx for FailingTx {
             FailAt::Rendezvous(b) => {
                 b.wait().await;
             }
+            FailAt::RendezvousThen(b, most, then) => {
+                let _ = tokio::time::timeout(most, b.wait()).await;
+                tokio::time::sleep(then).await;
+            }
             _ => {}
         }
         self.inner.upsert(rows, guard).await
@@ -105,6 +118,15 @@ impl StoreTx for FailingTx {
     }
     async fn resolve_fetches(&mut self, done: &[(&ObjectKey, i64)]) -> Result<()> {
         self.inner.resolve_fetches(done).await
+    }
+    async fn lock_objects(
+        &mut self,
+        provider: &str,
+        account: &str,
+        kind: &str,
+        ids: &[&str],
+    ) -> Result<()> {
+        self.inner.lock_objects(provider, account, kind, ids).await
     }
     async fn lock_app_keys(&mut self, projection: &str, keys: &[&str]) -> Result<()> {
         self.inner.lock_app_keys(projection, keys).await

@@ -608,6 +608,128 @@ pub async fn concurrent_changes_to_one_app_row(make: Make) {
     );
 }
 
+/// A state that returns to the stored content (decided `Touched` from the
+/// read) races a real change of the same object: the change commits first,
+/// then the return overwrites it. The app row and the change feed must
+/// follow the final state. Without the row lock before the read, the
+/// second writer decided from the stale state: the mirror said `a`, the
+/// app row `b`, and the feed had no entry for the change back. Postgres
+/// only (SQLite has one writer).
+pub async fn touched_race_still_projects(make: Make) {
+    let (store, db) = make(sync_with(projection())).await;
+    db.exec(APP_DDL).await;
+    seed_rows(&db, &["p_1"]).await;
+    let p = Arc::new(TestProvider::new(10));
+    let e = engine(&store, &p);
+    e.ingest_event(p.put("parents", "p_1", json!({})), Source::Webhook)
+        .await
+        .unwrap();
+    e.ingest_event(
+        p.put("children", "c_1", json!({"owner": "p_1", "status": "a"})),
+        Source::Webhook,
+    )
+    .await
+    .unwrap();
+    let ev2 = p.put("children", "c_1", json!({"owner": "p_1", "status": "b"}));
+    let ev3 = p.put("children", "c_1", json!({"owner": "p_1", "status": "a"}));
+    let barrier: &'static tokio::sync::Barrier = Box::leak(Box::new(tokio::sync::Barrier::new(2)));
+    let mut tasks = Vec::new();
+    for (ev, then_ms) in [(ev2, 0u64), (ev3, 300)] {
+        let racing: Arc<dyn Store> = Arc::new(crate::failing::FailingStore::new(
+            store.clone(),
+            crate::failing::FailAt::RendezvousThen(
+                barrier,
+                std::time::Duration::from_millis(1500),
+                std::time::Duration::from_millis(then_ms),
+            ),
+        ));
+        tasks.push(tokio::spawn(async move {
+            let batch = Batch {
+                events: vec![recon_core::commit::EventEntry {
+                    event: ev,
+                    source: Source::Webhook,
+                    drift: None,
+                }],
+                ..Batch::default()
+            };
+            commit(racing.as_ref(), &batch, false).await
+        }));
+        // The change to `b` takes its locks first.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let mirror = store
+        .get_many("test", "default", "children", &["c_1"])
+        .await
+        .unwrap();
+    assert_eq!(mirror[0].snapshot.data["status"], json!("a"));
+    assert_eq!(
+        app_status(&db).await["p_1"].as_deref(),
+        Some("a"),
+        "the app row follows the mirror"
+    );
+    let feed = store.changes(0, 100).await.unwrap();
+    let last_mirror = feed
+        .iter()
+        .rev()
+        .find(|c| c.object_id == "c_1" && c.app_table.is_none())
+        .unwrap();
+    assert_eq!(
+        last_mirror.after.as_ref().unwrap()["status"],
+        json!("a"),
+        "the feed records the change back: {feed:?}"
+    );
+}
+
+/// A query that returns two rows for one key is refused with a clear
+/// error, whichever path meets it.
+pub async fn duplicate_keys_are_refused(make: Make) {
+    let mut p = projection();
+    // One row per child, not per parent.
+    p.query = "SELECT c.owner_id AS key, c.status AS status, 1 AS children FROM objects c \
+               WHERE c.provider = 'test' AND c.kind = 'children' AND c.deleted = false"
+        .into();
+    let (store, db) = make(sync_with(p.clone())).await;
+    db.exec(APP_DDL).await;
+    seed_rows(&db, &["p_1"]).await;
+    let prov = Arc::new(TestProvider::new(10));
+    let e = engine(&store, &prov);
+    e.ingest_event(
+        prov.put("children", "c_1", json!({"owner": "p_1", "status": "a"})),
+        Source::Webhook,
+    )
+    .await
+    .unwrap();
+    let err = e
+        .ingest_event(
+            prov.put("children", "c_2", json!({"owner": "p_1", "status": "b"})),
+            Source::Webhook,
+        )
+        .await
+        .expect_err("two rows for p_1");
+    assert!(err.to_string().contains("more than one row"), "{err}");
+    let (run, _) = reconcile_app(store.as_ref(), &p, &opts()).await.unwrap();
+    // The mirror has one child (the second event was refused), so the
+    // pass itself is fine; a sweep-like write of another child is not.
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    put(
+        store.as_ref(),
+        vec![
+            Snapshot::live(
+                ObjectKey::new("test", "default", "children", "c_3"),
+                9,
+                json!({"owner": "p_1", "status": "c"}),
+            )
+            .with_owner(Some("p_1"))
+            .with_status(Some("c")),
+        ],
+    )
+    .await
+    .expect_err("the commit path refuses the duplicate too");
+}
+
 fn snap(provider: &str, kind: &str, id: &str, v: i64, data: serde_json::Value) -> Snapshot {
     let owner = data
         .get("customer")
@@ -627,7 +749,7 @@ fn snap(provider: &str, kind: &str, id: &str, v: i64, data: serde_json::Value) -
         .with_email(email)
 }
 
-async fn put(store: &dyn Store, snaps: Vec<Snapshot>) {
+async fn put(store: &dyn Store, snaps: Vec<Snapshot>) -> recon_core::Result<()> {
     let batch = Batch {
         changes: snaps
             .into_iter()
@@ -639,7 +761,7 @@ async fn put(store: &dyn Store, snaps: Vec<Snapshot>) {
             .collect(),
         ..Batch::default()
     };
-    commit(store, &batch, false).await.unwrap();
+    commit(store, &batch, false).await.map(|_| ())
 }
 
 /// The built-in Stripe ↔ Clerk checks find each cross-provider case, and a
@@ -678,7 +800,8 @@ pub async fn checks_find_cross_provider_cases(make: Make) {
             ),
         ],
     )
-    .await;
+    .await
+    .unwrap();
     put(
         store.as_ref(),
         vec![Snapshot::tombstone(
@@ -686,7 +809,8 @@ pub async fn checks_find_cross_provider_cases(make: Make) {
             2,
         )],
     )
-    .await;
+    .await
+    .unwrap();
     let mut checks = builtin_checks(
         &Link::Metadata("clerk_user_id".into()),
         Some(("app_accounts", "sub_status", "sub_id")),
@@ -809,6 +933,7 @@ macro_rules! projection_tests {
             breaker_stops_a_mass_rewrite,
             missing_rows_reported_or_inserted,
             rows_of_gone_objects,
+            duplicate_keys_are_refused,
             checks_find_cross_provider_cases,
             bad_configuration_is_refused);
     };

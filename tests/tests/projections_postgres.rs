@@ -12,6 +12,11 @@ use serde_json::json;
 recon_tests::projection_tests!(recon_tests::projections::pg);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn touched_race_still_projects() {
+    recon_tests::projections::touched_race_still_projects(recon_tests::projections::pg).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_changes_to_one_app_row() {
     recon_tests::projections::concurrent_changes_to_one_app_row(recon_tests::projections::pg).await;
 }

@@ -187,8 +187,8 @@ pub struct Outcome {
     /// The generation under which this commit queued its ties (and
     /// [`Batch::fetches`]): discharge them with it once fetched.
     pub generation: i64,
-    /// App rows the store's projections changed in this commit (or would,
-    /// in a dry run); see [`crate::project`].
+    /// App rows the store's projections changed in this commit (none in a
+    /// dry run); see [`crate::project`].
     pub app: Vec<crate::project::AppChange>,
 }
 
@@ -374,6 +374,13 @@ pub async fn commit(store: &dyn Store, batch: &Batch, dry_run: bool) -> Result<O
             .iter()
             .map(|i| items[*i].snapshot.key.id.as_str())
             .collect();
+        // With projections or the change feed, a decision made from a
+        // stale read would project (and record) from the wrong previous
+        // state, or miss a content change the upsert still makes: read
+        // what is locked.
+        if sync.is_some() {
+            tx.lock_objects(provider, account, kind, &ids).await?;
+        }
         let stored = tx.load_heads(provider, account, kind, &ids).await?;
         let mut by_id: HashMap<String, StoredObject> = stored
             .into_iter()
@@ -534,16 +541,20 @@ pub async fn commit(store: &dyn Store, batch: &Batch, dry_run: bool) -> Result<O
 
     // The app's tables follow the mirror in the same transaction, and the
     // change feed records both.
+    // A dry run writes no snapshot, so projecting would compute from the
+    // unchanged mirror: nothing is projected (the app pass has its own dry
+    // run).
     let mut app = Vec::new();
     if let Some(sync) = sync
         && !applied.is_empty()
+        && !dry_run
     {
         let changed: Vec<(&Snapshot, Option<&StoredObject>)> = applied
             .iter()
             .map(|(i, prev)| (items[*i].snapshot, *prev))
             .collect();
-        app = crate::project::project_in_tx(tx.as_mut(), sync, &changed, dry_run).await?;
-        if sync.feed && !dry_run {
+        app = crate::project::project_in_tx(tx.as_mut(), sync, &changed, false).await?;
+        if sync.feed {
             let at = now_ms();
             let mut feed: Vec<crate::project::ChangeRow> = applied
                 .iter()

@@ -463,6 +463,12 @@ pub fn same_value(a: &Value, b: &Value) -> bool {
     }
     match (a, b) {
         (Value::Null, _) | (_, Value::Null) => false,
+        // Two texts are the same only if equal ("007" is not "7").
+        (Value::String(_), Value::String(_)) => false,
+        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
+            (Some(x), Some(y)) => x == y,
+            _ => x.as_f64() == y.as_f64(),
+        },
         (Value::Object(x), Value::Object(y)) => {
             x.len() == y.len()
                 && x.iter()
@@ -546,29 +552,56 @@ pub async fn project_keys(
     let mut keys: Vec<&str> = keys.to_vec();
     keys.sort_unstable();
     keys.dedup();
-    let table = projection.app_table();
     tx.lock_app_keys(&projection.name, &keys).await?;
-    let desired: HashMap<String, Value> = tx
-        .app_desired(&table, &projection.query, KeySel::Keys(&keys))
+    compute_and_write(tx, projection, &keys, dry_run).await
+}
+
+/// [`project_keys`] for keys already locked (sorted, unique).
+async fn compute_and_write(
+    tx: &mut dyn StoreTx,
+    projection: &Projection,
+    keys: &[&str],
+    dry_run: bool,
+) -> Result<Vec<AppChange>> {
+    let table = projection.app_table();
+    let mut desired = tx
+        .app_desired(&table, &projection.query, KeySel::Keys(keys))
         .await
-        .map_err(|e| project_error(projection, e))?
-        .into_iter()
-        .collect();
-    let current: HashMap<String, Value> = tx
-        .app_current(&table, KeySel::Keys(&keys))
+        .map_err(|e| project_error(projection, e))?;
+    desired.sort_by(|a, b| a.0.cmp(&b.0));
+    unique_keys(projection, "its query", &desired)?;
+    let mut current = tx
+        .app_current(&table, KeySel::Keys(keys))
         .await
-        .map_err(|e| project_error(projection, e))?
-        .into_iter()
-        .collect();
+        .map_err(|e| project_error(projection, e))?;
+    current.sort_by(|a, b| a.0.cmp(&b.0));
+    unique_keys(projection, "the app table", &current)?;
+    let desired: HashMap<String, Value> = desired.into_iter().collect();
+    let current: HashMap<String, Value> = current.into_iter().collect();
+    let keys = keys.to_vec();
     let plan = plan_rows(projection, &keys, &desired, &current);
     apply_plan(tx, projection, plan, dry_run).await
 }
 
 fn project_error(p: &Projection, e: Error) -> Error {
+    let component = e.component();
     Error::new(
         e.kind(),
         format!("projection {:?} (table {}): {e}", p.name, p.table),
     )
+    .with_component(component)
+}
+
+/// Refuse a result with two rows for one key (sorted input): which one
+/// would be written depends on row order, so the projection is wrong.
+fn unique_keys(p: &Projection, what: &str, rows: &[(String, Value)]) -> Result<()> {
+    if let Some(w) = rows.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(Error::config(format!(
+            "projection {:?}: {what} has more than one row for key {:?}; the query must return one row per key (aggregate, or pick one with ORDER BY … LIMIT 1) and the key column must be unique",
+            p.name, w[0].0
+        )));
+    }
+    Ok(())
 }
 
 /// Decide per key what to write: the desired values, the absent values or a
@@ -677,7 +710,7 @@ pub async fn project_in_tx(
     changed: &[(&Snapshot, Option<&StoredObject>)],
     dry_run: bool,
 ) -> Result<Vec<AppChange>> {
-    let mut out = Vec::new();
+    let mut work: Vec<(&Projection, Vec<String>)> = Vec::new();
     for p in &sync.projections {
         let mut keys: Vec<String> = Vec::new();
         for (new, prev) in changed {
@@ -685,11 +718,34 @@ pub async fn project_in_tx(
                 keys.extend(p.keys_of(new, prev.map(|p| &p.snapshot)));
             }
         }
-        if keys.is_empty() {
-            continue;
+        if !keys.is_empty() {
+            work.push((p, keys));
         }
+    }
+    project_locked(tx, work, dry_run).await
+}
+
+/// Lock every `(projection, key)` first, in one global order (projection
+/// name, then key), and only then compute and write: two projections may
+/// write the same physical row (one table keyed two ways, or two
+/// projections owning different columns), so no transaction may hold an
+/// app row's lock while it waits for another key lock.
+async fn project_locked(
+    tx: &mut dyn StoreTx,
+    mut work: Vec<(&Projection, Vec<String>)>,
+    dry_run: bool,
+) -> Result<Vec<AppChange>> {
+    work.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+    for (p, keys) in &mut work {
+        keys.sort_unstable();
+        keys.dedup();
         let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        out.extend(project_keys(tx, p, &refs, dry_run).await?);
+        tx.lock_app_keys(&p.name, &refs).await?;
+    }
+    let mut out = Vec::new();
+    for (p, keys) in &work {
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        out.extend(compute_and_write(tx, p, &refs, dry_run).await?);
     }
     Ok(out)
 }
@@ -847,10 +903,13 @@ async fn reconcile_app_inner(
     // Pass one: plan.
     let mut plan: Vec<AppChange> = Vec::new();
     let mut app_rows = 0u64;
+    // Each page in a transaction of its own (short: SQLite has one writer,
+    // and webhooks wait for it), the heartbeat between pages. The plan
+    // needs no snapshot across pages: pass two recomputes each key.
     let read = async {
-        let mut tx = store.begin().await?;
         let mut after: Option<String> = None;
         loop {
+            let mut tx = store.begin().await?;
             let desired = tx
                 .app_desired(
                     &table,
@@ -865,6 +924,7 @@ async fn reconcile_app_inner(
             if desired.is_empty() {
                 break;
             }
+            unique_keys(p, "its query", &desired)?;
             let keys: Vec<&str> = desired.iter().map(|(k, _)| k.as_str()).collect();
             let current: HashMap<String, Value> = tx
                 .app_current(&table, KeySel::Keys(&keys))
@@ -872,11 +932,15 @@ async fn reconcile_app_inner(
                 .map_err(|e| project_error(p, e))?
                 .into_iter()
                 .collect();
+            drop(tx);
             app_rows += current.len() as u64;
             run.counts.compared += keys.len() as u64;
             run.counts.pages += 1;
             let want: HashMap<String, Value> = desired.iter().cloned().collect();
             plan.extend(plan_rows(p, &keys, &want, &current));
+            // The pass is alive: a sweep starting now must not close it
+            // as abandoned.
+            store.heartbeat_run(&run.id, now_ms()).await?;
             let last = keys.last().map(|k| k.to_string());
             if desired.len() < page as usize {
                 break;
@@ -887,10 +951,12 @@ async fn reconcile_app_inner(
         let mut after: Option<String> = None;
         let none = HashMap::new();
         loop {
+            let mut tx = store.begin().await?;
             let orphans = tx
                 .app_orphans(&table, &p.query, after.as_deref(), page)
                 .await
                 .map_err(|e| project_error(p, e))?;
+            drop(tx);
             if orphans.is_empty() {
                 break;
             }
@@ -899,13 +965,13 @@ async fn reconcile_app_inner(
             let keys: Vec<&str> = orphans.iter().map(|(k, _)| k.as_str()).collect();
             let current: HashMap<String, Value> = orphans.iter().cloned().collect();
             plan.extend(plan_rows(p, &keys, &none, &current));
+            store.heartbeat_run(&run.id, now_ms()).await?;
             let last = keys.last().map(|k| k.to_string());
             if orphans.len() < page as usize {
                 break;
             }
             after = last;
         }
-        drop(tx);
         Ok::<(), Error>(())
     };
     if let Err(e) = read.await {
@@ -950,6 +1016,10 @@ async fn reconcile_app_inner(
     }
     for chunk in to_fix.chunks(page as usize) {
         let keys: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        if let Err(e) = store.heartbeat_run(&run.id, now_ms()).await {
+            tally(run, &done);
+            return Err((e, done));
+        }
         let r = async {
             let mut tx = store.begin().await?;
             let changed = project_keys(tx.as_mut(), p, &keys, false).await?;
@@ -1051,7 +1121,7 @@ pub async fn refresh_objects(
         return Ok(Vec::new());
     };
     let mut tx = store.begin().await?;
-    let mut all = Vec::new();
+    let mut work: Vec<(&Projection, Vec<String>)> = Vec::new();
     for p in &sync.projections {
         let mut keys = Vec::new();
         for o in objects {
@@ -1059,14 +1129,21 @@ pub async fn refresh_objects(
                 keys.extend(p.keys_of(&o.snapshot, None));
             }
         }
-        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let changed = project_keys(tx.as_mut(), p, &refs, opts.dry_run).await?;
-        if !opts.dry_run {
-            record(tx.as_mut(), store, p, opts, None, &changed).await?;
+        if !keys.is_empty() {
+            work.push((p, keys));
         }
-        all.extend(changed);
     }
+    let all = project_locked(tx.as_mut(), work, opts.dry_run).await?;
     if !opts.dry_run {
+        // The feed's lock comes last, after every key lock, as in commit.
+        for p in &sync.projections {
+            let mine: Vec<AppChange> = all
+                .iter()
+                .filter(|c| c.projection == p.name)
+                .cloned()
+                .collect();
+            record(tx.as_mut(), store, p, opts, None, &mine).await?;
+        }
         tx.commit().await?;
     }
     Ok(all)
@@ -1353,6 +1430,11 @@ mod tests {
             &json!({"a": "1", "b": "x"})
         ));
         assert!(!same_value(&json!({"a": 1}), &json!({"a": 2})));
+        assert!(!same_value(&json!("007"), &json!("7")));
+        assert!(!same_value(
+            &json!(9007199254740993i64),
+            &json!(9007199254740992i64)
+        ));
     }
 
     #[test]

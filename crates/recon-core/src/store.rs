@@ -263,6 +263,22 @@ pub trait StoreTx: Send {
     /// its stored generation is not newer.
     async fn resolve_fetches(&mut self, done: &[(&ObjectKey, i64)]) -> Result<()>;
 
+    /// Lock the stored rows of these objects until the transaction ends, so
+    /// what [`StoreTx::load_heads`] reads next is what the upsert will
+    /// replace (Postgres: `SELECT … FOR UPDATE` in id order; SQLite:
+    /// nothing, writers are serialised). The commit path calls it when
+    /// projections or the change feed need the replaced state exactly.
+    async fn lock_objects(
+        &mut self,
+        provider: &str,
+        account: &str,
+        kind: &str,
+        ids: &[&str],
+    ) -> Result<()> {
+        let _ = (provider, account, kind, ids);
+        Ok(())
+    }
+
     /// Serialise against every other transaction that projects the same
     /// app keys of `projection` (Postgres: advisory transaction locks, taken
     /// in key order; SQLite: nothing, writers are serialised). Held until the

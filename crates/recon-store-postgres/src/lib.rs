@@ -1024,6 +1024,35 @@ impl StoreTx for PgTx {
         }))
     }
 
+    async fn lock_objects(
+        &mut self,
+        provider: &str,
+        account: &str,
+        kind: &str,
+        ids: &[&str],
+    ) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut ids: Vec<&str> = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        // In id order (the order every commit writes in), so two commits
+        // locking overlapping objects cannot deadlock.
+        sqlx::query(
+            "SELECT 1 FROM objects WHERE provider = $1 AND account = $2 AND kind = $3
+             AND id = ANY($4::text[]) ORDER BY id COLLATE \"C\" FOR UPDATE",
+        )
+        .bind(text_col(provider))
+        .bind(text_col(account))
+        .bind(text_col(kind))
+        .bind(ids.iter().map(|i| text_col(i)).collect::<Vec<_>>())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db_err("lock objects"))?;
+        Ok(())
+    }
+
     async fn lock_app_keys(&mut self, projection: &str, keys: &[&str]) -> Result<()> {
         let mut keys: Vec<&str> = keys.to_vec();
         keys.sort_unstable();
