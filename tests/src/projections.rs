@@ -376,6 +376,14 @@ pub async fn app_reconcile_repairs_hand_edits(make: Make) {
     let (store, db, prov) = swept_world(make, projection()).await;
     // The initial sweep inserted every object, and projected as it went.
     assert_eq!(app_status(&db).await, expected(&prov));
+    // Its feed entries say it was a sweep, mirror rows and app rows alike.
+    let feed = store.changes(0, 10_000).await.unwrap();
+    assert!(feed.len() > 100, "{}", feed.len());
+    assert!(
+        feed.iter().all(|c| c.cause == "sweep_repair"),
+        "{:?}",
+        feed.iter().find(|c| c.cause != "sweep_repair")
+    );
     db.exec(
         "UPDATE app_users SET status = 'hacked' WHERE parent_id IN ('p_0001', 'p_0002', 'p_0003')",
     )

@@ -279,14 +279,61 @@ pub struct OwnerAppRow {
     pub now: Option<Value>,
 }
 
+/// The app rows an owner's stored objects map to, per `(projection, key)`,
+/// with their owned columns (`None`: no row). Read before `--owner`
+/// reconciles, so rows that its commits fix (in their own transactions)
+/// are reported with what they were.
+pub type OwnerAppState = std::collections::BTreeMap<(String, String), Option<Value>>;
+
+/// Read [`OwnerAppState`] now.
+pub async fn owner_app_state(
+    app: &App,
+    provider: &str,
+    owner: &str,
+) -> recon_core::Result<OwnerAppState> {
+    let mut out = OwnerAppState::new();
+    if !app.sync.projections.iter().any(|p| p.provider == provider) {
+        return Ok(out);
+    }
+    let account = account_of(app, provider);
+    let objects: Vec<StoredObject> = app.store.owned_by(provider, &account, owner).await?;
+    let mut tx = app.store.begin().await?;
+    for p in &app.sync.projections {
+        let mut keys: Vec<String> = objects
+            .iter()
+            .filter(|o| p.depends_on(&o.snapshot.key.provider, &o.snapshot.key.kind))
+            .flat_map(|o| p.keys_of(&o.snapshot, None))
+            .collect();
+        keys.sort();
+        keys.dedup();
+        if keys.is_empty() {
+            continue;
+        }
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let current: std::collections::HashMap<String, Value> = tx
+            .app_current(&p.app_table(), recon_core::store::KeySel::Keys(&refs))
+            .await?
+            .into_iter()
+            .collect();
+        for k in keys {
+            let v = current.get(&k).cloned();
+            out.insert((p.name.clone(), k), v);
+        }
+    }
+    drop(tx);
+    Ok(out)
+}
+
 /// After `--owner`: recompute the app rows the owner's stored objects map
-/// to and repair those that differ. Every affected row is listed, `ok` when
-/// it already matched.
+/// to and repair those that differ. Every affected row is listed: `fixed`
+/// (by the reconcile's own commits, or by this refresh) with was/now,
+/// `ok` when it already matched.
 pub async fn refresh_owner(
     app: &App,
     provider: &str,
     owner: &str,
     dry_run: bool,
+    before: &OwnerAppState,
 ) -> recon_core::Result<Vec<OwnerAppRow>> {
     if !app.sync.projections.iter().any(|p| p.provider == provider) {
         return Ok(Vec::new());
@@ -295,6 +342,7 @@ pub async fn refresh_owner(
     let objects: Vec<StoredObject> = app.store.owned_by(provider, &account, owner).await?;
     let opts = app_sweep_options(&app.config, &account, Source::OnDemand, dry_run, false);
     let changed = project::refresh_objects(app.store.as_ref(), &objects, &opts).await?;
+    let after = owner_app_state(app, provider, owner).await?;
     let mut rows: Vec<OwnerAppRow> = changed
         .iter()
         .map(|c| OwnerAppRow {
@@ -306,30 +354,42 @@ pub async fn refresh_owner(
             projection: c.projection.clone(),
             table: c.table.clone(),
             key: c.key.clone(),
-            was: c.was.clone(),
+            was: before
+                .get(&(c.projection.clone(), c.key.clone()))
+                .cloned()
+                .flatten()
+                .or_else(|| c.was.clone()),
             now: c.now.clone(),
         })
         .collect();
-    for p in &app.sync.projections {
-        let mut keys: Vec<String> = objects
-            .iter()
-            .filter(|o| p.depends_on(&o.snapshot.key.provider, &o.snapshot.key.kind))
-            .flat_map(|o| p.keys_of(&o.snapshot, None))
-            .collect();
-        keys.sort();
-        keys.dedup();
-        for k in keys {
-            if !changed.iter().any(|c| c.projection == p.name && c.key == k) {
-                rows.push(OwnerAppRow {
-                    status: "ok",
-                    projection: p.name.clone(),
-                    table: p.table.clone(),
-                    key: k,
-                    was: None,
-                    now: None,
-                });
-            }
+    let mut keys: Vec<&(String, String)> = before.keys().chain(after.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    for k in keys {
+        if changed.iter().any(|c| c.projection == k.0 && c.key == k.1) {
+            continue;
         }
+        let Some(p) = app.sync.projections.iter().find(|p| p.name == k.0) else {
+            continue;
+        };
+        let was = before.get(k).cloned().flatten();
+        let now = after.get(k).cloned().flatten();
+        // The reconcile's commits projected the fetched state in their own
+        // transactions: a row that differs from before was fixed by them.
+        let status = match (&was, &now) {
+            (Some(w), Some(n)) if !project::same_value(w, n) => "fixed",
+            (None, Some(_)) => "fixed",
+            (Some(_), None) => "fixed",
+            _ => "ok",
+        };
+        rows.push(OwnerAppRow {
+            status,
+            projection: p.name.clone(),
+            table: p.table.clone(),
+            key: k.1.clone(),
+            was,
+            now,
+        });
     }
     Ok(rows)
 }

@@ -196,9 +196,11 @@ pub async fn reconcile(config: Option<&Path>, a: ReconcileArgs) -> Result<u8> {
         return Ok(EXIT_OK);
     }
     if let Some(owner) = &a.owner {
+        let before = crate::apptables::owner_app_state(&app, entry.name, owner).await?;
         let all = entry.engine.reconcile_owner(owner, a.dry_run).await?;
         let summary = recon_core::engine::summarize(&all);
-        let app_rows = crate::apptables::refresh_owner(&app, entry.name, owner, a.dry_run).await?;
+        let app_rows =
+            crate::apptables::refresh_owner(&app, entry.name, owner, a.dry_run, &before).await?;
         if a.out.json {
             print_json(
                 &json!({ "ok": true, "dry_run": a.dry_run, "summary": summary, "results": all, "app": app_rows }),

@@ -98,6 +98,9 @@ pub struct Batch {
     pub fetches: Vec<(ObjectKey, String)>,
     /// Queued fetches this commit discharges: `(key, generation)`.
     pub resolves: Vec<(ObjectKey, i64)>,
+    /// The path these changes came by, for the change feed, when a change
+    /// logs no drift (a sweep's first load): `None` means a direct fetch.
+    pub source: Option<Source>,
 }
 
 /// The monotonic guard's verdict for one snapshot.
@@ -308,7 +311,7 @@ pub async fn commit(store: &dyn Store, batch: &Batch, dry_run: bool) -> Result<O
             guard: c.guard,
             touch: c.guard == Guard::NewerOrEqual,
             drift: c.drift.as_ref(),
-            source: c.drift.as_ref().map(|d| d.source),
+            source: c.drift.as_ref().map(|d| d.source).or(batch.source),
             slot: (usize::MAX, ci),
         });
     }

@@ -1018,6 +1018,7 @@ impl Engine {
             .collect();
         let batch = Batch {
             changes,
+            source: Some(meta.source),
             ..Batch::default()
         };
         let out = self.commit_retrying(&batch, plan_only).await?;
@@ -1317,6 +1318,7 @@ impl Engine {
                     })
                     .collect(),
                 changes: Vec::new(),
+                source: Some(Source::Replay),
                 cursors: vec![Cursor {
                     provider: self.provider.name().to_string(),
                     account: self.provider.account().to_string(),

@@ -1247,7 +1247,10 @@ pub enum Link {
     /// A metadata key of the customer holds the Clerk user id (e.g.
     /// `clerk_user_id`).
     Metadata(String),
-    /// The customer's email is the user's primary email.
+    /// The customer's email is the user's primary email. A deleted Clerk
+    /// user keeps no email in the mirror, so with this link the
+    /// "deleted with an active subscription" case shows as a customer
+    /// naming a user that does not exist.
     Email,
 }
 
