@@ -550,6 +550,23 @@ pub async fn rows_of_gone_objects(make: Make) {
     assert!(!app_status(&db).await.contains_key("p_gone"));
 }
 
+/// Commit one webhook event straight through the commit path (no engine,
+/// so no grouping of concurrent deliveries into one transaction).
+async fn commit_webhook(
+    store: Arc<dyn Store>,
+    event: recon_core::ProviderEvent,
+) -> recon_core::Result<recon_core::commit::Outcome> {
+    let batch = Batch {
+        events: vec![recon_core::commit::EventEntry {
+            event,
+            source: Source::Webhook,
+            drift: None,
+        }],
+        ..Batch::default()
+    };
+    commit(store.as_ref(), &batch, false).await
+}
+
 /// Two transactions that change different objects mapping to the same app
 /// key: whichever projects last sees both, so the row is right. The two
 /// are made to write their snapshots at the same moment (a barrier before
@@ -587,17 +604,7 @@ pub async fn concurrent_changes_to_one_app_row(make: Make) {
                 json!({"owner": id, "status": side}),
             );
             let racing = racing.clone();
-            tasks.push(tokio::spawn(async move {
-                let batch = Batch {
-                    events: vec![recon_core::commit::EventEntry {
-                        event: ev,
-                        source: Source::Webhook,
-                        drift: None,
-                    }],
-                    ..Batch::default()
-                };
-                commit(racing.as_ref(), &batch, false).await
-            }));
+            tasks.push(tokio::spawn(commit_webhook(racing, ev)));
         }
         for t in tasks {
             t.await.unwrap().unwrap();
@@ -651,17 +658,7 @@ pub async fn touched_race_still_projects(make: Make) {
                 std::time::Duration::from_millis(then_ms),
             ),
         ));
-        tasks.push(tokio::spawn(async move {
-            let batch = Batch {
-                events: vec![recon_core::commit::EventEntry {
-                    event: ev,
-                    source: Source::Webhook,
-                    drift: None,
-                }],
-                ..Batch::default()
-            };
-            commit(racing.as_ref(), &batch, false).await
-        }));
+        tasks.push(tokio::spawn(commit_webhook(racing, ev)));
         // The change to `b` takes its locks first.
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
