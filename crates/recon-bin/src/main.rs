@@ -9,7 +9,6 @@ mod apptables;
 mod commands;
 mod config;
 mod demo;
-mod demo_app;
 mod output;
 mod progress;
 mod resume;
