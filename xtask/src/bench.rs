@@ -1,7 +1,8 @@
 //! `cargo xtask bench`: benchmarks, never part of the test run. Prints one
 //! table with the machine's description and writes it to docs/BENCHMARKS.md.
 //!
-//! 1. Backfill side by side with the Stripe Sync Engine (../shared/bench/peer/run.sh).
+//! 1. Backfill side by side with the Stripe Sync Engine (`$PEER_DIR/run.sh`; see
+//!    docs/BENCHMARKS.md, "The side-by-side peer benchmark").
 //! 2. Re-sweep with no drift (both tools run again on their filled databases).
 //! 3. Memory flatness: peak RSS of a sweep at 20k, 200k and 1M objects.
 //! 4. Rate budget: 250 ms latency per request, 100 requests/s budget.
@@ -435,11 +436,11 @@ mod serde_json_lite {
 pub fn run(args: &[String]) -> Result<()> {
     let quick = args.iter().any(|a| a == "quick");
     let peer = std::env::var("PEER_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from("../shared/bench/peer"));
+        .context("set PEER_DIR to the peer benchmark's directory (docs/BENCHMARKS.md, \"The side-by-side peer benchmark\")")
+        .map(PathBuf::from)?;
     if !peer.join("run.sh").exists() {
         bail!(
-            "{} not found: the peer benchmark lives in ../shared/bench/peer (set PEER_DIR)",
+            "{}/run.sh not found: PEER_DIR must hold the peer benchmark (docs/BENCHMARKS.md)",
             peer.display()
         );
     }
