@@ -481,6 +481,12 @@ pub async fn changes(config: Option<&Path>, a: ChangesArgs) -> Result<u8> {
         return Err(Error::invalid("--limit must be at least 1").into());
     }
     let config = crate::config::Config::load(config)?;
+    if !config.changes.enabled {
+        return Err(Error::invalid(
+            "the change feed is off: set [changes] enabled = true in the config file to record and read changes (see recon.example.toml)",
+        )
+        .into());
+    }
     let store = crate::app::open_store(&config).await?;
     store.check_ready().await?;
     if !a.follow {

@@ -203,6 +203,28 @@ fn an_unknown_field_of_a_projection_exits_2() {
     assert!(err.contains("on_absent"), "{err}");
 }
 
+#[test]
+fn changes_with_the_feed_off_says_how_to_turn_it_on() {
+    let lite = Lite::new("feedoff", PROJECTION);
+    let (code, out, err) = run({
+        let mut c = lite.recon(None);
+        c.args(["changes", "--json"]);
+        c
+    });
+    assert_eq!(code, 2, "{out}{err}");
+    // --json puts the error on stdout as a document.
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["ok"], false, "{doc}");
+    assert!(out.contains("[changes] enabled = true"), "{out}");
+    let (code, _, err) = run({
+        let mut c = lite.recon(None);
+        c.arg("changes");
+        c
+    });
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("[changes] enabled = true"), "{err}");
+}
+
 fn migrate(lite: &Lite) {
     let (code, out, err) = run({
         let mut c = lite.recon(None);
@@ -253,7 +275,7 @@ async fn app_rows(lite: &Lite) -> Vec<(String, Option<String>, Option<String>)> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn projections_follow_sweeps_and_the_app_pass_repairs_hand_edits() {
     let config = format!(
-        "{PROJECTION}\n[[checks]]\nname = \"no_bad_notes\"\nsql = \"SELECT stripe_customer_id FROM users WHERE note = 'bad'\"\n"
+        "{PROJECTION}\n[changes]\nenabled = true\n\n[[checks]]\nname = \"no_bad_notes\"\nsql = \"SELECT stripe_customer_id FROM users WHERE note = 'bad'\"\n"
     );
     let lite = Lite::new("e2e", &config);
     migrate(&lite);
