@@ -146,14 +146,8 @@ impl StoreTx for FailingTx {
     ) -> Result<Vec<(String, serde_json::Value)>> {
         self.inner.app_current(table, keys).await
     }
-    async fn app_orphans(
-        &mut self,
-        table: &AppTable<'_>,
-        query: &str,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<(String, serde_json::Value)>> {
-        self.inner.app_orphans(table, query, after, limit).await
+    async fn app_keys(&mut self, table: &AppTable<'_>, query: Option<&str>) -> Result<Vec<String>> {
+        self.inner.app_keys(table, query).await
     }
     async fn app_write(
         &mut self,
@@ -208,6 +202,9 @@ impl Store for FailingStore {
     }
     async fn prune_changes(&self, before: i64) -> Result<u64> {
         self.inner.prune_changes(before).await
+    }
+    async fn refresh_statistics(&self) -> Result<()> {
+        self.inner.refresh_statistics().await
     }
     async fn get_many(&self, p: &str, a: &str, k: &str, ids: &[&str]) -> Result<Vec<StoredObject>> {
         self.inner.get_many(p, a, k, ids).await

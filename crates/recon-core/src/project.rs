@@ -595,13 +595,40 @@ fn project_error(p: &Projection, e: Error) -> Error {
 /// Refuse a result with two rows for one key (sorted input): which one
 /// would be written depends on row order, so the projection is wrong.
 fn unique_keys(p: &Projection, what: &str, rows: &[(String, Value)]) -> Result<()> {
-    if let Some(w) = rows.windows(2).find(|w| w[0].0 == w[1].0) {
-        return Err(Error::config(format!(
-            "projection {:?}: {what} has more than one row for key {:?}; the query must return one row per key (aggregate, or pick one with ORDER BY … LIMIT 1) and the key column must be unique",
-            p.name, w[0].0
-        )));
+    match rows.windows(2).find(|w| w[0].0 == w[1].0) {
+        Some(w) => Err(duplicate_key(p, what, &w[0].0)),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+fn duplicate_key(p: &Projection, what: &str, key: &str) -> Error {
+    Error::config(format!(
+        "projection {:?}: {what} has more than one row for key {key:?}; the query must return one row per key (aggregate, or pick one with ORDER BY … LIMIT 1) and the key column must be unique",
+        p.name
+    ))
+}
+
+/// The union of two sorted, duplicate-free key lists, sorted.
+fn union_sorted(a: Vec<String>, b: Vec<String>) -> Vec<String> {
+    let mut out = Vec::with_capacity(a.len().max(b.len()));
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) => match x.cmp(y) {
+                std::cmp::Ordering::Less => a.next(),
+                std::cmp::Ordering::Greater => b.next(),
+                std::cmp::Ordering::Equal => {
+                    b.next();
+                    a.next()
+                }
+            },
+            (Some(_), None) => a.next(),
+            (None, Some(_)) => b.next(),
+            (None, None) => break,
+        };
+        out.extend(next);
+    }
+    out
 }
 
 /// Decide per key what to write: the desired values, the absent values or a
@@ -903,74 +930,56 @@ async fn reconcile_app_inner(
     // Pass one: plan.
     let mut plan: Vec<AppChange> = Vec::new();
     let mut app_rows = 0u64;
-    // Each page in a transaction of its own (short: SQLite has one writer,
-    // and webhooks wait for it), the heartbeat between pages. The plan
-    // needs no snapshot across pages: pass two recomputes each key.
+    // Both key sets are read once (each in a short transaction of its own:
+    // SQLite has one writer, and webhooks wait for it), then walked in byte
+    // order in pages of `page` keys: each page reads the desired and the
+    // current values of exactly its keys, by key, in a transaction of its
+    // own, with the heartbeat between pages. Paging the query itself would
+    // evaluate and sort the whole query once per page. The plan needs no
+    // snapshot across pages: pass two recomputes each key.
     let read = async {
-        let mut after: Option<String> = None;
-        loop {
+        let mut tx = store.begin().await?;
+        let mut want = tx
+            .app_keys(&table, Some(&p.query))
+            .await
+            .map_err(|e| project_error(p, e))?;
+        drop(tx);
+        let mut tx = store.begin().await?;
+        let mut have = tx
+            .app_keys(&table, None)
+            .await
+            .map_err(|e| project_error(p, e))?;
+        drop(tx);
+        want.sort_unstable();
+        if let Some(w) = want.windows(2).find(|w| w[0] == w[1]) {
+            return Err(duplicate_key(p, "its query", &w[0]));
+        }
+        have.sort_unstable();
+        have.dedup();
+        let keys = union_sorted(want, have);
+        for chunk in keys.chunks(page as usize) {
+            let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
             let mut tx = store.begin().await?;
             let desired = tx
-                .app_desired(
-                    &table,
-                    &p.query,
-                    KeySel::Page {
-                        after: after.as_deref(),
-                        limit: page,
-                    },
-                )
+                .app_desired(&table, &p.query, KeySel::Keys(&chunk))
                 .await
                 .map_err(|e| project_error(p, e))?;
-            if desired.is_empty() {
-                break;
-            }
             unique_keys(p, "its query", &desired)?;
-            let keys: Vec<&str> = desired.iter().map(|(k, _)| k.as_str()).collect();
             let current: HashMap<String, Value> = tx
-                .app_current(&table, KeySel::Keys(&keys))
+                .app_current(&table, KeySel::Keys(&chunk))
                 .await
                 .map_err(|e| project_error(p, e))?
                 .into_iter()
                 .collect();
             drop(tx);
             app_rows += current.len() as u64;
-            run.counts.compared += keys.len() as u64;
+            run.counts.compared += chunk.len() as u64;
             run.counts.pages += 1;
-            let want: HashMap<String, Value> = desired.iter().cloned().collect();
-            plan.extend(plan_rows(p, &keys, &want, &current));
+            let want: HashMap<String, Value> = desired.into_iter().collect();
+            plan.extend(plan_rows(p, &chunk, &want, &current));
             // The pass is alive: a sweep starting now must not close it
             // as abandoned.
             store.heartbeat_run(&run.id, now_ms()).await?;
-            let last = keys.last().map(|k| k.to_string());
-            if desired.len() < page as usize {
-                break;
-            }
-            after = last;
-        }
-        // App rows whose provider object is gone.
-        let mut after: Option<String> = None;
-        let none = HashMap::new();
-        loop {
-            let mut tx = store.begin().await?;
-            let orphans = tx
-                .app_orphans(&table, &p.query, after.as_deref(), page)
-                .await
-                .map_err(|e| project_error(p, e))?;
-            drop(tx);
-            if orphans.is_empty() {
-                break;
-            }
-            app_rows += orphans.len() as u64;
-            run.counts.compared += orphans.len() as u64;
-            let keys: Vec<&str> = orphans.iter().map(|(k, _)| k.as_str()).collect();
-            let current: HashMap<String, Value> = orphans.iter().cloned().collect();
-            plan.extend(plan_rows(p, &keys, &none, &current));
-            store.heartbeat_run(&run.id, now_ms()).await?;
-            let last = keys.last().map(|k| k.to_string());
-            if orphans.len() < page as usize {
-                break;
-            }
-            after = last;
         }
         Ok::<(), Error>(())
     };
@@ -1333,10 +1342,80 @@ pub fn builtin_checks(link: &Link, app_status: Option<(&str, &str, &str)>) -> Re
     Ok(checks)
 }
 
+/// The built-in check "app rows not verified for longer than `stale`" for
+/// one projection, named `app_stale:<projection>`. Its violations:
+/// - each app row whose provider object (a dependency keyed by `id`) has
+///   not been confirmed within `stale`: no webhook, fetch or sweep state
+///   for it, and no completed sweep of its kind since;
+/// - the projection itself (subject `app:<name>`) when no app pass has
+///   completed within `stale`: then no row was compared with the mirror.
+///
+/// The SQL is the same on both stores; "now" is the database's clock
+/// (`recon_clock`).
+pub fn stale_check(p: &Projection, stale: std::time::Duration) -> Check {
+    let ms = i64::try_from(stale.as_millis()).unwrap_or(i64::MAX / 2);
+    let lit = |s: &str| format!("'{}'", s.replace('\'', "''"));
+    let cutoff = format!("(SELECT now_ms FROM recon_clock) - {ms}");
+    let run_kind = lit(&app_run_kind(p));
+    let mut parts = Vec::new();
+    for d in p.depends.iter().filter(|d| d.key == "id") {
+        let provider = d.provider.as_deref().unwrap_or(&p.provider);
+        parts.push(format!(
+            "SELECT CAST(t.{key} AS TEXT) AS subject, o.kind AS kind, o.confirmed_at AS confirmed_at, f.updated_at AS kind_swept_at \
+             FROM {table} t \
+             JOIN objects o ON o.provider = {prov} AND o.kind = {kind} AND o.id = CAST(t.{key} AS TEXT) AND NOT o.deleted \
+             LEFT JOIN cursors f ON f.provider = o.provider AND f.account = o.account AND f.name = {floor} \
+             WHERE o.confirmed_at < {cutoff} AND COALESCE(f.updated_at, 0) < {cutoff}",
+            key = quote_ident(&p.key),
+            table = quote_ident(&p.table),
+            prov = lit(provider),
+            kind = lit(&d.kind),
+            floor = lit(&format!("sweep:{}", d.kind)),
+        ));
+    }
+    parts.push(format!(
+        "SELECT {run_kind} AS subject, NULL AS kind, NULL AS confirmed_at, NULL AS kind_swept_at \
+         WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.kind = {run_kind} AND r.status = 'succeeded' \
+         AND NOT r.dry_run AND r.started_at >= {cutoff})"
+    ));
+    Check {
+        name: format!("app_stale:{}", p.name),
+        description: format!(
+            "Rows of {} not verified for longer than {}: their provider object unconfirmed, or no app pass of projection {:?}",
+            p.table,
+            humanize_ms(ms),
+            p.name
+        ),
+        sql: parts.join(" UNION ALL "),
+    }
+}
+
+fn humanize_ms(ms: i64) -> String {
+    match ms {
+        m if m % 86_400_000 == 0 => format!("{}d", m / 86_400_000),
+        m if m % 3_600_000 == 0 => format!("{}h", m / 3_600_000),
+        m if m % 60_000 == 0 => format!("{}m", m / 60_000),
+        m => format!("{}s", m / 1000),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn union_sorted_keeps_every_key_once_in_order() {
+        let v = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            union_sorted(v(&["a", "c", "e"]), v(&["b", "c", "f", "g"])),
+            v(&["a", "b", "c", "e", "f", "g"])
+        );
+        assert_eq!(union_sorted(v(&[]), v(&["x"])), v(&["x"]));
+        assert_eq!(union_sorted(v(&["x"]), v(&[])), v(&["x"]));
+        // Byte order, as the stores' keys are compared.
+        assert_eq!(union_sorted(v(&["B", "a"]), v(&["_"])), v(&["B", "_", "a"]));
+    }
 
     fn proj() -> Projection {
         Projection {

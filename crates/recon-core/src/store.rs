@@ -65,7 +65,10 @@ pub enum KeySel<'a> {
     /// Exactly these keys.
     Keys(&'a [&'a str]),
     /// The next page in key order (keys compared as text): keys after
-    /// `after` (all from the start if `None`), at most `limit`.
+    /// `after` (all from the start if `None`), at most `limit`. Each page
+    /// evaluates the whole query and sorts it: for checking a query's
+    /// shape (`limit` 0) and small sets, not for walking a large table
+    /// (see [`StoreTx::app_keys`]).
     Page {
         /// Last key of the previous page.
         after: Option<&'a str>,
@@ -310,16 +313,11 @@ pub trait StoreTx: Send {
         keys: KeySel<'_>,
     ) -> Result<Vec<(String, serde_json::Value)>>;
 
-    /// App rows whose key is not null and not among the keys `query`
-    /// returns, after `after` in key order, at most `limit`: the rows whose
-    /// provider object is gone (or never existed).
-    async fn app_orphans(
-        &mut self,
-        table: &AppTable<'_>,
-        query: &str,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<(String, serde_json::Value)>>;
+    /// Every key, as text, that is not null: of `query`'s rows when it is
+    /// given, else of the app table's key column. In no particular order
+    /// (callers sort in byte order); one statement, so the app pass reads
+    /// each set once instead of re-running the query for every page.
+    async fn app_keys(&mut self, table: &AppTable<'_>, query: Option<&str>) -> Result<Vec<String>>;
 
     /// Write app rows `(key, {column: value})`: update the owned columns,
     /// insert the key and the owned columns, or delete by key. Only the
@@ -373,6 +371,15 @@ pub trait Store: Send + Sync + 'static {
     /// Delete change-feed rows recorded before `before` (unix ms); returns
     /// how many.
     async fn prune_changes(&self, before: i64) -> Result<u64>;
+
+    /// Bring the query planner's statistics on the mirror up to date
+    /// (Postgres and SQLite: `ANALYZE`), after a sweep has loaded many
+    /// objects. Without them a freshly filled mirror is planned as if it
+    /// were empty: projection queries over the views then read every
+    /// object of a kind per lookup. Cheap when nothing changed much.
+    async fn refresh_statistics(&self) -> Result<()> {
+        Ok(())
+    }
 
     /// Read stored objects of one kind by id, outside a transaction.
     async fn get_many(

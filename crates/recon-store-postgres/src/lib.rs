@@ -416,6 +416,7 @@ const RECON_RELATIONS: &[&str] = &[
     "objects",
     "pending_fetches",
     "quarantine",
+    "recon_clock",
     "runs",
     "stripe_customers",
     "stripe_invoices",
@@ -494,11 +495,15 @@ const KEY_ORDER: &str = "COLLATE \"C\"";
 
 /// The key filter of `keys` on `key_expr` (bound as `$1`, the page size
 /// as `$2`) and the statement's tail.
-fn key_filter(keys: KeySel<'_>, key_expr: &str) -> (String, &'static str) {
+///
+/// Only a page says `key IS NOT NULL` (`= ANY` never matches a null): on a
+/// table without planner statistics, Postgres took that condition for the
+/// index probe and filtered `= ANY` over every row of the kind.
+fn key_filter(keys: KeySel<'_>, key_col: &str, key_expr: &str) -> (String, &'static str) {
     match keys {
         KeySel::Keys(_) => (format!("{key_expr} = ANY($1::text[])"), ""),
         KeySel::Page { .. } => (
-            format!("($1::text IS NULL OR {key_expr} {KEY_ORDER} > $1)"),
+            format!("{key_col} IS NOT NULL AND ($1::text IS NULL OR {key_expr} {KEY_ORDER} > $1)"),
             "LIMIT $2",
         ),
     }
@@ -1088,12 +1093,12 @@ impl StoreTx for PgTx {
         // come back as the app column would hold them (an integer column
         // turns "5" into 5) and compare equal to app_current's.
         let k = "q.\"key\"::text";
-        let (filter, limit) = key_filter(keys, k);
+        let (filter, limit) = key_filter(keys, "q.\"key\"", k);
         let sql = format!(
             "SELECT {k} AS key, {r} AS v
              FROM (\n{query}\n) q
              CROSS JOIN LATERAL jsonb_populate_record(NULL::{t}, {q}) r
-             WHERE q.\"key\" IS NOT NULL AND {filter}
+             WHERE {filter}
              ORDER BY {k} {KEY_ORDER} {limit}",
             r = pg_json_of("r", table.columns),
             q = pg_json_of("q", table.columns),
@@ -1109,41 +1114,36 @@ impl StoreTx for PgTx {
         keys: KeySel<'_>,
     ) -> Result<Vec<(String, serde_json::Value)>> {
         check_app_table(table, &self.schema)?;
-        let k = format!("t.{}::text", quote_ident(table.key_column));
-        let (filter, limit) = key_filter(keys, &k);
+        let col = format!("t.{}", quote_ident(table.key_column));
+        let k = format!("{col}::text");
+        let (filter, limit) = key_filter(keys, &col, &k);
         let sql = format!(
             "SELECT {k} AS key, {v} AS v FROM {t} t
-             WHERE t.{key} IS NOT NULL AND {filter}
+             WHERE {filter}
              ORDER BY {k} {KEY_ORDER} {limit}",
             v = pg_json_of("t", table.columns),
             t = quote_ident(table.table),
-            key = quote_ident(table.key_column),
         );
         app_rows(&mut self.tx, sql, keys, "app current").await
     }
 
-    async fn app_orphans(
-        &mut self,
-        table: &AppTable<'_>,
-        query: &str,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<(String, serde_json::Value)>> {
+    async fn app_keys(&mut self, table: &AppTable<'_>, query: Option<&str>) -> Result<Vec<String>> {
         check_app_table(table, &self.schema)?;
-        let k = format!("t.{}::text", quote_ident(table.key_column));
-        let keys = KeySel::Page { after, limit };
-        let (filter, limit) = key_filter(keys, &k);
-        let sql = format!(
-            "SELECT {k} AS key, {v} AS v FROM {t} t
-             WHERE t.{key} IS NOT NULL AND {filter}
-               AND NOT EXISTS (SELECT 1 FROM (\n{query}\n) q WHERE q.\"key\"::text = {k})
-             ORDER BY {k} {KEY_ORDER} {limit}",
-            v = pg_json_of("t", table.columns),
-            t = quote_ident(table.table),
-            key = quote_ident(table.key_column),
-            query = user_sql(query),
-        );
-        app_rows(&mut self.tx, sql, keys, "app orphans").await
+        let sql = match query {
+            Some(query) => format!(
+                "SELECT q.\"key\"::text FROM (\n{query}\n) q WHERE q.\"key\" IS NOT NULL",
+                query = user_sql(query),
+            ),
+            None => format!(
+                "SELECT t.{key}::text FROM {t} t WHERE t.{key} IS NOT NULL",
+                t = quote_ident(table.table),
+                key = quote_ident(table.key_column),
+            ),
+        };
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(db_err("app keys"))
     }
 
     async fn app_write(
@@ -1405,6 +1405,28 @@ impl Store for PgStore {
             .await
             .map_err(db_err("prune changes"))?;
         Ok(done.rows_affected())
+    }
+
+    async fn refresh_statistics(&self) -> Result<()> {
+        // Autovacuum analyses too, but up to a minute later and only past
+        // 10% of the table changed: a mirror just filled by a backfill is
+        // planned as empty meanwhile. Here: never analysed, or more than a
+        // tenth of the rows changed since.
+        let stale: Option<bool> = sqlx::query_scalar(
+            "SELECT (last_analyze IS NULL AND last_autoanalyze IS NULL AND n_live_tup + n_mod_since_analyze > 0)
+                    OR n_mod_since_analyze > 50 + n_live_tup / 10
+             FROM pg_stat_user_tables WHERE relid = 'objects'::regclass",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err("read table statistics"))?;
+        if stale == Some(true) {
+            sqlx::query("ANALYZE objects")
+                .execute(&self.pool)
+                .await
+                .map_err(db_err("analyze objects"))?;
+        }
+        Ok(())
     }
 
     async fn get_many(

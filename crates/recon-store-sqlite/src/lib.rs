@@ -399,6 +399,7 @@ const RECON_RELATIONS: &[&str] = &[
     "objects",
     "pending_fetches",
     "quarantine",
+    "recon_clock",
     "runs",
     "sqlite_sequence",
     "stripe_customers",
@@ -956,30 +957,23 @@ impl StoreTx for SqliteTx {
         app_rows(&mut self.tx, sql, keys, "app current").await
     }
 
-    async fn app_orphans(
-        &mut self,
-        table: &AppTable<'_>,
-        query: &str,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<(String, serde_json::Value)>> {
+    async fn app_keys(&mut self, table: &AppTable<'_>, query: Option<&str>) -> Result<Vec<String>> {
         check_app_table(table)?;
-        let key = format!("t.{}", quote_ident(table.key_column));
-        let keys = KeySel::Page { after, limit };
-        let (filter, limit) = key_filter(keys, &key);
-        // NOT IN over a subquery that is not correlated: SQLite computes the
-        // query's keys once.
-        let sql = format!(
-            "SELECT CAST({key} AS TEXT) AS key, {v} AS v FROM {t} AS t
-             WHERE {key} IS NOT NULL AND {filter}
-               AND CAST({key} AS TEXT) COLLATE BINARY NOT IN (
-                   SELECT CAST(q.\"key\" AS TEXT) FROM (\n{query}\n) AS q WHERE q.\"key\" IS NOT NULL)
-             ORDER BY CAST({key} AS TEXT) COLLATE BINARY {limit}",
-            v = sqlite_json_of("t", table.columns),
-            t = quote_ident(table.table),
-            query = user_sql(query),
-        );
-        app_rows(&mut self.tx, sql, keys, "app orphans").await
+        let sql = match query {
+            Some(query) => format!(
+                "SELECT CAST(q.\"key\" AS TEXT) FROM (\n{query}\n) AS q WHERE q.\"key\" IS NOT NULL",
+                query = user_sql(query),
+            ),
+            None => format!(
+                "SELECT CAST(t.{key} AS TEXT) FROM {t} AS t WHERE t.{key} IS NOT NULL",
+                t = quote_ident(table.table),
+                key = quote_ident(table.key_column),
+            ),
+        };
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(db_err("app keys"))
     }
 
     async fn app_write(
@@ -1188,6 +1182,24 @@ impl Store for SqliteStore {
             .await
             .map_err(db_err("prune changes"))?;
         Ok(done.rows_affected())
+    }
+
+    async fn refresh_statistics(&self) -> Result<()> {
+        // SQLite never analyses on its own: without sqlite_stat1 it guesses
+        // that any index narrows a lookup to ten rows, and took the primary
+        // key's first column (provider) over the (provider, kind, id)
+        // index, reading every object per lookup. A sampled ANALYZE
+        // (analysis_limit) costs milliseconds whatever the size.
+        let mut conn = self.writer.acquire().await.map_err(db_err("analyze"))?;
+        sqlx::query("PRAGMA analysis_limit = 1000")
+            .execute(&mut *conn)
+            .await
+            .map_err(db_err("analyze"))?;
+        sqlx::query("ANALYZE objects")
+            .execute(&mut *conn)
+            .await
+            .map_err(db_err("analyze objects"))?;
+        Ok(())
     }
 
     async fn get_many(
