@@ -926,6 +926,66 @@ pub async fn bad_configuration_is_refused(make: Make) {
         .unwrap();
 }
 
+/// The built-in stale check: app rows whose provider object was not
+/// confirmed (by its own state or a completed sweep of its kind) within
+/// the limit are reported, and so is a projection with no app pass that
+/// recent; the same SQL runs on both stores.
+pub async fn stale_rows_are_found(make: Make) {
+    let (store, db, _prov) = swept_world(make, projection()).await;
+    let check =
+        recon_core::project::stale_check(&projection(), std::time::Duration::from_secs(3600));
+    assert_eq!(check.name, "app_stale:users_status");
+    let subjects = |results: Vec<recon_core::project::CheckResult>| -> Vec<String> {
+        assert_eq!(results.len(), 1);
+        assert_eq!(results[0].error, None, "{:?}", results[0]);
+        results[0]
+            .violations
+            .iter()
+            .map(|v| v["subject"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let run = |store: Arc<dyn Store>, check: Check| async move {
+        run_checks(store.as_ref(), &[check], 100, false, None)
+            .await
+            .unwrap()
+    };
+    // Just swept, but no app pass yet: the projection is reported.
+    assert_eq!(
+        subjects(run(store.clone(), check.clone()).await),
+        ["app:users_status"]
+    );
+    let (r, _) = reconcile_app(store.as_ref(), &projection(), &opts())
+        .await
+        .unwrap();
+    assert_eq!(r.status, RunStatus::Succeeded);
+    assert!(subjects(run(store.clone(), check.clone()).await).is_empty());
+    // An object not confirmed for a day is still verified by the recent
+    // sweep of its kind...
+    let day_ago = "(SELECT now_ms FROM recon_clock) - 86400000";
+    db.exec(&format!(
+        "UPDATE objects SET confirmed_at = {day_ago} WHERE kind = 'parents' AND id = 'p_0003'"
+    ))
+    .await;
+    assert!(subjects(run(store.clone(), check.clone()).await).is_empty());
+    // ...until that sweep is a day old too.
+    db.exec(&format!(
+        "UPDATE cursors SET updated_at = {day_ago} WHERE name = 'sweep:parents'"
+    ))
+    .await;
+    let stale = subjects(run(store.clone(), check.clone()).await);
+    assert!(stale.contains(&"p_0003".to_string()), "{stale:?}");
+    // Every other parent was confirmed by the sweep's own writes.
+    assert_eq!(stale, ["p_0003"]);
+    // An app pass older than the limit reports the projection again.
+    db.exec(&format!(
+        "UPDATE runs SET started_at = {day_ago} WHERE kind = 'app:users_status'"
+    ))
+    .await;
+    let mut stale = subjects(run(store.clone(), check).await);
+    stale.sort();
+    assert_eq!(stale, ["app:users_status", "p_0003"]);
+}
+
 /// Runs each case against a store: `projection_tests!(pg)` where `pg` is
 /// a [`Make`].
 #[macro_export]
@@ -940,6 +1000,7 @@ macro_rules! projection_tests {
             rows_of_gone_objects,
             duplicate_keys_are_refused,
             checks_find_cross_provider_cases,
+            stale_rows_are_found,
             bad_configuration_is_refused);
     };
     (@each $make:path; $($name:ident),*) => {

@@ -413,16 +413,45 @@ pub fn print_owner_rows(rows: &[OwnerAppRow]) {
 /// `recon check`.
 #[derive(Args, Debug)]
 pub struct CheckArgs {
+    /// Also report app rows not verified for longer than this (e.g. 24h):
+    /// their provider object not confirmed by a webhook, fetch or sweep,
+    /// or no app pass of their projection that long. For every projection;
+    /// overrides the projections' `stale_after`.
+    #[arg(long, value_name = "DURATION", value_parser = parse_stale)]
+    pub stale: Option<Duration>,
     #[command(flatten)]
     pub out: OutputArgs,
+}
+
+fn parse_stale(s: &str) -> std::result::Result<Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if d >= Duration::from_secs(60) => Ok(d),
+        Ok(_) => Err("at least 1m".into()),
+        Err(e) => Err(format!("{e}; a duration like 24h or 30m")),
+    }
 }
 
 /// `recon check`: run every declared and built-in check, record each
 /// violation (cause `check`), exit 1 if any.
 pub async fn check(config: Option<&Path>, a: CheckArgs) -> Result<u8> {
-    let app = crate::commands::ready_app(config, true).await?;
+    let mut app = crate::commands::ready_app(config, true).await?;
+    if let Some(stale) = a.stale {
+        if app.sync.projections.is_empty() {
+            return Err(Error::invalid(
+                "--stale checks app rows, and no [[projections]] are configured (see recon.example.toml)",
+            )
+            .into());
+        }
+        let mut sync = (*app.sync).clone();
+        for p in &app.sync.projections {
+            let c = project::stale_check(p, stale);
+            sync.checks.retain(|k| k.name != c.name);
+            sync.checks.push(c);
+        }
+        app.sync = std::sync::Arc::new(sync);
+    }
     if app.sync.checks.is_empty() {
-        let msg = "no checks configured: declare [[checks]] or set [link] enabled = true in the config file (see recon.example.toml)";
+        let msg = "no checks configured: declare [[checks]], set [link] enabled = true or a projection's stale_after in the config file, or pass --stale (see recon.example.toml)";
         if a.out.json {
             print_json(&json!({ "ok": true, "checks": [], "note": msg }));
         } else {

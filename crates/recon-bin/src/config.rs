@@ -212,6 +212,10 @@ pub struct ProjectionSection {
     pub on_delete: OnDelete,
     /// The owned columns' values when the provider object is gone.
     pub absent: BTreeMap<String, serde_json::Value>,
+    /// Adds the check `app_stale:<name>`: rows whose provider object was
+    /// not confirmed for longer than this (e.g. "24h"), or no app pass
+    /// that long. `recon check --stale` sets it for every projection.
+    pub stale_after: Option<String>,
 }
 
 /// `depends = [{ kind = "subscriptions", key = "owner" }]`.
@@ -461,6 +465,20 @@ impl Config {
                 sql: c.sql.clone(),
             })
             .collect();
+        for (section, p) in self.projections.iter().zip(&projections) {
+            if let Some(d) = &section.stale_after {
+                let stale = humantime::parse_duration(d)
+                    .ok()
+                    .filter(|d| *d >= Duration::from_secs(60))
+                    .ok_or_else(|| {
+                        recon_core::Error::config(format!(
+                            "projection {:?}: stale_after must be a duration of at least 1m, like \"24h\" (got {d:?})",
+                            p.name
+                        ))
+                    })?;
+                checks.push(recon_core::project::stale_check(p, stale));
+            }
+        }
         let l = &self.link;
         let app_status = match (
             l.app_table.as_deref(),
@@ -595,9 +613,10 @@ mod tests {
                 .query
                 .contains("AS stripe_subscription_id")
         );
-        // One declared check and four built-in ones; the example turns the
-        // feed on.
-        assert_eq!(sync.checks.len(), 5);
+        // One declared check, four built-in ones and the projection's
+        // stale check; the example turns the feed on.
+        assert_eq!(sync.checks.len(), 6);
+        assert!(sync.checks.iter().any(|c| c.name == "app_stale:billing"));
         assert!(sync.feed);
     }
 
@@ -703,6 +722,16 @@ absent = { subscription_status = "none" }
                 "email",
             ),
             ("query = \"SELECT", "query = \"\"\n#", "query"),
+            (
+                "on_missing",
+                "stale_after = \"soon\"\non_missing",
+                "stale_after",
+            ),
+            (
+                "on_missing",
+                "stale_after = \"10s\"\non_missing",
+                "at least 1m",
+            ),
         ] {
             assert!(PROJECTION.contains(from), "{from}");
             let text = PROJECTION.replacen(from, to, 1);

@@ -162,10 +162,13 @@ Checks are SQL over recon's views and your own tables that must return no rows (
 config file), plus the built-in Stripe <-> Clerk checks when [link] enabled = true: a deleted Clerk
 user whose customer still has an active subscription, one Clerk user with several customers, a
 customer naming a Clerk user that does not exist, an app row with an active status but no
-subscription id.
+subscription id. With --stale (or a projection's stale_after): app rows not verified for longer
+than that, because their provider object was not confirmed by a webhook, fetch or sweep, or no
+app pass of their projection ran (check app_stale:<projection>).
 
 Examples:
   recon check                  print each violation (at most 100 per check)
+  recon check --stale 24h      also: app rows not verified for a day
   recon check --json           {\"ok\": false, \"checks\": [{\"name\", \"violations\": [...], \"error\"}]}
 
 Exit status: 0 no violations; 1 a check found violations or its SQL failed; 2 usage or configuration.")]

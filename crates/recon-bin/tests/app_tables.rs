@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 use common::*;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// A temporary SQLite database and config file for one test.
 struct Lite {
@@ -436,4 +436,54 @@ async fn projections_follow_sweeps_and_the_app_pass_repairs_hand_edits() {
         doc["checks"][0]["violations"][0]["stripe_customer_id"],
         "cus_0007"
     );
+    sqlx::query("UPDATE users SET note = NULL")
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    // --stale: just swept and passed, nothing is stale; a customer whose
+    // state and sweep are a day old is.
+    let stale = |arg: &'static str| {
+        let (code, out, err) = run({
+            let mut c = lite.recon(None);
+            c.args(["check", "--stale", arg, "--json"]);
+            c
+        });
+        (code, out, err)
+    };
+    let (code, out, err) = stale("1h");
+    assert_eq!(code, 0, "{out}{err}");
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    let c = doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "app_stale:billing")
+        .unwrap_or_else(|| panic!("no stale check in {doc}"));
+    assert_eq!(c["violations"].as_array().unwrap().len(), 0, "{doc}");
+    for sql in [
+        "UPDATE objects SET confirmed_at = 0 WHERE id = 'cus_0004'",
+        "UPDATE cursors SET updated_at = 0 WHERE name = 'sweep:customers'",
+    ] {
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
+    let (code, out, err) = stale("1h");
+    assert_eq!(code, 1, "{out}{err}");
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    let c = doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "app_stale:billing")
+        .unwrap();
+    let subjects: Vec<&Value> = c["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| &v["subject"])
+        .collect();
+    assert_eq!(subjects, [&json!("cus_0004")], "{doc}");
+    let (code, _, err) = stale("10s");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("at least 1m"), "{err}");
 }
