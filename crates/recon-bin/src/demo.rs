@@ -1,6 +1,7 @@
 //! `recon demo`: simulated Stripe and Clerk, webhooks through faults, the
-//! mirror drifting, then reconciliation and a report. Exits 0 only if the
-//! mirror ends identical to the simulator's truth.
+//! mirror drifting, an app table edited behind recon's back, then
+//! reconciliation and a report. Exits 0 only if the mirror ends identical
+//! to the simulator's truth and the app table equal to what it implies.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use serde_json::json;
 use crate::app::{App, ProviderEntry};
 use crate::commands::DemoArgs;
 use crate::config::Config;
+use crate::demo_app;
 use crate::output::{EXIT_FAILED, EXIT_OK, print_json};
 use crate::serve::{ServerState, metrics::Metrics};
 
@@ -116,10 +118,18 @@ pub async fn run(a: DemoArgs) -> Result<u8> {
     };
     let mut config = Config::default();
     config.database.url = Some(url.clone());
+    // The app's own table, kept right by a projection; the built-in
+    // Stripe <-> Clerk checks.
+    config.projections = vec![demo_app::projection()];
+    config.link.enabled = true;
     let store = crate::app::open_store(&config)
         .await
         .context("open the demo database")?;
     store.migrate().await?;
+    let app_db = demo_app::AppDb::connect(&url, &config.schema()).await?;
+    app_db.create_table().await?;
+    let sync = Arc::new(config.app_sync()?);
+    crate::app::verify_app_sync(store.as_ref(), &sync).await?;
 
     // 2. The simulator, with API faults.
     let sim = Sim::start(SimConfig::with_seed(a.seed))
@@ -192,11 +202,11 @@ pub async fn run(a: DemoArgs) -> Result<u8> {
         });
     }
     let app = App {
+        sync,
         config,
         store: store.clone(),
         providers: entries,
         off: Vec::new(),
-        sync: Arc::new(recon_core::project::AppSync::default()),
     };
     let budgets = app
         .providers
@@ -209,6 +219,11 @@ pub async fn run(a: DemoArgs) -> Result<u8> {
     let addr = listener.local_addr()?;
     let router = crate::serve::router(state.clone(), 1024 * 1024, None);
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
+
+    // The app had its users before recon: one row per customer, billing
+    // columns empty. The backfill's commits fill them.
+    let signups = demo_app::signups(&sim.truth());
+    app_db.fill(&signups).await?;
 
     // 4. Backfill: the mirror starts equal to the truth.
     let opts = SweepOptions::default();
@@ -225,8 +240,13 @@ pub async fn run(a: DemoArgs) -> Result<u8> {
         }
     }
     let (_, ok0, total0) = consistency(store.as_ref(), &sim.truth(), &state.app.providers).await?;
+    let app0 = demo_app::compare(&sim.truth(), &app_db.rows().await?);
     say(format!(
-        "1. backfill: {ok0}/{total0} objects mirrored ({:.1}s)",
+        "1. backfill: {ok0}/{total0} objects mirrored; {}: {} rows, {}/{} as the mirror implies ({:.1}s)",
+        demo_app::TABLE,
+        signups.len(),
+        app0.matching,
+        app0.total,
         started.elapsed().as_secs_f64()
     ));
 
@@ -270,9 +290,12 @@ pub async fn run(a: DemoArgs) -> Result<u8> {
     let truth = sim.truth();
     let (per_before, ok1, total1) =
         consistency(store.as_ref(), &truth, &state.app.providers).await?;
+    // Someone edits the app table by hand: every 20th row's status.
+    let hand_edited = app_db.edit_by_hand().await?;
     say(format!(
-        "3. drift: the mirror matches {ok1}/{total1} objects ({} out of date)",
-        total1 - ok1
+        "3. drift: the mirror matches {ok1}/{total1} objects ({} out of date); {hand_edited} rows of {} overwritten by hand behind recon's back",
+        total1 - ok1,
+        demo_app::TABLE
     ));
 
     // 6. Reconcile: replay Stripe's events, then sweep everything.
@@ -290,10 +313,30 @@ pub async fn run(a: DemoArgs) -> Result<u8> {
     for e in &state.app.providers {
         runs.extend(e.engine.sweep_all(&opts).await?);
     }
+    // The sweeps' commits rewrote the rows of customers that changed; the
+    // app pass finds the rest of the hand edits (cause app_drift).
+    let edited_before_pass = app_db.still_edited().await?;
+    let app_runs = crate::apptables::reconcile_provider(
+        &state.app,
+        "stripe",
+        None,
+        recon_core::Source::Sweep,
+        false,
+        false,
+    )
+    .await?;
+    let mut app_fixed = 0u64;
+    for r in &app_runs {
+        app_fixed += r.run.counts.updated + r.run.counts.inserted + r.run.counts.deleted;
+        runs.push(r.run.clone());
+    }
+    let checks = crate::apptables::run_checks(&state.app, true).await?;
     let truth = sim.truth();
     let reconcile_secs = t_reconcile.elapsed().as_secs_f64();
     let (per_after, ok2, total2) =
         consistency(store.as_ref(), &truth, &state.app.providers).await?;
+    let app_after = demo_app::compare(&truth, &app_db.rows().await?);
+    let app_ok = app_after.matching == app_after.total && app_db.still_edited().await? == 0;
 
     // 7. The report.
     let mut by_kind_cause: BTreeMap<String, BTreeMap<&'static str, u64>> = BTreeMap::new();
@@ -332,7 +375,7 @@ pub async fn run(a: DemoArgs) -> Result<u8> {
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum::<f64>() as u64
     };
-    let all_ok = ok2 == total2 && runs.iter().all(|r| r.status == RunStatus::Succeeded);
+    let all_ok = ok2 == total2 && app_ok && runs.iter().all(|r| r.status == RunStatus::Succeeded);
     if a.out.json {
         print_json(&json!({
             "ok": all_ok,
@@ -342,6 +385,14 @@ pub async fn run(a: DemoArgs) -> Result<u8> {
             "before": { "matching": ok1, "total": total1, "by_kind": per_before },
             "drift_fixed": by_kind_cause,
             "after": { "matching": ok2, "total": total2, "by_kind": per_after },
+            "app_table": {
+                "table": demo_app::TABLE,
+                "edited_by_hand": hand_edited,
+                "rewritten_by_sweeps": hand_edited.saturating_sub(edited_before_pass),
+                "app_drift_fixed": app_fixed,
+                "after": app_after,
+            },
+            "checks": checks,
             "runs": runs,
         }));
     } else {
@@ -370,7 +421,28 @@ pub async fn run(a: DemoArgs) -> Result<u8> {
             }
         }
         println!(
-            "6. consistency: {ok2}/{total2} objects match the simulator's truth{} ({:.1}s in all)",
+            "6. your own table: {hand_edited} rows of {} edited by hand; {} rewritten by the sweeps' commits as their customers changed, {app_fixed} found and fixed by the app pass (drift cause app_drift)",
+            demo_app::TABLE,
+            hand_edited.saturating_sub(edited_before_pass),
+        );
+        println!(
+            "   {}: {}/{} rows equal what the simulator's truth implies{}",
+            demo_app::TABLE,
+            app_after.matching,
+            app_after.total,
+            if app_ok { "" } else { " — NOT equal" }
+        );
+        for m in &app_after.sample {
+            println!("   differs: {m}");
+        }
+        for c in &checks {
+            match &c.error {
+                Some(e) => println!("   check {}: FAILED: {e}", c.name),
+                None => println!("   check {}: {} violations", c.name, c.violations.len()),
+            }
+        }
+        println!(
+            "7. consistency: {ok2}/{total2} objects match the simulator's truth{} ({:.1}s in all)",
             if all_ok {
                 " — fully consistent"
             } else {
@@ -379,9 +451,10 @@ pub async fn run(a: DemoArgs) -> Result<u8> {
             started.elapsed().as_secs_f64()
         );
         println!(
-            "   next: DATABASE_URL={url} recon drift   (and `recon runs`) to look at what was found"
+            "   next: DATABASE_URL={url} recon drift   (and `recon runs`, `recon changes`) to look at what was found"
         );
     }
+    app_db.close().await;
     state.shutdown.cancel();
     server.abort();
     sim.shutdown().await;

@@ -9,6 +9,7 @@ mod apptables;
 mod commands;
 mod config;
 mod demo;
+mod demo_app;
 mod output;
 mod progress;
 mod resume;

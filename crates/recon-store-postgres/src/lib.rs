@@ -31,6 +31,7 @@ mod nodelay;
 
 pub use exact::MAX_KEY_BYTES;
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -88,6 +89,73 @@ pub struct PgStore {
     pool: PgPool,
     schema: String,
     app_sync: Option<Arc<AppSync>>,
+    growth: Arc<Growth>,
+}
+
+/// The first [`Growth`] threshold: rows written before the first ANALYZE.
+const GROWTH_FIRST: u64 = 1000;
+
+/// Rows this process wrote to `objects` and inserted into each app table,
+/// and the count at which it next analyses that table (in the background,
+/// doubling each time: a handful of analyses as a mirror grows from
+/// webhooks alone).
+///
+/// Why: statements are prepared, and Postgres caches a generic plan after
+/// five runs. Planned while the tables were nearly empty, lookups by id
+/// scanned the whole kind, and the app table, once they held thousands of
+/// rows (ingest with a projection fell to ~580 webhooks/s at 18,000
+/// customers). Autovacuum analyses only past 10% change and up to a
+/// minute later; an ANALYZE invalidates the cached plans at once.
+#[derive(Debug, Default)]
+struct Growth {
+    tables: std::sync::Mutex<HashMap<String, GrowthCount>>,
+}
+
+#[derive(Debug)]
+struct GrowthCount {
+    written: u64,
+    next: u64,
+    running: bool,
+}
+
+impl Growth {
+    /// A commit wrote `n` rows to `table` (a checked name): start an
+    /// ANALYZE of it if a threshold was crossed and none is running. Never
+    /// waits: SKIP_LOCKED, and a failure (a table recon does not own) only
+    /// logs; autovacuum and the sweeps' refresh remain.
+    fn note(self: &Arc<Self>, table: &str, n: u64, pool: &PgPool) {
+        if n == 0 {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        {
+            let mut tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+            let c = tables.entry(table.to_string()).or_insert(GrowthCount {
+                written: 0,
+                next: GROWTH_FIRST,
+                running: false,
+            });
+            c.written += n;
+            if c.written < c.next || c.running {
+                return;
+            }
+            c.running = true;
+            c.next = c.written.saturating_mul(2);
+        }
+        let (me, pool, table) = (self.clone(), pool.clone(), table.to_string());
+        rt.spawn(async move {
+            let sql = format!("ANALYZE (SKIP_LOCKED) {}", quote_ident(&table));
+            if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await {
+                tracing::debug!(table, error = %e, "analyze after growth");
+            }
+            let mut tables = me.tables.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(c) = tables.get_mut(&table) {
+                c.running = false;
+            }
+        });
+    }
 }
 
 impl std::fmt::Debug for PgStore {
@@ -181,6 +249,7 @@ impl PgStore {
             pool,
             schema: schema.to_string(),
             app_sync: None,
+            growth: Arc::default(),
         })
     }
 
@@ -551,6 +620,10 @@ pub struct PgTx {
     tx: Transaction<'static, Postgres>,
     /// The store's schema (app tables are never in it).
     schema: String,
+    /// Rows written per table, noted in the store's [`Growth`] at commit.
+    written: HashMap<String, u64>,
+    growth: Arc<Growth>,
+    pool: PgPool,
 }
 
 impl PgTx {
@@ -795,6 +868,7 @@ impl StoreTx for PgTx {
                 .fetch_all(&mut *self.tx)
                 .await
                 .map_err(db_err("upsert"))?;
+        *self.written.entry("objects".into()).or_default() += written.len() as u64;
         let set: std::collections::HashSet<(String, String, String, String)> =
             written.into_iter().collect();
         Ok(rows
@@ -1205,6 +1279,9 @@ impl StoreTx for PgTx {
             .execute(&mut *self.tx)
             .await
             .map_err(db_err("app write"))?;
+        if op != AppWrite::Update {
+            *self.written.entry(table.table.to_string()).or_default() += done.rows_affected();
+        }
         Ok(done.rows_affected())
     }
 
@@ -1294,7 +1371,12 @@ impl StoreTx for PgTx {
     }
 
     async fn commit(self: Box<Self>) -> Result<()> {
-        self.tx.commit().await.map_err(db_err("commit"))
+        let (written, growth, pool) = (self.written, self.growth, self.pool);
+        self.tx.commit().await.map_err(db_err("commit"))?;
+        for (table, n) in written {
+            growth.note(&table, n, &pool);
+        }
+        Ok(())
     }
 }
 
@@ -1375,6 +1457,9 @@ impl Store for PgStore {
         Ok(Box::new(PgTx {
             tx,
             schema: self.schema.clone(),
+            written: HashMap::new(),
+            growth: self.growth.clone(),
+            pool: self.pool.clone(),
         }))
     }
 
@@ -1421,7 +1506,9 @@ impl Store for PgStore {
         .await
         .map_err(db_err("read table statistics"))?;
         if stale == Some(true) {
-            sqlx::query("ANALYZE objects")
+            // SKIP_LOCKED: behind a VACUUM or another ANALYZE, skip instead
+            // of waiting (the next sweep tries again).
+            sqlx::query("ANALYZE (SKIP_LOCKED) objects")
                 .execute(&self.pool)
                 .await
                 .map_err(db_err("analyze objects"))?;

@@ -526,3 +526,49 @@ async fn app_tables_are_never_recons_own() {
         assert_eq!(e.kind(), recon_core::ErrorKind::Config, "{t}: {e}");
     }
 }
+
+/// A mirror grown by commits alone gets planner statistics: past 1,000
+/// object rows written the store analyses `objects` in the background, so
+/// prepared statements planned while it was empty are planned again.
+#[tokio::test]
+async fn growth_analyses_the_mirror() {
+    use recon_core::store::Guard;
+    use recon_core::{ObjectKey, Snapshot};
+    let store = fresh_store().await;
+    let last_analyze = || async {
+        sqlx::query_scalar::<_, bool>(
+            "SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relid = 'objects'::regclass",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+    };
+    for chunk in 0..11 {
+        let snaps: Vec<Snapshot> = (0..100)
+            .map(|i| {
+                let id = format!("cus_{chunk:02}{i:03}");
+                Snapshot::live(
+                    ObjectKey::new("stripe", "default", "customers", &id),
+                    1,
+                    json!({ "id": id }),
+                )
+            })
+            .collect();
+        let refs: Vec<&Snapshot> = snaps.iter().collect();
+        let mut tx = store.begin().await.unwrap();
+        tx.upsert(&refs, Guard::Newer).await.unwrap();
+        tx.commit().await.unwrap();
+        if chunk == 8 {
+            // 900 rows: below the threshold.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert!(!last_analyze().await, "analysed before 1,000 rows");
+        }
+    }
+    for _ in 0..100 {
+        if last_analyze().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("objects was not analysed after 1,100 rows written");
+}
