@@ -619,14 +619,6 @@ impl Engine {
         let mut state = SweepState::default();
         let result = self.sweep_inner(kind, opts, &mut run, &mut state).await;
         drop(heartbeat);
-        // A sweep (above all a first backfill) can change the mirror's size
-        // many times over: the planner's statistics follow, or projection
-        // queries and lookups by id are planned as if it were empty.
-        if !opts.dry_run
-            && let Err(e) = self.store.refresh_statistics().await
-        {
-            tracing::warn!(kind, error = %e, "could not refresh the planner's statistics");
-        }
         let (status, error) = match result {
             Ok(()) => (RunStatus::Succeeded, None),
             Err(e) if e.kind() == ErrorKind::CircuitOpen => {
@@ -637,7 +629,19 @@ impl Engine {
             }
             Err(e) => (RunStatus::Failed, Some(e.to_string())),
         };
-        self.finish(run, status, error).await
+        let record = self.finish(run, status, error).await?;
+        // A sweep (above all a first backfill) can change the mirror's size
+        // many times over: the planner's statistics follow, or projection
+        // queries and lookups by id are planned as if it were empty. After
+        // the run is closed (its time and status are the sweep's own), not
+        // for a dry or cancelled run; never waits for a lock.
+        if !opts.dry_run
+            && record.status != RunStatus::Cancelled
+            && let Err(e) = self.store.refresh_statistics().await
+        {
+            tracing::warn!(kind, error = %e, "could not refresh the planner's statistics");
+        }
+        Ok(record)
     }
 
     async fn sweep_inner(
