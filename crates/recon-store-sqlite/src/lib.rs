@@ -472,10 +472,12 @@ fn sqlite_json_of(alias: &str, cols: &[String]) -> String {
 }
 
 /// Keys as a JSON array for `x IN (SELECT value FROM json_each(?))`. A key
-/// that is a canonical integer is listed as a number too: the comparison
-/// then uses the column's affinity (an index on the key column still
-/// serves) and also matches an integer that has none (a computed key). The
-/// caller keeps only rows whose key, as text, was asked for.
+/// that is a canonical integer, or the text SQLite gives a real, is listed
+/// as that number too: the comparison then uses the column's affinity (an
+/// index on the key column still serves) and also matches a number that
+/// has none (a computed key), so every key `app_keys` returns is found
+/// again by key. The caller keeps only rows whose key, as text, was asked
+/// for. (A blob key is not found: keys are provider ids, text.)
 fn key_list(keys: &[&str]) -> String {
     let mut out = Vec::with_capacity(keys.len());
     for k in keys {
@@ -484,6 +486,12 @@ fn key_list(keys: &[&str]) -> String {
             && n.to_string() == *k
         {
             out.push(serde_json::Value::from(n));
+        } else if k.contains(['.', 'e', 'E'])
+            && let Ok(x) = k.parse::<f64>()
+            && x.is_finite()
+            && let Some(n) = serde_json::Number::from_f64(x)
+        {
+            out.push(serde_json::Value::Number(n));
         }
     }
     serde_json::Value::Array(out).to_string()

@@ -387,6 +387,54 @@ async fn two_stores_on_one_file_apply_an_event_once() {
     }
 }
 
+/// Every key `app_keys` returns is found again by key (the app pass reads
+/// the key sets, then values by key): a real with no affinity included.
+/// Without that, the pass saw the row as having no provider object and
+/// wrote the absent values over it.
+#[tokio::test]
+async fn every_listed_key_is_found_by_key() {
+    use recon_core::project::AppTable;
+    use recon_core::store::KeySel;
+    let s = fresh_store().await;
+    sqlx::raw_sql("CREATE TABLE app_reals (k TEXT UNIQUE, status TEXT)")
+        .execute(s.pool())
+        .await
+        .unwrap();
+    sqlx::raw_sql("INSERT INTO app_reals (k, status) VALUES ('1.5', 'x'), ('5.0', 'x')")
+        .execute(s.pool())
+        .await
+        .unwrap();
+    let columns = vec!["status".to_string()];
+    let table = AppTable {
+        table: "app_reals",
+        key_column: "k",
+        columns: &columns,
+    };
+    let query =
+        "SELECT 1.5 AS key, 'x' AS status UNION ALL SELECT 5.0, 'x' UNION ALL SELECT 'cus_1', 'y'";
+    let mut tx = s.begin().await.unwrap();
+    for source in [Some(query), None] {
+        let keys = tx.app_keys(&table, source).await.unwrap();
+        assert!(keys.len() >= 2, "{keys:?}");
+        for k in &keys {
+            let found = tx
+                .app_desired(&table, query, KeySel::Keys(&[k.as_str()]))
+                .await
+                .unwrap();
+            assert_eq!(found.len(), 1, "{source:?}: key {k:?} not found by key");
+            let found = tx
+                .app_current(&table, KeySel::Keys(&[k.as_str()]))
+                .await
+                .unwrap();
+            assert_eq!(
+                found.len(),
+                usize::from(k != "cus_1"),
+                "{source:?}: row {k:?}"
+            );
+        }
+    }
+}
+
 /// Integer keys: in a computed key with no affinity and in an INTEGER key
 /// column, the key "5" matches 5 (and "05" matches nothing); writes by key
 /// reach the row.
