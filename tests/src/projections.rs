@@ -981,9 +981,14 @@ pub async fn stale_rows_are_found(make: Make) {
         "UPDATE runs SET started_at = {day_ago} WHERE kind = 'app:users_status'"
     ))
     .await;
-    let mut stale = subjects(run(store.clone(), check).await);
+    let mut stale = subjects(run(store.clone(), check.clone()).await);
     stale.sort();
     assert_eq!(stale, ["app:users_status", "p_0003"]);
+    // Cut at the limit, the projection's own row is the one kept.
+    let one = run_checks(store.as_ref(), &[check], 1, false, None)
+        .await
+        .unwrap();
+    assert_eq!(subjects(one), ["app:users_status"]);
 }
 
 /// Runs each case against a store: `projection_tests!(pg)` where `pg` is

@@ -610,7 +610,7 @@ fn duplicate_key(p: &Projection, what: &str, key: &str) -> Error {
 
 /// The union of two sorted, duplicate-free key lists, sorted.
 fn union_sorted(a: Vec<String>, b: Vec<String>) -> Vec<String> {
-    let mut out = Vec::with_capacity(a.len().max(b.len()));
+    let mut out = Vec::with_capacity(a.len() + b.len());
     let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
     loop {
         let next = match (a.peek(), b.peek()) {
@@ -864,8 +864,8 @@ pub fn app_run_kind(p: &Projection) -> String {
 /// run of kind `app:<projection>`, so `recon runs`, alerts and the breaker
 /// apply as for the mirror.
 ///
-/// Pass one reads (desired values page by page, then app rows with no
-/// desired row) and plans; if the plan would rewrite more than
+/// Pass one reads (the query's and the table's keys once, then desired
+/// and current values by key, a page of keys at a time) and plans; if the plan would rewrite more than
 /// `breaker_share` of the app rows (and there are at least
 /// `breaker_min_base`), nothing is written and the run is `circuit_open`.
 /// Pass two writes each planned key again under its lock, recomputing the
@@ -1357,7 +1357,13 @@ pub fn stale_check(p: &Projection, stale: std::time::Duration) -> Check {
     let lit = |s: &str| format!("'{}'", s.replace('\'', "''"));
     let cutoff = format!("(SELECT now_ms FROM recon_clock) - {ms}");
     let run_kind = lit(&app_run_kind(p));
-    let mut parts = Vec::new();
+    // The projection's own row first: a check's rows are cut at its limit,
+    // and this one says the most.
+    let mut parts = vec![format!(
+        "SELECT {run_kind} AS subject, NULL AS kind, NULL AS confirmed_at, NULL AS kind_swept_at \
+         WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.kind = {run_kind} AND r.status = 'succeeded' \
+         AND NOT r.dry_run AND r.started_at >= {cutoff})"
+    )];
     for d in p.depends.iter().filter(|d| d.key == "id") {
         let provider = d.provider.as_deref().unwrap_or(&p.provider);
         parts.push(format!(
@@ -1373,11 +1379,6 @@ pub fn stale_check(p: &Projection, stale: std::time::Duration) -> Check {
             floor = lit(&format!("sweep:{}", d.kind)),
         ));
     }
-    parts.push(format!(
-        "SELECT {run_kind} AS subject, NULL AS kind, NULL AS confirmed_at, NULL AS kind_swept_at \
-         WHERE NOT EXISTS (SELECT 1 FROM runs r WHERE r.kind = {run_kind} AND r.status = 'succeeded' \
-         AND NOT r.dry_run AND r.started_at >= {cutoff})"
-    ));
     Check {
         name: format!("app_stale:{}", p.name),
         description: format!(
