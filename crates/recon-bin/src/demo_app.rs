@@ -58,6 +58,7 @@ pub fn projection() -> ProjectionSection {
             Value::String("none".into()),
         )]
         .into(),
+        stale_after: None,
     }
 }
 
