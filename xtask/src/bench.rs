@@ -352,7 +352,7 @@ impl Ctx {
             kv(l, "events").unwrap_or(0.0),
             kv(l, "dup_pct").unwrap_or(0.0),
             if projection {
-                ", one projection into an app table, change feed on"
+                ", one projection into an app table (change feed off, the default)"
             } else {
                 ""
             },
