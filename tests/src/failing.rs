@@ -146,9 +146,6 @@ impl StoreTx for FailingTx {
     ) -> Result<Vec<(String, serde_json::Value)>> {
         self.inner.app_current(table, keys).await
     }
-    async fn app_keys(&mut self, table: &AppTable<'_>, query: Option<&str>) -> Result<Vec<String>> {
-        self.inner.app_keys(table, query).await
-    }
     async fn app_write(
         &mut self,
         table: &AppTable<'_>,
@@ -205,6 +202,13 @@ impl Store for FailingStore {
     }
     async fn refresh_statistics(&self) -> Result<()> {
         self.inner.refresh_statistics().await
+    }
+    fn app_scan<'a>(
+        &'a self,
+        table: AppTable<'a>,
+        query: Option<&'a str>,
+    ) -> futures::stream::BoxStream<'a, Result<(String, serde_json::Value)>> {
+        self.inner.app_scan(table, query)
     }
     async fn get_many(&self, p: &str, a: &str, k: &str, ids: &[&str]) -> Result<Vec<StoredObject>> {
         self.inner.get_many(p, a, k, ids).await

@@ -608,29 +608,6 @@ fn duplicate_key(p: &Projection, what: &str, key: &str) -> Error {
     ))
 }
 
-/// The union of two sorted, duplicate-free key lists, sorted.
-fn union_sorted(a: Vec<String>, b: Vec<String>) -> Vec<String> {
-    let mut out = Vec::with_capacity(a.len() + b.len());
-    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
-    loop {
-        let next = match (a.peek(), b.peek()) {
-            (Some(x), Some(y)) => match x.cmp(y) {
-                std::cmp::Ordering::Less => a.next(),
-                std::cmp::Ordering::Greater => b.next(),
-                std::cmp::Ordering::Equal => {
-                    b.next();
-                    a.next()
-                }
-            },
-            (Some(_), None) => a.next(),
-            (None, Some(_)) => b.next(),
-            (None, None) => break,
-        };
-        out.extend(next);
-    }
-    out
-}
-
 /// Decide per key what to write: the desired values, the absent values or a
 /// deletion; nothing for a row that already matches.
 fn plan_rows(
@@ -864,8 +841,8 @@ pub fn app_run_kind(p: &Projection) -> String {
 /// run of kind `app:<projection>`, so `recon runs`, alerts and the breaker
 /// apply as for the mirror.
 ///
-/// Pass one reads (the query's and the table's keys once, then desired
-/// and current values by key, a page of keys at a time) and plans; if the plan would rewrite more than
+/// Pass one reads (the desired rows and the app's rows as two streams in
+/// key order, merged a page of keys at a time) and plans; if the plan would rewrite more than
 /// `breaker_share` of the app rows (and there are at least
 /// `breaker_min_base`), nothing is written and the run is `circuit_open`.
 /// Pass two writes each planned key again under its lock, recomputing the
@@ -930,53 +907,79 @@ async fn reconcile_app_inner(
     // Pass one: plan.
     let mut plan: Vec<AppChange> = Vec::new();
     let mut app_rows = 0u64;
-    // Both key sets are read once (each in a short transaction of its own:
-    // SQLite has one writer, and webhooks wait for it), then walked in byte
-    // order in pages of `page` keys: each page reads the desired and the
-    // current values of exactly its keys, by key, in a transaction of its
-    // own, with the heartbeat between pages. Paging the query itself would
-    // evaluate and sort the whole query once per page. The plan needs no
-    // snapshot across pages: pass two recomputes each key.
+    // The desired rows and the app's rows are read as two streams in key
+    // order (one statement each, outside any transaction: SQLite's writer
+    // stays free for webhooks) and merged, a page of keys at a time, with
+    // the heartbeat between pages. Memory: one page. Looking keys up
+    // instead cost an index probe per key; paging the query evaluated and
+    // sorted it once per page. The plan needs no snapshot: pass two
+    // recomputes each planned key under its lock.
     let read = async {
-        let mut tx = store.begin().await?;
-        let mut want = tx
-            .app_keys(&table, Some(&p.query))
-            .await
-            .map_err(|e| project_error(p, e))?;
-        drop(tx);
-        let mut tx = store.begin().await?;
-        let mut have = tx
-            .app_keys(&table, None)
-            .await
-            .map_err(|e| project_error(p, e))?;
-        drop(tx);
-        want.sort_unstable();
-        if let Some(w) = want.windows(2).find(|w| w[0] == w[1]) {
-            return Err(duplicate_key(p, "its query", &w[0]));
-        }
-        have.sort_unstable();
-        have.dedup();
-        let keys = union_sorted(want, have);
-        for chunk in keys.chunks(page as usize) {
-            let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
-            let mut tx = store.begin().await?;
-            let desired = tx
-                .app_desired(&table, &p.query, KeySel::Keys(&chunk))
-                .await
-                .map_err(|e| project_error(p, e))?;
-            unique_keys(p, "its query", &desired)?;
-            let current: HashMap<String, Value> = tx
-                .app_current(&table, KeySel::Keys(&chunk))
-                .await
-                .map_err(|e| project_error(p, e))?
-                .into_iter()
-                .collect();
-            drop(tx);
-            app_rows += current.len() as u64;
-            run.counts.compared += chunk.len() as u64;
+        use futures::StreamExt;
+        let mut want_s = store.app_scan(table, Some(&p.query));
+        let mut have_s = store.app_scan(table, None);
+        let pe = |e| project_error(p, e);
+        let mut w = want_s.next().await.transpose().map_err(pe)?;
+        let mut h = have_s.next().await.transpose().map_err(pe)?;
+        let mut keys: Vec<String> = Vec::new();
+        let mut want: HashMap<String, Value> = HashMap::new();
+        let mut have: HashMap<String, Value> = HashMap::new();
+        let mut last: Option<String> = None;
+        loop {
+            let key = match (&w, &h) {
+                (None, None) => None,
+                (Some((k, _)), None) | (None, Some((k, _))) => Some(k.clone()),
+                (Some((a, _)), Some((b, _))) => Some(a.min(b).clone()),
+            };
+            if let Some(key) = key {
+                match last.as_ref().map(|l| l.cmp(&key)) {
+                    // The app's duplicates are consumed below: a key seen
+                    // again came twice from the query.
+                    Some(std::cmp::Ordering::Equal) => {
+                        return Err(duplicate_key(p, "its query", &key));
+                    }
+                    Some(std::cmp::Ordering::Greater) => {
+                        return Err(Error::new(
+                            ErrorKind::Store,
+                            format!(
+                                "projection {:?}: the store returned keys out of order ({key:?} after {:?})",
+                                p.name,
+                                last.as_deref().unwrap_or_default()
+                            ),
+                        ));
+                    }
+                    _ => {}
+                }
+                if w.as_ref().is_some_and(|(k, _)| *k == key) {
+                    let (k, v) = w.take().expect("checked");
+                    want.insert(k, v);
+                    w = want_s.next().await.transpose().map_err(pe)?;
+                }
+                // A key the app table holds twice: the first row stands
+                // for both here; pass two refuses the key if it needs a
+                // write.
+                while h.as_ref().is_some_and(|(k, _)| *k == key) {
+                    let (k, v) = h.take().expect("checked");
+                    have.entry(k).or_insert(v);
+                    h = have_s.next().await.transpose().map_err(pe)?;
+                }
+                last = Some(key.clone());
+                keys.push(key);
+                if keys.len() < page as usize {
+                    continue;
+                }
+            }
+            if keys.is_empty() {
+                break;
+            }
+            let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+            app_rows += have.len() as u64;
+            run.counts.compared += keys.len() as u64;
             run.counts.pages += 1;
-            let want: HashMap<String, Value> = desired.into_iter().collect();
-            plan.extend(plan_rows(p, &chunk, &want, &current));
+            plan.extend(plan_rows(p, &refs, &want, &have));
+            keys.clear();
+            want.clear();
+            have.clear();
             // The pass is alive: a sweep starting now must not close it
             // as abandoned.
             store.heartbeat_run(&run.id, now_ms()).await?;
@@ -1404,19 +1407,6 @@ fn humanize_ms(ms: i64) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn union_sorted_keeps_every_key_once_in_order() {
-        let v = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        assert_eq!(
-            union_sorted(v(&["a", "c", "e"]), v(&["b", "c", "f", "g"])),
-            v(&["a", "b", "c", "e", "f", "g"])
-        );
-        assert_eq!(union_sorted(v(&[]), v(&["x"])), v(&["x"]));
-        assert_eq!(union_sorted(v(&["x"]), v(&[])), v(&["x"]));
-        // Byte order, as the stores' keys are compared.
-        assert_eq!(union_sorted(v(&["B", "a"]), v(&["_"])), v(&["B", "_", "a"]));
-    }
 
     fn proj() -> Projection {
         Projection {

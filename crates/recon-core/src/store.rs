@@ -68,7 +68,7 @@ pub enum KeySel<'a> {
     /// `after` (all from the start if `None`), at most `limit`. Each page
     /// evaluates the whole query and sorts it: for checking a query's
     /// shape (`limit` 0) and small sets, not for walking a large table
-    /// (see [`StoreTx::app_keys`]).
+    /// (see [`Store::app_scan`]).
     Page {
         /// Last key of the previous page.
         after: Option<&'a str>,
@@ -313,12 +313,6 @@ pub trait StoreTx: Send {
         keys: KeySel<'_>,
     ) -> Result<Vec<(String, serde_json::Value)>>;
 
-    /// Every key, as text, that is not null: of `query`'s rows when it is
-    /// given, else of the app table's key column. In no particular order
-    /// (callers sort in byte order); one statement, so the app pass reads
-    /// each set once instead of re-running the query for every page.
-    async fn app_keys(&mut self, table: &AppTable<'_>, query: Option<&str>) -> Result<Vec<String>>;
-
     /// Write app rows `(key, {column: value})`: update the owned columns,
     /// insert the key and the owned columns, or delete by key. Only the
     /// key column and `table.columns` are ever named. Returns rows affected.
@@ -371,6 +365,19 @@ pub trait Store: Send + Sync + 'static {
     /// Delete change-feed rows recorded before `before` (unix ms); returns
     /// how many.
     async fn prune_changes(&self, before: i64) -> Result<u64>;
+
+    /// Every row with a key that is not null, as `(key as text, {column:
+    /// value})`, in byte order of the key: of `query` (the desired values,
+    /// converted as [`StoreTx::app_desired`] converts them) when it is
+    /// given, else of the app table (the current values of the owned
+    /// columns). One statement, streamed outside any transaction (it holds
+    /// a connection until the stream ends): the app pass merges the two
+    /// streams, one row of each in hand, instead of looking keys up.
+    fn app_scan<'a>(
+        &'a self,
+        table: AppTable<'a>,
+        query: Option<&'a str>,
+    ) -> futures::stream::BoxStream<'a, Result<(String, serde_json::Value)>>;
 
     /// Bring the query planner's statistics on the mirror up to date
     /// (Postgres and SQLite: `ANALYZE`), after a sweep has loaded many

@@ -1201,25 +1201,6 @@ impl StoreTx for PgTx {
         app_rows(&mut self.tx, sql, keys, "app current").await
     }
 
-    async fn app_keys(&mut self, table: &AppTable<'_>, query: Option<&str>) -> Result<Vec<String>> {
-        check_app_table(table, &self.schema)?;
-        let sql = match query {
-            Some(query) => format!(
-                "SELECT q.\"key\"::text FROM (\n{query}\n) q WHERE q.\"key\" IS NOT NULL",
-                query = user_sql(query),
-            ),
-            None => format!(
-                "SELECT t.{key}::text FROM {t} t WHERE t.{key} IS NOT NULL",
-                t = quote_ident(table.table),
-                key = quote_ident(table.key_column),
-            ),
-        };
-        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .fetch_all(&mut *self.tx)
-            .await
-            .map_err(db_err("app keys"))
-    }
-
     async fn app_write(
         &mut self,
         table: &AppTable<'_>,
@@ -1490,6 +1471,43 @@ impl Store for PgStore {
             .await
             .map_err(db_err("prune changes"))?;
         Ok(done.rows_affected())
+    }
+
+    fn app_scan<'a>(
+        &'a self,
+        table: AppTable<'a>,
+        query: Option<&'a str>,
+    ) -> futures::stream::BoxStream<'a, Result<(String, serde_json::Value)>> {
+        use futures::StreamExt;
+        if let Err(e) = check_app_table(&table, &self.schema) {
+            return futures::stream::once(async move { Err(e) }).boxed();
+        }
+        let sql = match query {
+            // As app_desired: through the table's row type.
+            Some(query) => format!(
+                "SELECT q.\"key\"::text AS key, {r} AS v
+                 FROM (\n{query}\n) q
+                 CROSS JOIN LATERAL jsonb_populate_record(NULL::{t}, {q}) r
+                 WHERE q.\"key\" IS NOT NULL
+                 ORDER BY q.\"key\"::text {KEY_ORDER}",
+                r = pg_json_of("r", table.columns),
+                q = pg_json_of("q", table.columns),
+                t = quote_ident(table.table),
+                query = user_sql(query),
+            ),
+            None => format!(
+                "SELECT t.{key}::text AS key, {v} AS v FROM {t} t
+                 WHERE t.{key} IS NOT NULL
+                 ORDER BY t.{key}::text {KEY_ORDER}",
+                v = pg_json_of("t", table.columns),
+                t = quote_ident(table.table),
+                key = quote_ident(table.key_column),
+            ),
+        };
+        sqlx::query_as::<_, (String, serde_json::Value)>(sqlx::AssertSqlSafe(sql))
+            .fetch(&self.pool)
+            .map(|r| r.map_err(db_err("app scan")))
+            .boxed()
     }
 
     async fn refresh_statistics(&self) -> Result<()> {

@@ -475,7 +475,7 @@ fn sqlite_json_of(alias: &str, cols: &[String]) -> String {
 /// that is a canonical integer, or the text SQLite gives a real, is listed
 /// as that number too: the comparison then uses the column's affinity (an
 /// index on the key column still serves) and also matches a number that
-/// has none (a computed key), so every key `app_keys` returns is found
+/// has none (a computed key), so every key `app_scan` returns is found
 /// again by key. The caller keeps only rows whose key, as text, was asked
 /// for. (A blob key is not found: keys are provider ids, text.)
 fn key_list(keys: &[&str]) -> String {
@@ -965,25 +965,6 @@ impl StoreTx for SqliteTx {
         app_rows(&mut self.tx, sql, keys, "app current").await
     }
 
-    async fn app_keys(&mut self, table: &AppTable<'_>, query: Option<&str>) -> Result<Vec<String>> {
-        check_app_table(table)?;
-        let sql = match query {
-            Some(query) => format!(
-                "SELECT CAST(q.\"key\" AS TEXT) FROM (\n{query}\n) AS q WHERE q.\"key\" IS NOT NULL",
-                query = user_sql(query),
-            ),
-            None => format!(
-                "SELECT CAST(t.{key} AS TEXT) FROM {t} AS t WHERE t.{key} IS NOT NULL",
-                t = quote_ident(table.table),
-                key = quote_ident(table.key_column),
-            ),
-        };
-        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .fetch_all(&mut *self.tx)
-            .await
-            .map_err(db_err("app keys"))
-    }
-
     async fn app_write(
         &mut self,
         table: &AppTable<'_>,
@@ -1190,6 +1171,44 @@ impl Store for SqliteStore {
             .await
             .map_err(db_err("prune changes"))?;
         Ok(done.rows_affected())
+    }
+
+    fn app_scan<'a>(
+        &'a self,
+        table: AppTable<'a>,
+        query: Option<&'a str>,
+    ) -> futures::stream::BoxStream<'a, Result<(String, serde_json::Value)>> {
+        use futures::StreamExt;
+        if let Err(e) = check_app_table(&table) {
+            return futures::stream::once(async move { Err(e) }).boxed();
+        }
+        let sql = match query {
+            Some(query) => format!(
+                "SELECT CAST(q.\"key\" AS TEXT) AS key, {v} AS v
+                 FROM (\n{query}\n) AS q
+                 WHERE q.\"key\" IS NOT NULL
+                 ORDER BY CAST(q.\"key\" AS TEXT) COLLATE BINARY",
+                v = sqlite_json_of("q", table.columns),
+                query = user_sql(query),
+            ),
+            None => format!(
+                "SELECT CAST(t.{key} AS TEXT) AS key, {v} AS v FROM {t} AS t
+                 WHERE t.{key} IS NOT NULL
+                 ORDER BY CAST(t.{key} AS TEXT) COLLATE BINARY",
+                v = sqlite_json_of("t", table.columns),
+                t = quote_ident(table.table),
+                key = quote_ident(table.key_column),
+            ),
+        };
+        // From a reader: WAL readers never wait for the writer, nor it
+        // for them.
+        sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(sql))
+            .fetch(&self.reader)
+            .map(|r| {
+                let (k, v) = r.map_err(db_err("app scan"))?;
+                Ok((k, decode_json(&v).map_err(db_err("app scan"))?))
+            })
+            .boxed()
     }
 
     async fn refresh_statistics(&self) -> Result<()> {
