@@ -148,6 +148,11 @@ async fn run(n: u64, app: bool) -> (f64, f64, u64) {
         .expect("resweep");
     let mut writes = again.counts.inserted + again.counts.updated + again.counts.deleted;
     if app {
+        eprintln!(
+            "sweep-bench: re-sweep alone {:.2} s",
+            t.elapsed().as_secs_f64()
+        );
+        let t = Instant::now();
         let (r, fixed) = recon_core::project::reconcile_app(
             store.as_ref(),
             &projection(),
@@ -157,6 +162,7 @@ async fn run(n: u64, app: bool) -> (f64, f64, u64) {
         .expect("app pass");
         assert_eq!(r.counts.compared, n, "{r:?}");
         writes += fixed.len() as u64;
+        eprintln!("sweep-bench: app pass {:.2} s", t.elapsed().as_secs_f64());
     }
     let second = t.elapsed().as_secs_f64();
     assert_eq!(again.counts.unchanged, n);
