@@ -991,6 +991,46 @@ pub async fn stale_rows_are_found(make: Make) {
     assert_eq!(subjects(one), ["app:users_status"]);
 }
 
+/// App passes that run at once (after sweeps of several kinds) all
+/// finish: each reads with two connections, and together they used to
+/// take every reader (SQLite: 4; Postgres: the pool) and wait for each
+/// other until the acquire timeout.
+pub async fn concurrent_app_passes_all_finish(make: Make) {
+    let (store, db, _prov) = swept_world(make, projection()).await;
+    db.exec("UPDATE app_users SET status = 'hacked'").await;
+    let opts = AppSweepOptions {
+        page: 1,
+        force: true,
+        ..opts()
+    };
+    let passes: Vec<_> = (0..6)
+        .map(|_| {
+            let (store, opts) = (store.clone(), opts.clone());
+            tokio::spawn(async move {
+                tokio::time::timeout(
+                    std::time::Duration::from_secs(20),
+                    reconcile_app(store.as_ref(), &projection(), &opts),
+                )
+                .await
+            })
+        })
+        .collect();
+    for pass in passes {
+        let (run, _) = pass
+            .await
+            .unwrap()
+            .expect("an app pass waited for a connection")
+            .unwrap();
+        assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    }
+    assert!(
+        !app_status(&db)
+            .await
+            .values()
+            .any(|s| s.as_deref() == Some("hacked"))
+    );
+}
+
 /// Runs each case against a store: `projection_tests!(pg)` where `pg` is
 /// a [`Make`].
 #[macro_export]
@@ -1006,6 +1046,7 @@ macro_rules! projection_tests {
             duplicate_keys_are_refused,
             checks_find_cross_provider_cases,
             stale_rows_are_found,
+            concurrent_app_passes_all_finish,
             bad_configuration_is_refused);
     };
     (@each $make:path; $($name:ident),*) => {

@@ -252,6 +252,16 @@ pub async fn run(a: DemoArgs) -> Result<u8> {
         true,
     )
     .await?;
+    if let Some(r) = first_pass
+        .iter()
+        .find(|r| r.run.status != RunStatus::Succeeded)
+    {
+        anyhow::bail!(
+            "the first app pass of {} did not succeed: {:?}",
+            r.projection,
+            r.run.error
+        );
+    }
     let filled: u64 = first_pass
         .iter()
         .map(|r| r.run.counts.updated + r.run.counts.inserted)

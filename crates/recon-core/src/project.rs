@@ -896,6 +896,9 @@ fn uuid_like() -> String {
 
 type Failed = (Error, Vec<AppChange>);
 
+/// See `reconcile_app_inner`: app passes read one at a time.
+static APP_READS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
 async fn reconcile_app_inner(
     store: &dyn Store,
     p: &Projection,
@@ -916,6 +919,11 @@ async fn reconcile_app_inner(
     // recomputes each planned key under its lock.
     let read = async {
         use futures::StreamExt;
+        // One app pass reads at a time in this process: each holds two
+        // connections while it reads (Postgres: three with the heartbeat),
+        // and passes after sweeps of several kinds would otherwise take
+        // every reader between them and wait for each other.
+        let _reading = APP_READS.acquire().await.expect("never closed");
         let mut want_s = store.app_scan(table, Some(&p.query));
         let mut have_s = store.app_scan(table, None);
         let pe = |e| project_error(p, e);

@@ -201,6 +201,12 @@ impl PgStore {
     /// there, see [`Store::migrate`]), while projection queries and checks
     /// can name the app's tables in `public` without a schema.
     pub async fn connect_with(url: &str, schema: &str, max_connections: u32) -> Result<Self> {
+        if max_connections < 3 {
+            return Err(Error::config(format!(
+                "a Postgres pool of {max_connections} connections is too small: the app pass reads with two while it records its heartbeat with a third (use at least 3)"
+            ))
+            .with_component(C));
+        }
         if !valid_schema(schema) {
             return Err(Error::config(format!(
                 "bad schema name {schema:?}: use lower-case letters, digits and _"

@@ -576,3 +576,14 @@ async fn growth_analyses_the_mirror() {
     }
     panic!("objects was not analysed after 1,100 rows written");
 }
+
+/// A pool too small for an app pass (two scans and a heartbeat) is refused
+/// at connect, with the reason, instead of failing every pass later.
+#[tokio::test]
+async fn a_pool_under_three_connections_is_refused() {
+    let e = PgStore::connect_with(&test_database_url(), "recon", 2)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), recon_core::ErrorKind::Config);
+    assert!(e.to_string().contains("at least 3"), "{e}");
+}

@@ -116,6 +116,8 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     app_sync: Option<Arc<AppSync>>,
+    /// One connection serves reads and writes (`sqlite::memory:`).
+    in_memory: bool,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -181,6 +183,7 @@ impl SqliteStore {
             writer,
             reader,
             app_sync: None,
+            in_memory,
         })
     }
 
@@ -1200,15 +1203,26 @@ impl Store for SqliteStore {
                 key = quote_ident(table.key_column),
             ),
         };
+        let decode = |r: std::result::Result<(String, String), sqlx::Error>| {
+            let (k, v) = r.map_err(db_err("app scan"))?;
+            Ok((k, decode_json(&v).map_err(db_err("app scan"))?))
+        };
+        let q = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(sql));
+        if self.in_memory {
+            // One connection for everything: read it all and give the
+            // connection back, or the other scan and the heartbeat would
+            // wait for it. (An in-memory database is small.)
+            return futures::stream::once(q.fetch_all(&self.reader))
+                .flat_map(|r| match r {
+                    Ok(rows) => futures::stream::iter(rows.into_iter().map(Ok).collect::<Vec<_>>()),
+                    Err(e) => futures::stream::iter(vec![Err(e)]),
+                })
+                .map(decode)
+                .boxed();
+        }
         // From a reader: WAL readers never wait for the writer, nor it
         // for them.
-        sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(sql))
-            .fetch(&self.reader)
-            .map(|r| {
-                let (k, v) = r.map_err(db_err("app scan"))?;
-                Ok((k, decode_json(&v).map_err(db_err("app scan"))?))
-            })
-            .boxed()
+        q.fetch(&self.reader).map(decode).boxed()
     }
 
     async fn refresh_statistics(&self) -> Result<()> {

@@ -531,3 +531,91 @@ async fn integer_app_keys_match_as_text() {
         ]
     );
 }
+
+/// An in-memory store has one connection for everything: the app pass's
+/// two scans and its heartbeat must not wait for each other (they did, for
+/// the 30 s acquire timeout, and the pass failed).
+#[tokio::test]
+async fn app_pass_on_an_in_memory_store() {
+    use recon_core::project::{
+        AppSweepOptions, AppSync, Dependency, OnDelete, OnMissing, Projection, reconcile_app,
+    };
+    use recon_core::store::Guard;
+    use recon_core::{ObjectKey, RunStatus, Snapshot};
+    let store = recon_store_sqlite::SqliteStore::connect("sqlite::memory:")
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    sqlx::raw_sql("CREATE TABLE app_users (customer_id TEXT UNIQUE, email TEXT)")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "INSERT INTO app_users VALUES ('cus_1', 'old'), ('cus_2', 'old'), ('cus_3', 'old')",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let p = Projection {
+        name: "users".into(),
+        provider: "stripe".into(),
+        table: "app_users".into(),
+        key: "customer_id".into(),
+        columns: vec!["email".into()],
+        query: "SELECT id AS key, data->>'email' AS email FROM stripe_customers".into(),
+        depends: vec![Dependency {
+            provider: None,
+            kind: "customers".into(),
+            key: "id".into(),
+        }],
+        on_missing: OnMissing::Report,
+        on_delete: OnDelete::Absent,
+        absent: Default::default(),
+    };
+    let store = store.with_app_sync(Arc::new(AppSync {
+        projections: vec![p.clone()],
+        checks: Vec::new(),
+        feed: false,
+    }));
+    let snaps: Vec<Snapshot> = ["cus_1", "cus_2", "cus_3"]
+        .iter()
+        .map(|id| {
+            Snapshot::live(
+                ObjectKey::new("stripe", "default", "customers", *id),
+                1,
+                json!({ "id": id, "email": format!("{id}@example.com") }),
+            )
+        })
+        .collect();
+    let refs: Vec<&Snapshot> = snaps.iter().collect();
+    let mut tx = store.begin().await.unwrap();
+    tx.upsert(&refs, Guard::Newer).await.unwrap();
+    tx.commit().await.unwrap();
+    let opts = AppSweepOptions {
+        page: 1,
+        force: true,
+        ..AppSweepOptions::default()
+    };
+    let (run, fixed) = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        reconcile_app(&store, &p, &opts),
+    )
+    .await
+    .expect("the app pass waited for a connection")
+    .unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    assert_eq!(fixed.len(), 3);
+    let emails: Vec<String> =
+        sqlx::query_scalar("SELECT email FROM app_users ORDER BY customer_id")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        emails,
+        [
+            "cus_1@example.com",
+            "cus_2@example.com",
+            "cus_3@example.com"
+        ]
+    );
+}
