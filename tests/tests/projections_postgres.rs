@@ -98,4 +98,12 @@ async fn notify_once_per_change() {
         .expect("the next change is announced")
         .unwrap();
     assert_eq!(n.payload().parse::<i64>().unwrap(), seqs[1] + 1);
+    // The database is this test's own: leave nothing behind.
+    drop((listener, e, store));
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE {name} WITH (FORCE)"
+    )))
+    .execute(&admin)
+    .await
+    .unwrap();
 }
