@@ -569,19 +569,56 @@ fn pg_json_of(alias: &str, cols: &[String]) -> String {
 const KEY_ORDER: &str = "COLLATE \"C\"";
 
 /// The key filter of `keys` on `key_expr` (bound as `$1`, the page size
-/// as `$2`) and the statement's tail.
+/// as `$2`) and the statement's tail; `None`: every row with a key.
 ///
-/// Only a page says `key IS NOT NULL` (`= ANY` never matches a null): on a
-/// table without planner statistics, Postgres took that condition for the
-/// index probe and filtered `= ANY` over every row of the kind.
-fn key_filter(keys: KeySel<'_>, key_col: &str, key_expr: &str) -> (String, &'static str) {
+/// Only a page or a scan says `key IS NOT NULL` (`= ANY` never matches a
+/// null): on a table without planner statistics, Postgres took that
+/// condition for the index probe and filtered `= ANY` over every row of the
+/// kind.
+fn key_filter(keys: Option<KeySel<'_>>, key_col: &str, key_expr: &str) -> (String, &'static str) {
     match keys {
-        KeySel::Keys(_) => (format!("{key_expr} = ANY($1::text[])"), ""),
-        KeySel::Page { .. } => (
+        Some(KeySel::Keys(_)) => (format!("{key_expr} = ANY($1::text[])"), ""),
+        Some(KeySel::Page { .. }) => (
             format!("{key_col} IS NOT NULL AND ($1::text IS NULL OR {key_expr} {KEY_ORDER} > $1)"),
             "LIMIT $2",
         ),
+        None => (format!("{key_col} IS NOT NULL"), ""),
     }
+}
+
+/// The statement behind `app_desired` (`keys` given) and `app_scan` of a
+/// query (`None`): its rows in key order, each value through the app
+/// table's row type, so it comes back as the app column would hold it (an
+/// integer column turns "5" into 5) and compares equal to the app's.
+fn desired_sql(table: &AppTable<'_>, query: &str, keys: Option<KeySel<'_>>) -> String {
+    let k = "q.\"key\"::text";
+    let (filter, limit) = key_filter(keys, "q.\"key\"", k);
+    format!(
+        "SELECT {k} AS key, {r} AS v
+         FROM (\n{query}\n) q
+         CROSS JOIN LATERAL jsonb_populate_record(NULL::{t}, {q}) r
+         WHERE {filter}
+         ORDER BY {k} {KEY_ORDER} {limit}",
+        r = pg_json_of("r", table.columns),
+        q = pg_json_of("q", table.columns),
+        t = quote_ident(table.table),
+        query = user_sql(query),
+    )
+}
+
+/// The statement behind `app_current` (`keys` given) and `app_scan` of the
+/// app table (`None`): the owned columns' values in key order.
+fn current_sql(table: &AppTable<'_>, keys: Option<KeySel<'_>>) -> String {
+    let col = format!("t.{}", quote_ident(table.key_column));
+    let k = format!("{col}::text");
+    let (filter, limit) = key_filter(keys, &col, &k);
+    format!(
+        "SELECT {k} AS key, {v} AS v FROM {t} t
+         WHERE {filter}
+         ORDER BY {k} {KEY_ORDER} {limit}",
+        v = pg_json_of("t", table.columns),
+        t = quote_ident(table.table),
+    )
 }
 
 /// Run an app statement returning `(key, json)` rows, built with
@@ -1169,22 +1206,7 @@ impl StoreTx for PgTx {
         keys: KeySel<'_>,
     ) -> Result<Vec<(String, serde_json::Value)>> {
         check_app_table(table, &self.schema)?;
-        // The query's values go through the app table's row type, so they
-        // come back as the app column would hold them (an integer column
-        // turns "5" into 5) and compare equal to app_current's.
-        let k = "q.\"key\"::text";
-        let (filter, limit) = key_filter(keys, "q.\"key\"", k);
-        let sql = format!(
-            "SELECT {k} AS key, {r} AS v
-             FROM (\n{query}\n) q
-             CROSS JOIN LATERAL jsonb_populate_record(NULL::{t}, {q}) r
-             WHERE {filter}
-             ORDER BY {k} {KEY_ORDER} {limit}",
-            r = pg_json_of("r", table.columns),
-            q = pg_json_of("q", table.columns),
-            t = quote_ident(table.table),
-            query = user_sql(query),
-        );
+        let sql = desired_sql(table, query, Some(keys));
         app_rows(&mut self.tx, sql, keys, "app desired").await
     }
 
@@ -1194,16 +1216,7 @@ impl StoreTx for PgTx {
         keys: KeySel<'_>,
     ) -> Result<Vec<(String, serde_json::Value)>> {
         check_app_table(table, &self.schema)?;
-        let col = format!("t.{}", quote_ident(table.key_column));
-        let k = format!("{col}::text");
-        let (filter, limit) = key_filter(keys, &col, &k);
-        let sql = format!(
-            "SELECT {k} AS key, {v} AS v FROM {t} t
-             WHERE {filter}
-             ORDER BY {k} {KEY_ORDER} {limit}",
-            v = pg_json_of("t", table.columns),
-            t = quote_ident(table.table),
-        );
+        let sql = current_sql(table, Some(keys));
         app_rows(&mut self.tx, sql, keys, "app current").await
     }
 
@@ -1489,26 +1502,8 @@ impl Store for PgStore {
             return futures::stream::once(async move { Err(e) }).boxed();
         }
         let sql = match query {
-            // As app_desired: through the table's row type.
-            Some(query) => format!(
-                "SELECT q.\"key\"::text AS key, {r} AS v
-                 FROM (\n{query}\n) q
-                 CROSS JOIN LATERAL jsonb_populate_record(NULL::{t}, {q}) r
-                 WHERE q.\"key\" IS NOT NULL
-                 ORDER BY q.\"key\"::text {KEY_ORDER}",
-                r = pg_json_of("r", table.columns),
-                q = pg_json_of("q", table.columns),
-                t = quote_ident(table.table),
-                query = user_sql(query),
-            ),
-            None => format!(
-                "SELECT t.{key}::text AS key, {v} AS v FROM {t} t
-                 WHERE t.{key} IS NOT NULL
-                 ORDER BY t.{key}::text {KEY_ORDER}",
-                v = pg_json_of("t", table.columns),
-                t = quote_ident(table.table),
-                key = quote_ident(table.key_column),
-            ),
+            Some(query) => desired_sql(&table, query, None),
+            None => current_sql(&table, None),
         };
         sqlx::query_as::<_, (String, serde_json::Value)>(sqlx::AssertSqlSafe(sql))
             .fetch(&self.pool)

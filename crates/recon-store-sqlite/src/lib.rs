@@ -504,17 +504,46 @@ fn key_list(keys: &[&str]) -> String {
 /// `?2`) and the statement's tail. Keys compare as text in byte order
 /// (`COLLATE BINARY`, whatever the column's collation), like Postgres'
 /// `COLLATE "C"` and Rust.
-fn key_filter(keys: KeySel<'_>, key_expr: &str) -> (String, &'static str) {
+fn key_filter(keys: Option<KeySel<'_>>, key_expr: &str) -> (String, &'static str) {
     match keys {
-        KeySel::Keys(_) => (
+        Some(KeySel::Keys(_)) => (
             format!("{key_expr} IN (SELECT value FROM json_each(?1))"),
             "",
         ),
-        KeySel::Page { .. } => (
+        Some(KeySel::Page { .. }) => (
             format!("(?1 IS NULL OR CAST({key_expr} AS TEXT) COLLATE BINARY > ?1)"),
             "LIMIT ?2",
         ),
+        None => ("TRUE".to_string(), ""),
     }
+}
+
+/// The statement behind `app_desired` (`keys` given) and `app_scan` of a
+/// query (`None`): its rows with a key, in key order.
+fn desired_sql(table: &AppTable<'_>, query: &str, keys: Option<KeySel<'_>>) -> String {
+    let (filter, limit) = key_filter(keys, "q.\"key\"");
+    format!(
+        "SELECT CAST(q.\"key\" AS TEXT) AS key, {v} AS v
+         FROM (\n{query}\n) AS q
+         WHERE q.\"key\" IS NOT NULL AND {filter}
+         ORDER BY CAST(q.\"key\" AS TEXT) COLLATE BINARY {limit}",
+        v = sqlite_json_of("q", table.columns),
+        query = user_sql(query),
+    )
+}
+
+/// The statement behind `app_current` (`keys` given) and `app_scan` of the
+/// app table (`None`): the owned columns' values in key order.
+fn current_sql(table: &AppTable<'_>, keys: Option<KeySel<'_>>) -> String {
+    let key = format!("t.{}", quote_ident(table.key_column));
+    let (filter, limit) = key_filter(keys, &key);
+    format!(
+        "SELECT CAST({key} AS TEXT) AS key, {v} AS v FROM {t} AS t
+         WHERE {key} IS NOT NULL AND {filter}
+         ORDER BY CAST({key} AS TEXT) COLLATE BINARY {limit}",
+        v = sqlite_json_of("t", table.columns),
+        t = quote_ident(table.table),
+    )
 }
 
 /// Run an app statement returning `(key, json text)` rows, built with
@@ -938,15 +967,7 @@ impl StoreTx for SqliteTx {
         keys: KeySel<'_>,
     ) -> Result<Vec<(String, serde_json::Value)>> {
         check_app_table(table)?;
-        let (filter, limit) = key_filter(keys, "q.\"key\"");
-        let sql = format!(
-            "SELECT CAST(q.\"key\" AS TEXT) AS key, {v} AS v
-             FROM (\n{query}\n) AS q
-             WHERE q.\"key\" IS NOT NULL AND {filter}
-             ORDER BY CAST(q.\"key\" AS TEXT) COLLATE BINARY {limit}",
-            v = sqlite_json_of("q", table.columns),
-            query = user_sql(query),
-        );
+        let sql = desired_sql(table, query, Some(keys));
         app_rows(&mut self.tx, sql, keys, "app desired").await
     }
 
@@ -956,15 +977,7 @@ impl StoreTx for SqliteTx {
         keys: KeySel<'_>,
     ) -> Result<Vec<(String, serde_json::Value)>> {
         check_app_table(table)?;
-        let key = format!("t.{}", quote_ident(table.key_column));
-        let (filter, limit) = key_filter(keys, &key);
-        let sql = format!(
-            "SELECT CAST({key} AS TEXT) AS key, {v} AS v FROM {t} AS t
-             WHERE {key} IS NOT NULL AND {filter}
-             ORDER BY CAST({key} AS TEXT) COLLATE BINARY {limit}",
-            v = sqlite_json_of("t", table.columns),
-            t = quote_ident(table.table),
-        );
+        let sql = current_sql(table, Some(keys));
         app_rows(&mut self.tx, sql, keys, "app current").await
     }
 
@@ -1181,48 +1194,33 @@ impl Store for SqliteStore {
         table: AppTable<'a>,
         query: Option<&'a str>,
     ) -> futures::stream::BoxStream<'a, Result<(String, serde_json::Value)>> {
-        use futures::StreamExt;
+        use futures::{StreamExt, TryStreamExt};
         if let Err(e) = check_app_table(&table) {
             return futures::stream::once(async move { Err(e) }).boxed();
         }
         let sql = match query {
-            Some(query) => format!(
-                "SELECT CAST(q.\"key\" AS TEXT) AS key, {v} AS v
-                 FROM (\n{query}\n) AS q
-                 WHERE q.\"key\" IS NOT NULL
-                 ORDER BY CAST(q.\"key\" AS TEXT) COLLATE BINARY",
-                v = sqlite_json_of("q", table.columns),
-                query = user_sql(query),
-            ),
-            None => format!(
-                "SELECT CAST(t.{key} AS TEXT) AS key, {v} AS v FROM {t} AS t
-                 WHERE t.{key} IS NOT NULL
-                 ORDER BY CAST(t.{key} AS TEXT) COLLATE BINARY",
-                v = sqlite_json_of("t", table.columns),
-                t = quote_ident(table.table),
-                key = quote_ident(table.key_column),
-            ),
-        };
-        let decode = |r: std::result::Result<(String, String), sqlx::Error>| {
-            let (k, v) = r.map_err(db_err("app scan"))?;
-            Ok((k, decode_json(&v).map_err(db_err("app scan"))?))
+            Some(query) => desired_sql(&table, query, None),
+            None => current_sql(&table, None),
         };
         let q = sqlx::query_as::<_, (String, String)>(sqlx::AssertSqlSafe(sql));
-        if self.in_memory {
+        let rows = if self.in_memory {
             // One connection for everything: read it all and give the
             // connection back, or the other scan and the heartbeat would
             // wait for it. (An in-memory database is small.)
-            return futures::stream::once(q.fetch_all(&self.reader))
-                .flat_map(|r| match r {
-                    Ok(rows) => futures::stream::iter(rows.into_iter().map(Ok).collect::<Vec<_>>()),
-                    Err(e) => futures::stream::iter(vec![Err(e)]),
-                })
-                .map(decode)
-                .boxed();
-        }
-        // From a reader: WAL readers never wait for the writer, nor it
-        // for them.
-        q.fetch(&self.reader).map(decode).boxed()
+            futures::stream::once(q.fetch_all(&self.reader))
+                .map_ok(|rows| futures::stream::iter(rows.into_iter().map(Ok)))
+                .try_flatten()
+                .boxed()
+        } else {
+            // From a reader: WAL readers never wait for the writer, nor it
+            // for them.
+            q.fetch(&self.reader)
+        };
+        rows.map(|r| {
+            let (k, v) = r.map_err(db_err("app scan"))?;
+            Ok((k, decode_json(&v).map_err(db_err("app scan"))?))
+        })
+        .boxed()
     }
 
     async fn refresh_statistics(&self) -> Result<()> {
