@@ -424,11 +424,8 @@ pub struct CheckArgs {
 }
 
 fn parse_stale(s: &str) -> std::result::Result<Duration, String> {
-    match humantime::parse_duration(s) {
-        Ok(d) if d >= Duration::from_secs(60) => Ok(d),
-        Ok(_) => Err("at least 1m".into()),
-        Err(e) => Err(format!("{e}; a duration like 24h or 30m")),
-    }
+    crate::config::at_least_a_minute(s)
+        .ok_or_else(|| "a duration of at least 1m, like 24h or 30m".into())
 }
 
 /// `recon check`: run every declared and built-in check, record each

@@ -426,12 +426,11 @@ impl Config {
                 recon_core::Rate::parse(r).map_err(|e| anyhow::anyhow!("{name}.rate: {e}"))?;
             }
         }
-        match humantime::parse_duration(&self.changes.retention) {
-            Ok(d) if d >= Duration::from_secs(60) => {}
-            _ => bail!(
+        if at_least_a_minute(&self.changes.retention).is_none() {
+            bail!(
                 "changes.retention must be a duration of at least 1m, like \"7d\" (got {:?})",
                 self.changes.retention
-            ),
+            );
         }
         self.app_sync()?;
         Ok(())
@@ -467,10 +466,7 @@ impl Config {
             .collect();
         for (section, p) in self.projections.iter().zip(&projections) {
             if let Some(d) = &section.stale_after {
-                let stale = humantime::parse_duration(d)
-                    .ok()
-                    .filter(|d| *d >= Duration::from_secs(60))
-                    .ok_or_else(|| {
+                let stale = at_least_a_minute(d).ok_or_else(|| {
                         recon_core::Error::config(format!(
                             "projection {:?}: stale_after must be a duration of at least 1m, like \"24h\" (got {d:?})",
                             p.name
@@ -554,6 +550,14 @@ pub fn env(name: &str) -> Option<String> {
 
 /// Parse `24h`, `30m`, `7d` or an RFC 3339 instant into unix seconds (a
 /// duration means "that long ago").
+/// A duration of at least a minute (`changes.retention`, `stale_after`,
+/// `--stale`), or `None`.
+pub fn at_least_a_minute(s: &str) -> Option<Duration> {
+    humantime::parse_duration(s)
+        .ok()
+        .filter(|d| *d >= Duration::from_secs(60))
+}
+
 pub fn parse_since(s: &str) -> Result<i64> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
         return Ok(t.timestamp());
