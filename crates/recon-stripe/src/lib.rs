@@ -3,6 +3,7 @@
 mod client;
 mod config;
 pub mod events;
+mod factory;
 pub mod objects;
 mod partition;
 mod provider;
@@ -12,6 +13,7 @@ pub use config::{
     DEFAULT_API_BASE, LIVE_RATE, SANDBOX_RATE, STRIPE_VERSION, StripeConfig, WEBHOOK_TOLERANCE_S,
     env,
 };
+pub use factory::StripeFactory;
 pub use provider::StripeProvider;
 pub use webhook::{sign, signature, verify_signature};
 
