@@ -18,7 +18,7 @@ cargo xtask <task>
 Tasks:
   test [-- ARGS]     run every test; Postgres from TEST_DATABASE_URL, else the
                      local server on 127.0.0.1:5432; a fresh database per run
-  ci                 cargo fmt --check, cargo clippy -D warnings, then `test`
+  ci                 cargo fmt --check, cargo clippy -D warnings (also per provider feature), then `test`
   bench [sweep N]    benchmarks; writes docs/BENCHMARKS.md
   chaos [SCALE [TRIALS]]
                      the chaos suite at a larger size (default SCALE 10: 3,000
@@ -104,6 +104,14 @@ fn ci() -> Result<()> {
         "-D",
         "warnings",
     ]))?;
+    // Each provider is a feature of recon-bin: a binary with one, or none,
+    // builds.
+    for features in [&["--features", "stripe"][..], &[]] {
+        run(cargo()
+            .args(["clippy", "-p", "recon-bin", "--no-default-features"])
+            .args(features)
+            .args(["--", "-D", "warnings"]))?;
+    }
     test(&[])
 }
 

@@ -11,15 +11,9 @@ use recon_core::{BudgetStats, Engine, EngineConfig, Error, ErrorKind, Provider, 
 
 use crate::config::{Config, env};
 
-/// The providers this binary knows, and the variable that turns each on.
-pub const PROVIDERS: &[(&str, &str)] = &[
-    ("stripe", "STRIPE_SECRET_KEY"),
-    ("clerk", "CLERK_SECRET_KEY"),
-];
-
 /// One configured provider.
 pub struct ProviderEntry {
-    /// `stripe` or `clerk`.
+    /// Its registered name (`stripe`, `clerk`, …).
     pub name: &'static str,
     /// The adapter.
     pub provider: Arc<dyn Provider>,
@@ -105,53 +99,26 @@ fn engine_config(config: &Config) -> EngineConfig {
     e
 }
 
-/// A built adapter: the provider, its reference rules, its request counters.
-type Built = (Arc<dyn Provider>, &'static [Reference], Arc<BudgetStats>);
-
-fn build_stripe(config: &Config) -> recon_core::Result<Built> {
-    let mut cfg = recon_stripe::StripeConfig::from_env()?;
-    if let Some(r) = &config.stripe.rate {
-        cfg = cfg.with_rate(recon_core::Rate::parse(r)?);
-    }
-    let p = recon_stripe::StripeProvider::new(cfg)?;
-    let stats = p.budget().stats().clone();
-    Ok((
-        Arc::new(p),
-        recon_stripe::StripeProvider::references(),
-        stats,
-    ))
-}
-
-fn build_clerk(config: &Config) -> recon_core::Result<Built> {
-    let mut cfg = recon_clerk::ClerkConfig::from_env()?;
-    if let Some(r) = &config.clerk.rate {
-        cfg = cfg.with_rate(recon_core::Rate::parse(r)?);
-    }
-    let p = recon_clerk::ClerkProvider::new(cfg)?;
-    let stats = p.budget().stats().clone();
-    Ok((Arc::new(p), recon_clerk::ClerkProvider::references(), stats))
-}
-
 /// Providers turned on (built) and off (with the reason).
-type Providers = (Vec<(&'static str, Built)>, Vec<(&'static str, String)>);
+type Providers = (
+    Vec<(&'static str, recon_core::BuiltProvider)>,
+    Vec<(&'static str, String)>,
+);
 
 fn build_providers(config: &Config) -> recon_core::Result<Providers> {
     let mut built = Vec::new();
     let mut off = Vec::new();
-    for (name, var) in PROVIDERS {
+    for f in crate::registry::registry().iter() {
+        let (name, var) = (f.name(), f.key_var());
         if config.provider(name).enabled == Some(false) {
-            off.push((*name, format!("{name} is disabled in the config file")));
+            off.push((name, format!("{name} is disabled in the config file")));
             continue;
         }
         if env(var).is_none() {
-            off.push((*name, format!("{name} is off: set {var} to turn it on")));
+            off.push((name, format!("{name} is off: set {var} to turn it on")));
             continue;
         }
-        let b = match *name {
-            "stripe" => build_stripe(config)?,
-            _ => build_clerk(config)?,
-        };
-        built.push((*name, b));
+        built.push((name, f.build(&config.provider_settings(name)?)?));
     }
     Ok((built, off))
 }
@@ -170,13 +137,13 @@ impl App {
             .map_err(|e| Error::new(ErrorKind::Unexpected, format!("building providers: {e}")))??;
         let providers = built
             .into_iter()
-            .map(|(name, (provider, references, stats))| ProviderEntry {
+            .map(|(name, b)| ProviderEntry {
                 name,
-                engine: Engine::new(store.clone(), provider.clone())
+                engine: Engine::new(store.clone(), b.provider.clone())
                     .with_config(engine_config(&config)),
-                provider,
-                references,
-                stats,
+                provider: b.provider,
+                references: b.references,
+                stats: b.stats,
             })
             .collect();
         Ok(App {
@@ -196,10 +163,9 @@ impl App {
         if let Some((_, why)) = self.off.iter().find(|(n, _)| *n == name) {
             return Err(Error::config(why.clone()));
         }
-        let known: Vec<&str> = PROVIDERS.iter().map(|(n, _)| *n).collect();
         Err(Error::new(
             ErrorKind::InvalidInput,
-            format!("unknown provider {name:?}; known: {}", known.join(", ")),
+            crate::registry::registry().unknown(name).message(),
         ))
     }
 }

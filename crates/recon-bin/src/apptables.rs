@@ -228,13 +228,8 @@ pub async fn reconcile_app_command(
     force: bool,
     out: OutputArgs,
 ) -> Result<u8> {
-    if !crate::app::PROVIDERS.iter().any(|(n, _)| *n == provider) {
-        let known: Vec<&str> = crate::app::PROVIDERS.iter().map(|(n, _)| *n).collect();
-        return Err(Error::invalid(format!(
-            "unknown provider {provider:?}; known: {}",
-            known.join(", ")
-        ))
-        .into());
+    if crate::registry::registry().lookup(provider).is_none() {
+        return Err(Error::invalid(crate::registry::registry().unknown(provider).message()).into());
     }
     if !app.sync.projections.iter().any(|p| p.provider == provider) {
         return Err(Error::config(format!(

@@ -17,13 +17,22 @@ use crate::output::{self, EXIT_OK, exit_for_run, print_json};
 use crate::progress::Bar;
 use crate::resume::Start;
 
+/// A provider argument: a registered name, else a usage error (exit 2)
+/// naming the known ones, before anything is opened.
+fn registered_provider(s: &str) -> std::result::Result<String, String> {
+    crate::registry::registry()
+        .get(s)
+        .map(|f| f.name().to_string())
+        .map_err(|e| e.message().to_string())
+}
+
 /// `recon reconcile`.
 #[derive(Args, Debug)]
 pub struct ReconcileArgs {
-    /// `stripe` or `clerk`.
+    /// A provider this binary knows (`recon --help` lists them).
+    #[arg(value_parser = registered_provider)]
     pub provider: String,
-    /// Sweep only this kind (stripe: customers, subscriptions, invoices,
-    /// prices, products; clerk: users, organizations, organization_memberships).
+    /// Sweep only this kind (`recon --help` lists each provider's kinds).
     #[arg(long, conflicts_with_all = ["id", "owner"])]
     pub kind: Option<String>,
     /// Reconcile one object by id.
@@ -50,7 +59,9 @@ pub struct ReconcileArgs {
 /// `recon replay`.
 #[derive(Args, Debug)]
 pub struct ReplayArgs {
-    /// `stripe` (Clerk has no event log: use `recon reconcile clerk`).
+    /// A provider with an event log, e.g. `stripe` (Clerk has none: use
+    /// `recon reconcile clerk`).
+    #[arg(value_parser = registered_provider)]
     pub provider: String,
     /// From when: a duration ago (`24h`, `30m`) or an RFC 3339 time.
     /// Default: the stored event cursor (where the last replay stopped).
@@ -501,5 +512,14 @@ pub async fn runs(config: Option<&Path>, a: RunsArgs) -> Result<u8> {
 
 /// `recon demo`.
 pub async fn demo(a: DemoArgs) -> Result<u8> {
-    crate::demo::run(a).await
+    #[cfg(all(feature = "stripe", feature = "clerk"))]
+    return crate::demo::run(a).await;
+    #[cfg(not(all(feature = "stripe", feature = "clerk")))]
+    {
+        let _ = a;
+        Err(recon_core::Error::config(
+            "the demo simulates Stripe and Clerk: this binary was built without the stripe or clerk feature",
+        )
+        .into())
+    }
 }

@@ -18,9 +18,21 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://recon.db";
 /// Default listen address of `recon serve`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
+/// The sections of the file that are not providers'.
+pub const SECTIONS: &[&str] = &[
+    "database",
+    "engine",
+    "alerts",
+    "server",
+    "projections",
+    "checks",
+    "link",
+    "changes",
+];
+
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize, Default)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct Config {
     /// Database settings.
     pub database: DatabaseConfig,
@@ -30,10 +42,11 @@ pub struct Config {
     pub alerts: AlertConfig,
     /// `recon serve`.
     pub server: ServerConfig,
-    /// Stripe.
-    pub stripe: ProviderSection,
-    /// Clerk.
-    pub clerk: ProviderSection,
+    /// One section per provider, named after it (`[stripe]`, `[clerk]`):
+    /// every other top-level table lands here, and one that names no
+    /// registered provider is refused by `validate`.
+    #[serde(flatten)]
+    pub providers: BTreeMap<String, ProviderSection>,
     /// Projections from the mirror into the app's own tables.
     pub projections: Vec<ProjectionSection>,
     /// Declared checks: SQL that must return no rows.
@@ -168,9 +181,9 @@ impl Default for ServerConfig {
     }
 }
 
-/// `[stripe]` / `[clerk]`.
+/// A provider's section (`[stripe]`, `[clerk]`, …).
 #[derive(Debug, Clone, Deserialize, Default)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct ProviderSection {
     /// Set false to turn the provider off even when its key is set.
     pub enabled: Option<bool>,
@@ -183,7 +196,19 @@ pub struct ProviderSection {
     /// (`now - replay_window`, e.g. `30m`); afterwards replays resume from
     /// the cursor.
     pub replay_window: Option<String>,
+    /// Provider-specific keys, for its factory to check and read.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, toml::Value>,
 }
+
+/// The section of a provider the file does not mention.
+static NO_SECTION: ProviderSection = ProviderSection {
+    enabled: None,
+    rate: None,
+    schedule: BTreeMap::new(),
+    replay_window: None,
+    extra: BTreeMap::new(),
+};
 
 /// `[[projections]]`: one app table's owned columns and how their values
 /// follow from the mirror (see `recon_core::project::Projection`). Every
@@ -341,25 +366,13 @@ impl Default for ChangesSection {
     }
 }
 
-/// The default schedules (sec min hour day month weekday).
+/// The default schedules (sec min hour day month weekday) of a registered
+/// provider; none for a name the registry does not hold.
 pub fn default_schedule(provider: &str) -> BTreeMap<String, String> {
-    let pairs: &[(&str, &str)] = match provider {
-        "stripe" => &[
-            ("subscriptions", "0 5 * * * *"),
-            ("invoices", "0 15 * * * *"),
-            ("customers", "0 25 * * * *"),
-            ("prices", "0 35 3 * * *"),
-            ("products", "0 40 3 * * *"),
-            ("replay", "0 */5 * * * *"),
-        ],
-        "clerk" => &[
-            ("users", "0 10 2 * * *"),
-            ("organizations", "0 20 2 * * *"),
-            ("organization_memberships", "0 30 2 * * *"),
-        ],
-        _ => &[],
-    };
-    pairs
+    crate::registry::registry()
+        .lookup(provider)
+        .map(|f| f.default_schedule())
+        .unwrap_or_default()
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
@@ -414,16 +427,41 @@ impl Config {
         if !(0.0..=1.0).contains(&self.alerts.mismatch_threshold) {
             bail!("alerts.mismatch_threshold must be between 0 and 1");
         }
-        for (name, p) in [("stripe", &self.stripe), ("clerk", &self.clerk)] {
+        let registry = crate::registry::registry();
+        for (name, p) in &self.providers {
+            let Some(factory) = registry.lookup(name) else {
+                bail!(
+                    "[{name}] is neither a section of recon ({}) nor a provider this binary knows ({})",
+                    SECTIONS.join(", "),
+                    crate::registry::known()
+                );
+            };
+            factory.check_settings(&self.provider_settings(name)?)?;
             for (job, expr) in &p.schedule {
+                let replay = factory
+                    .default_schedule()
+                    .iter()
+                    .any(|(j, _)| *j == "replay");
+                if !(factory.kinds().contains(&job.as_str()) || (replay && job == "replay")) {
+                    let mut jobs: Vec<&str> = factory.kinds().to_vec();
+                    if replay {
+                        jobs.push("replay");
+                    }
+                    bail!(
+                        "{name}.schedule.{job}: no such job; {name}'s jobs are {}",
+                        jobs.join(", ")
+                    );
+                }
                 if !expr.is_empty() {
                     crate::serve::scheduler::parse_cron(expr).with_context(|| {
                         format!("{name}.schedule.{job}: bad cron expression {expr:?}")
                     })?;
                 }
             }
-            if let Some(r) = &p.rate {
-                recon_core::Rate::parse(r).map_err(|e| anyhow::anyhow!("{name}.rate: {e}"))?;
+            if let Some(w) = &p.replay_window
+                && humantime::parse_duration(w).is_err()
+            {
+                bail!("{name}.replay_window must be a duration like \"30m\" (got {w:?})");
             }
         }
         if at_least_a_minute(&self.changes.retention).is_none() {
@@ -444,14 +482,13 @@ impl Config {
         for p in &projections {
             if !p.name.trim().is_empty()
                 && !p.provider.is_empty()
-                && !crate::app::PROVIDERS.iter().any(|(n, _)| *n == p.provider)
+                && crate::registry::registry().lookup(&p.provider).is_none()
             {
-                let known: Vec<&str> = crate::app::PROVIDERS.iter().map(|(n, _)| *n).collect();
                 return Err(recon_core::Error::config(format!(
                     "projection {:?}: unknown provider {:?}; known: {}",
                     p.name,
                     p.provider,
-                    known.join(", ")
+                    crate::registry::known()
                 )));
             }
         }
@@ -490,6 +527,13 @@ impl Config {
             }
         };
         if l.enabled {
+            let r = crate::registry::registry();
+            if r.lookup("stripe").is_none() || r.lookup("clerk").is_none() {
+                return Err(recon_core::Error::config(format!(
+                    "link: the Stripe ↔ Clerk checks need both providers; this binary knows: {}",
+                    crate::registry::known()
+                )));
+            }
             let link = match l.by {
                 LinkBy::Metadata => Link::Metadata(l.metadata_key.clone()),
                 LinkBy::Email => Link::Email,
@@ -524,12 +568,33 @@ impl Config {
         env("RECON_LISTEN").unwrap_or_else(|| self.server.listen.clone())
     }
 
-    /// The section of a provider.
+    /// The section of a provider (empty when the file has none).
     pub fn provider(&self, name: &str) -> &ProviderSection {
-        match name {
-            "clerk" => &self.clerk,
-            _ => &self.stripe,
+        self.providers.get(name).unwrap_or(&NO_SECTION)
+    }
+
+    /// A provider's section as its factory reads it: the rate parsed, the
+    /// provider-specific keys as JSON.
+    pub fn provider_settings(
+        &self,
+        name: &str,
+    ) -> recon_core::Result<recon_core::ProviderSettings> {
+        let p = self.provider(name);
+        let rate = p
+            .rate
+            .as_deref()
+            .map(|r| {
+                recon_core::Rate::parse(r)
+                    .map_err(|e| recon_core::Error::config(format!("{name}.rate: {}", e.message())))
+            })
+            .transpose()?;
+        let mut extra = serde_json::Map::new();
+        for (k, v) in &p.extra {
+            let v = serde_json::to_value(v)
+                .map_err(|e| recon_core::Error::config(format!("{name}.{k}: {e}")))?;
+            extra.insert(k.clone(), v);
         }
+        Ok(recon_core::ProviderSettings { rate, extra })
     }
 
     /// The effective schedule of a provider: defaults, then the file.
@@ -664,6 +729,44 @@ mod tests {
     #[test]
     fn unknown_keys_are_refused() {
         assert!(toml::from_str::<Config>("[engine]\nbreaker = 1").is_err());
+        let e = load("[stripe]\nrat = \"10/s\"").unwrap_err().to_string();
+        assert!(e.contains("[stripe] has no setting \"rat\""), "{e}");
+    }
+
+    #[test]
+    fn a_section_of_an_unregistered_provider_names_the_known_ones() {
+        for text in ["[paddle]\nrate = \"10/s\"", "[engnie]\nbreaker_share = 0.5"] {
+            let e = load(text).unwrap_err().to_string();
+            let name = &text[1..text.find(']').unwrap()];
+            assert!(
+                e.contains(&format!("[{name}] is neither")) && e.contains("stripe, clerk"),
+                "{e}"
+            );
+        }
+        // A top-level key that is not a table is refused at parse.
+        assert!(load("paddle = 1").is_err());
+    }
+
+    #[test]
+    fn schedules_name_the_providers_jobs() {
+        let cfg = load("[stripe.schedule]\ninvoices = \"0 0 * * * *\"\nreplay = \"\"").unwrap();
+        assert_eq!(cfg.schedule("stripe")["invoices"], "0 0 * * * *");
+        assert!(!cfg.schedule("stripe").contains_key("replay"));
+        let e = load("[stripe.schedule]\ninvoice = \"0 0 * * * *\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("stripe.schedule.invoice: no such job") && e.contains("invoices"),
+            "{e}"
+        );
+        // Clerk has no event log, so no replay job.
+        let e = load("[clerk.schedule]\nreplay = \"0 0 * * * *\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("clerk.schedule.replay: no such job"), "{e}");
+        // Defaults come from the registry.
+        assert_eq!(Config::default().schedule("clerk")["users"], "0 10 2 * * *");
+        assert!(Config::default().schedule("paddle").is_empty());
     }
 
     const PROJECTION: &str = r#"

@@ -80,10 +80,10 @@ async fn consistency(
     let mut per = BTreeMap::new();
     let (mut ok, mut total) = (0, 0);
     for e in entries {
-        let sp = if e.name == "stripe" {
-            recon_sim::Provider::Stripe
-        } else {
-            recon_sim::Provider::Clerk
+        let sp = match e.name {
+            "stripe" => recon_sim::Provider::Stripe,
+            "clerk" => recon_sim::Provider::Clerk,
+            other => anyhow::bail!("the demo simulates stripe and clerk, not {other}"),
         };
         for kind in e.provider.kinds() {
             let (o, t) = compare(store, truth, sp, e.name, kind).await?;

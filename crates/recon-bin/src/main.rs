@@ -8,10 +8,13 @@ mod app;
 mod apptables;
 mod commands;
 mod config;
+#[cfg(all(feature = "stripe", feature = "clerk"))]
 mod demo;
+#[cfg(all(feature = "stripe", feature = "clerk"))]
 mod demo_app;
 mod output;
 mod progress;
+mod registry;
 mod resume;
 mod serve;
 
@@ -52,7 +55,18 @@ fn tune_allocator() {
 /// logs every difference it finds and fixes.
 #[derive(Parser, Debug)]
 #[command(name = "recon", version, propagate_version = true)]
-#[command(after_help = "\
+pub struct Cli {
+    /// TOML configuration file (see recon.example.toml); env RECON_CONFIG.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The examples of `recon --help`; the environment and the providers follow,
+/// from the registry.
+const EXAMPLES: &str = "\
 Examples:
   recon demo                                  try it with simulated providers, no setup
   recon migrate                               create recon's tables (DATABASE_URL, default sqlite://recon.db)
@@ -66,19 +80,49 @@ Examples:
   recon reconcile stripe --app --dry-run      which of your own table's rows differ from the mirror?
   recon check                                 run the declared and built-in checks (exit 1 on violations)
   recon changes --follow                      every change recon makes, as it happens
-  recon serve                                 webhooks + scheduler + /metrics on 127.0.0.1:8080
+  recon serve                                 webhooks + scheduler + /metrics on 127.0.0.1:8080";
 
-Environment: DATABASE_URL, STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET, STRIPE_API_BASE,
-CLERK_SECRET_KEY, CLERK_WEBHOOK_SECRET, CLERK_API_BASE, RECON_ADMIN_TOKEN, RECON_LISTEN,
-RECON_ALERT_WEBHOOK_URL, RECON_CONFIG, RECON_LOG_FORMAT=json, RUST_LOG.
-Exit status: 0 ok, 1 failed, 2 usage or configuration, 3 circuit breaker.")]
-pub struct Cli {
-    /// TOML configuration file (see recon.example.toml); env RECON_CONFIG.
-    #[arg(long, global = true, value_name = "FILE")]
-    config: Option<PathBuf>,
-
-    #[command(subcommand)]
-    command: Command,
+/// `recon --help` after the options: examples, the providers this binary
+/// was built with and what turns each on, the environment, exit statuses.
+fn after_help() -> String {
+    let mut out = format!("{EXAMPLES}\n\nProviders (each on when its key is set):\n");
+    let mut vars = vec!["DATABASE_URL"];
+    for f in registry::registry().iter() {
+        out.push_str(&format!(
+            "  {:<10} {}; kinds: {}\n",
+            f.name(),
+            f.key_var(),
+            f.kinds().join(", ")
+        ));
+        vars.extend(f.env_vars().iter().map(|v| v.name));
+    }
+    vars.extend([
+        "RECON_ADMIN_TOKEN",
+        "RECON_LISTEN",
+        "RECON_ALERT_WEBHOOK_URL",
+        "RECON_CONFIG",
+        "RECON_LOG_FORMAT=json",
+        "RUST_LOG",
+    ]);
+    // Wrapped at 100 columns, like the examples.
+    let mut line = String::from("\nEnvironment:");
+    for (i, v) in vars.iter().enumerate() {
+        let word = if i + 1 == vars.len() {
+            format!("{v}.")
+        } else {
+            format!("{v},")
+        };
+        if line.len() + 1 + word.len() > 100 {
+            out.push_str(&line);
+            line = String::from("\n");
+        } else {
+            line.push(' ');
+        }
+        line.push_str(&word);
+    }
+    out.push_str(&line);
+    out.push_str("\nExit status: 0 ok, 1 failed, 2 usage or configuration, 3 circuit breaker.");
+    out
 }
 
 /// Output options shared by commands.
@@ -98,7 +142,7 @@ enum Command {
     Migrate(OutputArgs),
     /// Serve webhooks, run scheduled sweeps and replays, expose /metrics.
     #[command(after_help = "\
-Routes: POST /webhooks/stripe, POST /webhooks/clerk, GET /healthz, GET /readyz, GET /metrics,
+Routes: POST /webhooks/{provider} (one per provider that is on), GET /healthz, GET /readyz, GET /metrics,
 and with RECON_ADMIN_TOKEN set, /admin/... (bearer token):
   POST /admin/reconcile/{provider}[?kind=K&dry_run=true&force=true]
   POST /admin/reconcile/{provider}/objects/{id}    POST /admin/reconcile/{provider}/owners/{id}
@@ -195,7 +239,14 @@ Examples:
 
 fn main() -> ExitCode {
     tune_allocator();
-    let cli = Cli::parse();
+    let cli = {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Cli::command().after_help(after_help()).get_matches();
+        match Cli::from_arg_matches(&matches) {
+            Ok(cli) => cli,
+            Err(e) => e.exit(),
+        }
+    };
     let json = match &cli.command {
         Command::Migrate(o) => o.json,
         Command::Reconcile(a) => a.out.json,

@@ -197,6 +197,39 @@ async fn missing_key_exits_2_naming_the_variable() {
         c
     });
     assert_eq!(code, 2, "{err}");
+    // A provider this binary does not know is named, with the ones it does.
+    let (code, _, err) = run({
+        let mut c = recon(&db, None);
+        c.args(["reconcile", "paddle"]);
+        c
+    });
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("\"paddle\"") && err.contains("stripe, clerk"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_naming_an_unregistered_provider_stops_at_start() {
+    let db = Db::new();
+    migrate(&db);
+    let stripe = fake_stripe(seed(3)).await;
+    let dir = std::env::temp_dir().join(format!("recon-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("paddle.toml");
+    std::fs::write(&file, "[paddle]\nrate = \"10/s\"\n").unwrap();
+    let mut c = recon(&db, Some(&stripe.uri()));
+    c.arg("--config").arg(&file).args(["reconcile", "stripe"]);
+    let (code, _, err) = run(c);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("[paddle]") && err.contains("stripe, clerk"),
+        "{err}"
+    );
+    let store = db.store().await;
+    assert!(store.runs(10).await.unwrap().is_empty(), "nothing runs");
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -266,6 +299,10 @@ fn help_teaches_by_example() {
         "recon reconcile stripe --dry-run",
         "Exit status",
         "DATABASE_URL",
+        // The providers and their variables come from the registry.
+        "stripe     STRIPE_SECRET_KEY",
+        "clerk      CLERK_SECRET_KEY",
+        "CLERK_WEBHOOK_SECRET",
     ] {
         assert!(text.contains(needle), "--help lacks {needle:?}");
     }
