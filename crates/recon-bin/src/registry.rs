@@ -15,9 +15,9 @@ pub fn registry() -> &'static Registry {
         #[allow(unused_mut)]
         let mut r = Registry::new();
         #[cfg(feature = "stripe")]
-        r.register(recon_stripe::StripeFactory);
+        r.register(recon_stripe::PROVIDER);
         #[cfg(feature = "clerk")]
-        r.register(recon_clerk::ClerkFactory);
+        r.register(recon_clerk::PROVIDER);
         r
     })
 }

@@ -13,7 +13,7 @@ pub use config::{
     CLERK_API_VERSION, ClerkConfig, DEFAULT_API_BASE, DEVELOPMENT_RATE, MAX_PAGE_SIZE,
     PRODUCTION_RATE, WEBHOOK_TOLERANCE_S, env,
 };
-pub use factory::ClerkFactory;
+pub use factory::PROVIDER;
 pub use objects::{KINDS, kind_of};
 pub use provider::ClerkProvider;
 pub use webhook::{Delivery, parse_event, sign, signing_key, verify_signature};

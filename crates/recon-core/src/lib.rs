@@ -29,7 +29,9 @@ pub mod testkit;
 pub use engine::{Engine, EngineConfig, IngestReport, OneOutcome, Progress, SweepOptions};
 pub use error::{Error, ErrorKind, Result};
 pub use provider::{Capabilities, EventPage, Fetched, Headers, ListScope, Page, Provider};
-pub use registry::{BuiltProvider, EnvVar, ProviderFactory, ProviderSettings, Registry};
+pub use registry::{
+    BuiltProvider, EnvVar, ProviderFactory, ProviderSettings, ProviderSpec, Registry,
+};
 pub use retry::{Budget, BudgetStats, Rate, RetryPolicy};
 pub use store::{Store, StoreTx};
 pub use tokio_util::sync::CancellationToken;

@@ -50,6 +50,21 @@ pub struct BuiltProvider {
     pub stats: Arc<BudgetStats>,
 }
 
+impl BuiltProvider {
+    /// The adapter with its request counters and reference rules.
+    pub fn new(
+        stats: Arc<BudgetStats>,
+        references: &'static [Reference],
+        provider: impl Provider + 'static,
+    ) -> Self {
+        BuiltProvider {
+            provider: Arc::new(provider),
+            references,
+            stats,
+        }
+    }
+}
+
 /// Everything a binary needs to know about one provider.
 pub trait ProviderFactory: Send + Sync + 'static {
     /// The provider's name: the first part of its mirrored keys, its
@@ -85,6 +100,57 @@ pub trait ProviderFactory: Send + Sync + 'static {
 
     /// Build the adapter from the process environment and the settings.
     fn build(&self, settings: &ProviderSettings) -> Result<BuiltProvider>;
+}
+
+/// A provider described by data and one `build` function: what most
+/// provider crates need. Its [`ProviderFactory`] methods return the fields;
+/// `check_settings` refuses any provider-specific key.
+///
+/// ```ignore
+/// pub const PROVIDER: ProviderSpec = ProviderSpec {
+///     name: "acme",
+///     key_var: "ACME_API_KEY",
+///     env_vars: &[/* … */],
+///     kinds: &["widgets"],
+///     default_schedule: &[("widgets", "0 0 * * * *")],
+///     build,
+/// };
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct ProviderSpec {
+    /// See [`ProviderFactory::name`].
+    pub name: &'static str,
+    /// See [`ProviderFactory::key_var`].
+    pub key_var: &'static str,
+    /// See [`ProviderFactory::env_vars`].
+    pub env_vars: &'static [EnvVar],
+    /// See [`ProviderFactory::kinds`].
+    pub kinds: &'static [&'static str],
+    /// See [`ProviderFactory::default_schedule`].
+    pub default_schedule: &'static [(&'static str, &'static str)],
+    /// See [`ProviderFactory::build`].
+    pub build: fn(&ProviderSettings) -> Result<BuiltProvider>,
+}
+
+impl ProviderFactory for ProviderSpec {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn key_var(&self) -> &'static str {
+        self.key_var
+    }
+    fn env_vars(&self) -> &'static [EnvVar] {
+        self.env_vars
+    }
+    fn kinds(&self) -> &'static [&'static str] {
+        self.kinds
+    }
+    fn default_schedule(&self) -> &'static [(&'static str, &'static str)] {
+        self.default_schedule
+    }
+    fn build(&self, settings: &ProviderSettings) -> Result<BuiltProvider> {
+        (self.build)(settings)
+    }
 }
 
 /// The settings every provider section has.

@@ -13,7 +13,7 @@ pub use config::{
     DEFAULT_API_BASE, LIVE_RATE, SANDBOX_RATE, STRIPE_VERSION, StripeConfig, WEBHOOK_TOLERANCE_S,
     env,
 };
-pub use factory::StripeFactory;
+pub use factory::PROVIDER;
 pub use provider::StripeProvider;
 pub use webhook::{sign, signature, verify_signature};
 
