@@ -11,21 +11,20 @@
 //! - The timestamp must be within the tolerance of now in **both**
 //!   directions.
 //!
+//! The MAC, the comparison and the tolerance are `recon_core::signing`'s;
+//! the headers and base64 encoding are Svix's.
+//!
 //! The body is an envelope `{data, object, type, timestamp (ms),
 //! instance_id}`; [`parse_event`] maps it to a [`ProviderEvent`].
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use hmac::{Hmac, Mac};
+use recon_core::signing::{TimestampProblem, Tolerance, any_matches, check_timestamp, hmac_sha256};
 use recon_core::{Error, Headers, ProviderEvent, Result, Snapshot};
 use serde_json::Value;
-use sha2::Sha256;
-use subtle::ConstantTimeEq;
 
 use crate::objects::{is_plain_id, key, ms, to_snapshot, version_of};
 use crate::{ACCOUNT, NAME};
-
-type HmacSha256 = Hmac<Sha256>;
 
 /// The HMAC key of a Svix secret: the base64-decoded part after `whsec_`
 /// (the prefix is optional). `None` if it is not base64.
@@ -35,14 +34,9 @@ pub fn signing_key(secret: &str) -> Option<Vec<u8>> {
     B64.decode(raw).ok().filter(|k| !k.is_empty())
 }
 
-fn mac(key: &[u8], msg_id: &str, timestamp: i64, body: &[u8]) -> String {
-    let mut m = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
-    m.update(msg_id.as_bytes());
-    m.update(b".");
-    m.update(timestamp.to_string().as_bytes());
-    m.update(b".");
-    m.update(body);
-    B64.encode(m.finalize().into_bytes())
+fn mac(key: &[u8], msg_id: &str, timestamp: i64, body: &[u8]) -> [u8; 32] {
+    let ts = timestamp.to_string();
+    hmac_sha256(key, &[msg_id.as_bytes(), b".", ts.as_bytes(), b".", body])
 }
 
 /// The `svix-signature` header value Svix would send for `body`:
@@ -53,7 +47,7 @@ fn mac(key: &[u8], msg_id: &str, timestamp: i64, body: &[u8]) -> String {
 /// whose configuration refuses it).
 pub fn sign(secret: &str, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
     let key = signing_key(secret).unwrap_or_else(|| secret.as_bytes().to_vec());
-    format!("v1,{}", mac(&key, msg_id, timestamp, body))
+    format!("v1,{}", B64.encode(mac(&key, msg_id, timestamp, body)))
 }
 
 /// What a verified delivery's headers said.
@@ -100,35 +94,33 @@ pub fn verify_signature(
     let timestamp: i64 = ts
         .parse()
         .map_err(|_| bad("the svix-timestamp header is not a unix time in seconds"))?;
-    if now_s.saturating_sub(timestamp) > tolerance_s {
-        return Err(bad(format!(
-            "message timestamp too old: signed {}s ago, at most {tolerance_s}s allowed",
-            now_s.saturating_sub(timestamp)
-        )));
-    }
-    if timestamp.saturating_sub(now_s) > tolerance_s {
-        return Err(bad(format!(
-            "message timestamp too new: {}s in the future, at most {tolerance_s}s allowed",
-            timestamp.saturating_sub(now_s)
-        )));
-    }
-    let expected = mac(key, id, timestamp, body);
-    let mut matched = subtle::Choice::from(0u8);
-    let mut v1 = 0;
-    for entry in sigs.split_whitespace() {
-        let Some((version, sig)) = entry.split_once(',') else {
-            continue;
-        };
-        if version != "v1" {
-            continue;
+    match check_timestamp(timestamp, now_s, Tolerance::Both(tolerance_s)) {
+        Err(TimestampProblem::TooOld(age)) => {
+            return Err(bad(format!(
+                "message timestamp too old: signed {age}s ago, at most {tolerance_s}s allowed"
+            )));
         }
-        v1 += 1;
-        matched |= sig.as_bytes().ct_eq(expected.as_bytes());
+        Err(TimestampProblem::TooNew(ahead)) => {
+            return Err(bad(format!(
+                "message timestamp too new: {ahead}s in the future, at most {tolerance_s}s allowed"
+            )));
+        }
+        Ok(()) => {}
     }
-    if v1 == 0 {
+    let v1: Vec<&str> = sigs
+        .split_whitespace()
+        .filter_map(|entry| entry.split_once(','))
+        .filter(|(version, _)| *version == "v1")
+        .map(|(_, sig)| sig)
+        .collect();
+    if v1.is_empty() {
         return Err(bad("the svix-signature header has no v1 signature"));
     }
-    if !bool::from(matched) {
+    // A candidate that is not base64 simply does not match.
+    if !any_matches(
+        &mac(key, id, timestamp, body),
+        v1.iter().map(|s| B64.decode(s).ok()),
+    ) {
         return Err(bad(
             "no v1 signature matches (is CLERK_WEBHOOK_SECRET this endpoint's signing secret, and is the body unmodified?)",
         ));

@@ -20,6 +20,7 @@ pub mod project;
 pub mod provider;
 pub mod registry;
 pub mod retry;
+pub mod signing;
 pub mod store;
 pub mod types;
 
