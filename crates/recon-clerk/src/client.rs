@@ -1,62 +1,60 @@
-//! The HTTP client: one GET through core's [`Budget`] (rate limiter and
-//! retries), and the classification of every answer into recon's
-//! [`ErrorKind`]s. This module decides what a failure *is*; core decides
-//! whether to try again.
+//! The HTTP client: core's [`JsonClient`] (budget, retries, transport
+//! errors, the status table) with what is Clerk's own: the
+//! `Clerk-API-Version` header, its `ClerkErrors` body, which 404 means
+//! "no such object", and its trace id in messages.
 
 use std::time::Duration;
 
 use http::HeaderMap;
 use recon_core::clock::ProviderClock;
-use recon_core::{Budget, Error, ErrorKind, Result, now_ms};
-use secrecy::{ExposeSecret, SecretString};
+use recon_core::http_client::{Answer, ApiSpec, ClientSettings, JsonClient};
+use recon_core::{Budget, Error, Result};
 use serde_json::Value;
 
 use crate::config::{CLERK_API_VERSION, ClerkConfig, env};
 
-/// Query parameters, in order.
-pub(crate) type Query = Vec<(&'static str, String)>;
+pub(crate) use recon_core::http_client::Query;
+
+/// Clerk, for errors and requests.
+pub(crate) static SPEC: ApiSpec = ApiSpec {
+    display: "Clerk",
+    component: "clerk",
+    key_var: env::SECRET_KEY,
+    key_hint: "the instance's Backend API secret key, sk_test_… or sk_live_…",
+    secret_prefixes: &["sk_live_", "sk_test_", "whsec_"],
+    user_agent: concat!("recon-clerk/", env!("CARGO_PKG_VERSION")),
+};
 
 /// Talks to one Clerk instance.
 pub(crate) struct Client {
-    http: reqwest::Client,
-    base: String,
-    key: SecretString,
-    budget: Budget,
-    clock: ProviderClock,
+    api: JsonClient,
 }
 
 impl Client {
     pub(crate) fn new(cfg: &ClerkConfig) -> Result<Self> {
         cfg.validate()?;
-        // reqwest is built without a default crypto provider; ring is ours.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .timeout(cfg.request_timeout)
-            .connect_timeout(cfg.request_timeout.min(Duration::from_secs(10)))
-            .user_agent(concat!("recon-clerk/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| {
-                Error::config(format!("cannot build the HTTP client: {e}")).with_component("clerk")
-            })?;
-        Ok(Client {
-            http,
-            base: cfg.api_base.clone(),
-            key: cfg.secret_key().clone(),
-            budget: Budget::new(cfg.effective_rate(), cfg.retry),
-            // Skews beyond the webhook tolerance fail signatures anyway.
-            clock: ProviderClock::new(Duration::from_secs(
-                cfg.webhook_tolerance_s.max(0).unsigned_abs(),
-            )),
-        })
+        let api = JsonClient::new(
+            &SPEC,
+            ClientSettings {
+                base: cfg.api_base.clone(),
+                key: cfg.secret_key().clone(),
+                rate: cfg.effective_rate(),
+                retry: cfg.retry,
+                timeout: cfg.request_timeout,
+                // Skews beyond the webhook tolerance fail signatures anyway.
+                max_clock_skew: Duration::from_secs(cfg.webhook_tolerance_s.max(0).unsigned_abs()),
+            },
+        )?;
+        Ok(Client { api })
     }
 
     pub(crate) fn budget(&self) -> &Budget {
-        &self.budget
+        self.api.budget()
     }
 
     /// Clerk's clock, as its answers' `Date` headers show it.
     pub(crate) fn clock(&self) -> &ProviderClock {
-        &self.clock
+        self.api.clock()
     }
 
     /// GET `path` (`/v1/…`) and parse the JSON body. Every failure, a 404
@@ -64,13 +62,7 @@ impl Client {
     pub(crate) async fn get(&self, op: &str, path: &str, query: &Query) -> Result<Value> {
         match self.get_or_missing(op, path, query).await? {
             Some(v) => Ok(v),
-            None => Err(Error::new(
-                ErrorKind::NotFound,
-                format!("Clerk has no such resource ({path})"),
-            )
-            .with_component("clerk")
-            .with_operation(op.to_string())
-            .with_status(404)),
+            None => Err(SPEC.not_found(op, path)),
         }
     }
 
@@ -83,58 +75,34 @@ impl Client {
         path: &str,
         query: &Query,
     ) -> Result<Option<Value>> {
-        let url = format!("{}{}", self.base, path);
-        let (url, query) = (&url, query);
-        self.budget
-            .call(op, move || self.attempt(op, url, query))
+        let headers = [("Clerk-API-Version", CLERK_API_VERSION)];
+        self.api
+            .get(op, path, query, &headers, |a| self.interpret(op, a))
             .await
     }
 
-    async fn attempt(&self, op: &str, url: &str, query: &Query) -> Result<Option<Value>> {
-        let sent = now_ms();
-        let resp = self
-            .http
-            .get(url)
-            .query(query)
-            .bearer_auth(self.key.expose_secret())
-            .header("Clerk-API-Version", CLERK_API_VERSION)
-            .header(http::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|e| transport(op, &self.base, e))?;
-        let received = now_ms();
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| transport(op, &self.base, e))?;
-        let info = (!(200..300).contains(&status)).then(|| ErrorBody::parse(&body));
+    fn interpret(&self, op: &str, a: Answer) -> Result<Option<Value>> {
+        let info = (!a.is_success()).then(|| ErrorBody::parse(&a.body));
         // Only Clerk's own answers tell its time: a success, or a
         // ClerkErrors body (not a proxy's page).
         if info.as_ref().is_none_or(|i| i.clerk) {
-            self.clock.observe(&headers, sent, received);
+            self.clock().observe(&a.headers, a.sent_ms, a.received_ms);
         }
         let Some(info) = info else {
-            return serde_json::from_slice::<Value>(&body)
+            return serde_json::from_slice::<Value>(&a.body)
                 .map(Some)
-                .map_err(|e| malformed(op, format!("{e}")).with_status(status));
+                .map_err(|e| malformed(op, format!("{e}")).with_status(a.status));
         };
-        if status == 404 && info.is_missing() {
+        if a.status == 404 && info.is_missing() {
             return Ok(None);
         }
-        Err(classify(status, &headers, &info).with_operation(op.to_string()))
+        Err(classify(a.status, &a.headers, &info).with_operation(op.to_string()))
     }
 }
 
 /// A 2xx answer whose body is not what the endpoint documents.
 pub(crate) fn malformed(op: &str, detail: String) -> Error {
-    Error::new(
-        ErrorKind::InvalidInput,
-        format!("Clerk answered with malformed JSON: {detail}"),
-    )
-    .with_component("clerk")
-    .with_operation(op.to_string())
+    SPEC.malformed(op, detail)
 }
 
 /// Clerk's error body, `{"errors":[{"message","long_message","code"}],
@@ -183,90 +151,20 @@ impl ErrorBody {
     }
 }
 
-/// Clerk's error text with anything that looks like a key masked.
-fn redact(text: &str) -> String {
-    recon_core::http_util::redact(text, &["sk_live_", "sk_test_", "whsec_"])
-}
-
-/// Turn a non-2xx answer into an [`Error`].
+/// Turn a non-2xx answer into an [`Error`]: core's table, with Clerk's
+/// trace id in the message.
 pub(crate) fn classify(status: u16, headers: &HeaderMap, info: &ErrorBody) -> Error {
-    let mut what = match (&info.code, &info.message) {
-        (Some(c), Some(m)) => format!("{c}: {}", redact(m)),
-        (None, Some(m)) => redact(m),
-        (Some(c), None) => c.clone(),
-        (None, None) => "no error details".to_string(),
-    };
+    let mut what = SPEC.describe(info.code.as_deref(), info.message.as_deref());
     if let Some(t) = &info.trace_id {
         what.push_str(&format!(" (clerk_trace_id {t})"));
     }
-    let (kind, message) = match status {
-        401 => (
-            ErrorKind::Unauthenticated,
-            format!(
-                "Clerk rejected the secret key (HTTP 401): check {} (the instance's Backend API secret key, sk_test_… or sk_live_…)",
-                env::SECRET_KEY
-            ),
-        ),
-        403 => (
-            ErrorKind::PermissionDenied,
-            format!(
-                "the key in {} may not do this (HTTP 403): {what}",
-                env::SECRET_KEY
-            ),
-        ),
-        404 => (ErrorKind::NotFound, format!("not found (HTTP 404): {what}")),
-        408 => (
-            ErrorKind::Timeout,
-            format!("Clerk timed out (HTTP 408): {what}"),
-        ),
-        409 => (
-            ErrorKind::Conflict,
-            format!("conflicting request (HTTP 409): {what}"),
-        ),
-        429 => (
-            ErrorKind::RateLimited,
-            format!("Clerk's rate limit answered (HTTP 429): {what}"),
-        ),
-        500..=599 => (
-            ErrorKind::Unavailable,
-            format!("Clerk is unavailable (HTTP {status}): {what}"),
-        ),
-        400..=499 => (
-            ErrorKind::InvalidInput,
-            format!("Clerk refused the request (HTTP {status}): {what}"),
-        ),
-        _ => (
-            ErrorKind::Unexpected,
-            format!("Clerk answered HTTP {status}: {what}"),
-        ),
-    };
-    Error::new(kind, message)
-        .with_component("clerk")
-        .with_status(status)
-        .with_retry_after(recon_core::http_util::retry_after(headers))
-}
-
-fn transport(op: &str, base: &str, e: reqwest::Error) -> Error {
-    let kind = if e.is_timeout() {
-        ErrorKind::Timeout
-    } else if e.is_builder() {
-        ErrorKind::Config
-    } else if e.is_decode() {
-        ErrorKind::InvalidInput
-    } else {
-        ErrorKind::Unavailable
-    };
-    let e = e.without_url();
-    let chain = recon_core::http_util::error_chain(&e);
-    Error::new(kind, format!("cannot reach Clerk at {base}: {chain}"))
-        .with_component("clerk")
-        .with_operation(op.to_string())
-        .with_source(e)
+    SPEC.classify(status, headers, &what)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use recon_core::ErrorKind;
 
     fn clerk(code: &str) -> ErrorBody {
         ErrorBody::parse(

@@ -14,6 +14,8 @@ pub mod diagnostics;
 pub mod engine;
 pub mod error;
 mod group;
+#[cfg(feature = "http-client")]
+pub mod http_client;
 pub mod http_util;
 pub mod keys;
 pub mod project;

@@ -1,20 +1,29 @@
-//! The HTTP client: one GET through core's [`Budget`] (rate limiter and
-//! retries), and the classification of every answer into recon's
-//! [`ErrorKind`]s. This module decides what a failure *is*; core decides
-//! whether to try again.
+//! The HTTP client: core's [`JsonClient`] (budget, retries, transport
+//! errors, the status table) with what is Stripe's own: `Stripe-Version`
+//! and `Stripe-Account`, its error body, which 404 means "no such object",
+//! `lock_timeout` and `rate_limit` codes, and `Stripe-Should-Retry`.
 
 use std::time::Duration;
 
 use http::HeaderMap;
 use recon_core::clock::ProviderClock;
-use recon_core::{Budget, Error, ErrorKind, Result, now_ms};
-use secrecy::{ExposeSecret, SecretString};
+use recon_core::http_client::{self, ApiSpec, ClientSettings, JsonClient};
+use recon_core::{Budget, Error, ErrorKind, Result};
 use serde_json::Value;
 
 use crate::config::{STRIPE_VERSION, StripeConfig, env};
 
-/// Query parameters, in order (`types[]` repeats).
-pub(crate) type Query = Vec<(&'static str, String)>;
+pub(crate) use recon_core::http_client::Query;
+
+/// Stripe, for errors and requests.
+pub(crate) static SPEC: ApiSpec = ApiSpec {
+    display: "Stripe",
+    component: "stripe",
+    key_var: env::SECRET_KEY,
+    key_hint: "a secret sk_… or restricted rk_… key of the right account and mode",
+    secret_prefixes: &SECRET_PREFIXES,
+    user_agent: concat!("recon-stripe/", env!("CARGO_PKG_VERSION")),
+};
 
 /// One list envelope: `{"object":"list","data":[…],"has_more":…}`.
 #[derive(Debug)]
@@ -37,47 +46,38 @@ pub(crate) struct Answer {
 
 /// Talks to one Stripe account.
 pub(crate) struct Client {
-    http: reqwest::Client,
-    base: String,
-    key: SecretString,
+    api: JsonClient,
     account: Option<String>,
-    budget: Budget,
-    clock: ProviderClock,
 }
 
 impl Client {
     pub(crate) fn new(cfg: &StripeConfig) -> Result<Self> {
         cfg.validate()?;
-        // reqwest is built without a default crypto provider; ring is ours.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .timeout(cfg.request_timeout)
-            .connect_timeout(cfg.request_timeout.min(Duration::from_secs(10)))
-            .user_agent(concat!("recon-stripe/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| {
-                Error::config(format!("cannot build the HTTP client: {e}")).with_component("stripe")
-            })?;
+        let api = JsonClient::new(
+            &SPEC,
+            ClientSettings {
+                base: cfg.api_base.clone(),
+                key: cfg.secret_key().clone(),
+                rate: cfg.effective_rate(),
+                retry: cfg.retry,
+                timeout: cfg.request_timeout,
+                // Skews beyond the webhook tolerance fail signatures anyway.
+                max_clock_skew: Duration::from_secs(cfg.webhook_tolerance_s.max(0).unsigned_abs()),
+            },
+        )?;
         Ok(Client {
-            http,
-            base: cfg.api_base.clone(),
-            key: cfg.secret_key().clone(),
+            api,
             account: cfg.account.clone(),
-            budget: Budget::new(cfg.effective_rate(), cfg.retry),
-            // Skews beyond the webhook tolerance fail signatures anyway.
-            clock: ProviderClock::new(Duration::from_secs(
-                cfg.webhook_tolerance_s.max(0).unsigned_abs(),
-            )),
         })
     }
 
     pub(crate) fn budget(&self) -> &Budget {
-        &self.budget
+        self.api.budget()
     }
 
     /// Stripe's clock, as its answers' `Date` headers show it.
     pub(crate) fn clock(&self) -> &ProviderClock {
-        &self.clock
+        self.api.clock()
     }
 
     /// GET `path` and parse the JSON body, with when Stripe answered
@@ -86,13 +86,7 @@ impl Client {
         let answer = self.get_or_missing(op, path, query).await?;
         match answer.body {
             Some(v) => Ok((v, answer.at)),
-            None => Err(Error::new(
-                ErrorKind::NotFound,
-                format!("Stripe has no such object ({path})"),
-            )
-            .with_component("stripe")
-            .with_operation(op.to_string())
-            .with_status(404)),
+            None => Err(SPEC.not_found(op, path)),
         }
     }
 
@@ -118,10 +112,12 @@ impl Client {
         query: &Query,
         account: Option<&str>,
     ) -> Result<Answer> {
-        let url = format!("{}{}", self.base, path);
-        let (url, query) = (&url, query);
-        self.budget
-            .call(op, move || self.attempt(op, url, query, account))
+        let mut headers = vec![("Stripe-Version", STRIPE_VERSION)];
+        if let Some(a) = account {
+            headers.push(("Stripe-Account", a));
+        }
+        self.api
+            .get(op, path, query, &headers, |a| self.interpret(op, a))
             .await
     }
 
@@ -131,63 +127,34 @@ impl Client {
         parse_list(v, at).map_err(|m| malformed(op, m))
     }
 
-    async fn attempt(
-        &self,
-        op: &str,
-        url: &str,
-        query: &Query,
-        account: Option<&str>,
-    ) -> Result<Answer> {
-        let mut req = self
-            .http
-            .get(url)
-            .query(query)
-            .bearer_auth(self.key.expose_secret())
-            .header("Stripe-Version", STRIPE_VERSION);
-        if let Some(a) = account {
-            req = req.header("Stripe-Account", a);
-        }
-        let sent = now_ms();
-        let resp = req.send().await.map_err(|e| transport(op, &self.base, e))?;
-        let received = now_ms();
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| transport(op, &self.base, e))?;
-        let info = (!(200..300).contains(&status)).then(|| ErrorBody::parse(&body));
+    fn interpret(&self, op: &str, a: http_client::Answer) -> Result<Answer> {
+        let info = (!a.is_success()).then(|| ErrorBody::parse(&a.body));
         // Only Stripe's own answers tell its time: a success, or an error in
         // Stripe's shape (not a proxy's page).
         let date = if info.as_ref().is_none_or(|i| i.kind.is_some()) {
-            self.clock.observe(&headers, sent, received)
+            self.clock().observe(&a.headers, a.sent_ms, a.received_ms)
         } else {
             None
         };
-        let at = date.unwrap_or_else(|| self.clock.now_s());
+        let at = date.unwrap_or_else(|| self.clock().now_s());
         let Some(info) = info else {
-            return match serde_json::from_slice::<Value>(&body) {
+            return match serde_json::from_slice::<Value>(&a.body) {
                 Ok(v) if v.is_object() => Ok(Answer { body: Some(v), at }),
                 Ok(_) => Err(malformed(op, "the body is not a JSON object".into())),
                 Err(e) => Err(malformed(op, format!("{e}"))
-                    .with_status(status)
-                    .with_should_retry(should_retry(&headers))),
+                    .with_status(a.status)
+                    .with_should_retry(should_retry(&a.headers))),
             };
         };
-        if status == 404 && info.is_missing() {
+        if a.status == 404 && info.is_missing() {
             return Ok(Answer { body: None, at });
         }
-        Err(classify(status, &headers, &info).with_operation(op.to_string()))
+        Err(classify(a.status, &a.headers, &info).with_operation(op.to_string()))
     }
 }
 
 fn malformed(op: &str, detail: String) -> Error {
-    Error::new(
-        ErrorKind::InvalidInput,
-        format!("Stripe answered with malformed JSON: {detail}"),
-    )
-    .with_component("stripe")
-    .with_operation(op.to_string())
+    SPEC.malformed(op, detail)
 }
 
 fn parse_list(v: Value, at: i64) -> std::result::Result<ListPage, String> {
@@ -272,93 +239,32 @@ fn should_retry(headers: &HeaderMap) -> Option<bool> {
 /// Words of Stripe's error text that look like a key or a secret.
 const SECRET_PREFIXES: [&str; 5] = ["sk_live_", "sk_test_", "rk_live_", "rk_test_", "whsec_"];
 
-/// Stripe's error text with anything that looks like a key masked.
-pub(crate) fn redact(text: &str) -> String {
-    recon_core::http_util::redact(text, &SECRET_PREFIXES)
-}
-
-/// Turn a non-2xx answer into an [`Error`].
+/// Turn a non-2xx answer into an [`Error`]: core's table, except Stripe's
+/// `lock_timeout` (a conflict, whatever the status) and `rate_limit` on a
+/// 400, with `Stripe-Should-Retry` kept.
 pub(crate) fn classify(status: u16, headers: &HeaderMap, info: &ErrorBody) -> Error {
     let code = info.code.as_deref().unwrap_or("");
-    let what = match (&info.code, &info.message) {
-        (Some(c), Some(m)) => format!("{c}: {}", redact(m)),
-        (None, Some(m)) => redact(m),
-        (Some(c), None) => c.clone(),
-        (None, None) => "no error details".to_string(),
-    };
-    let (kind, message) = match status {
-        401 => (
-            ErrorKind::Unauthenticated,
-            format!(
-                "Stripe rejected the API key (HTTP 401): check {} (a secret sk_… or restricted rk_… key of the right account and mode)",
-                env::SECRET_KEY
-            ),
-        ),
-        403 => (
-            ErrorKind::PermissionDenied,
-            format!(
-                "the API key in {} may not do this (HTTP 403): {what}",
-                env::SECRET_KEY
-            ),
-        ),
-        _ if code == "lock_timeout" => (
+    let mut what = SPEC.describe(info.code.as_deref(), info.message.as_deref());
+    if let Some(k) = &info.kind {
+        what.push_str(&format!(" ({k})"));
+    }
+    let e = match status {
+        401 | 403 => SPEC.classify(status, headers, &what),
+        _ if code == "lock_timeout" => SPEC.error(
             ErrorKind::Conflict,
+            status,
+            headers,
             format!("Stripe could not lock the object (HTTP {status}): {what}"),
         ),
-        429 => (
+        400 if code == "rate_limit" => SPEC.error(
             ErrorKind::RateLimited,
-            format!("Stripe's rate limit answered (HTTP 429): {what}"),
-        ),
-        400 if code == "rate_limit" => (
-            ErrorKind::RateLimited,
+            status,
+            headers,
             format!("Stripe's rate limit answered (HTTP 400 rate_limit): {what}"),
         ),
-        404 => (ErrorKind::NotFound, format!("not found (HTTP 404): {what}")),
-        408 => (
-            ErrorKind::Timeout,
-            format!("Stripe timed out (HTTP 408): {what}"),
-        ),
-        409 => (
-            ErrorKind::Conflict,
-            format!("conflicting request (HTTP 409): {what}"),
-        ),
-        500..=599 => (
-            ErrorKind::Unavailable,
-            format!("Stripe is unavailable (HTTP {status}): {what}"),
-        ),
-        _ => (
-            ErrorKind::InvalidInput,
-            format!(
-                "Stripe refused the request (HTTP {status}{}): {what}",
-                info.kind
-                    .as_deref()
-                    .map(|k| format!(" {k}"))
-                    .unwrap_or_default()
-            ),
-        ),
+        _ => SPEC.classify(status, headers, &what),
     };
-    Error::new(kind, message)
-        .with_component("stripe")
-        .with_status(status)
-        .with_retry_after(recon_core::http_util::retry_after(headers))
-        .with_should_retry(should_retry(headers))
-}
-
-fn transport(op: &str, base: &str, e: reqwest::Error) -> Error {
-    let kind = if e.is_timeout() {
-        ErrorKind::Timeout
-    } else if e.is_builder() {
-        ErrorKind::Config
-    } else if e.is_decode() {
-        ErrorKind::InvalidInput
-    } else {
-        ErrorKind::Unavailable
-    };
-    let chain = recon_core::http_util::error_chain(&e);
-    Error::new(kind, format!("cannot reach Stripe at {base}: {chain}"))
-        .with_component("stripe")
-        .with_operation(op.to_string())
-        .with_source(e)
+    e.with_should_retry(should_retry(headers))
 }
 
 #[cfg(test)]
