@@ -2,6 +2,7 @@
 //! duplicated and reordered and the API failing, on any store. Sizes come
 //! from `RECON_CHAOS_SCALE` (1 in CI; `cargo xtask chaos` raises it).
 
+use recon_core::http_client::ApiSettings;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;

@@ -12,6 +12,7 @@
 //!   or listing page is held back;
 //! - drift records give the exact documents back.
 
+use recon_core::http_client::ApiSettings;
 use std::collections::HashMap;
 use std::sync::Arc;
 

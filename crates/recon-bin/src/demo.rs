@@ -3,6 +3,7 @@
 //! reconciliation and a report. Exits 0 only if the mirror ends identical
 //! to the simulator's truth and the app table equal to what it implies.
 
+use recon_core::http_client::ApiSettings;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -3,27 +3,15 @@
 //! `Clerk-API-Version` header, its `ClerkErrors` body, which 404 means
 //! "no such object", and its trace id in messages.
 
-use std::time::Duration;
-
 use http::HeaderMap;
 use recon_core::clock::ProviderClock;
-use recon_core::http_client::{Answer, ApiSpec, ClientSettings, JsonClient};
+use recon_core::http_client::{Answer, JsonClient};
 use recon_core::{Budget, Error, Result};
 use serde_json::Value;
 
-use crate::config::{CLERK_API_VERSION, ClerkConfig, env};
+use crate::config::{CLERK_API_VERSION, ClerkConfig, SPEC};
 
 pub(crate) use recon_core::http_client::Query;
-
-/// Clerk, for errors and requests.
-pub(crate) static SPEC: ApiSpec = ApiSpec {
-    display: "Clerk",
-    component: "clerk",
-    key_var: env::SECRET_KEY,
-    key_hint: "the instance's Backend API secret key, sk_test_… or sk_live_…",
-    secret_prefixes: &["sk_live_", "sk_test_", "whsec_"],
-    user_agent: concat!("recon-clerk/", env!("CARGO_PKG_VERSION")),
-};
 
 /// Talks to one Clerk instance.
 pub(crate) struct Client {
@@ -33,18 +21,7 @@ pub(crate) struct Client {
 impl Client {
     pub(crate) fn new(cfg: &ClerkConfig) -> Result<Self> {
         cfg.validate()?;
-        let api = JsonClient::new(
-            &SPEC,
-            ClientSettings {
-                base: cfg.api_base.clone(),
-                key: cfg.secret_key().clone(),
-                rate: cfg.effective_rate(),
-                retry: cfg.retry,
-                timeout: cfg.request_timeout,
-                // Skews beyond the webhook tolerance fail signatures anyway.
-                max_clock_skew: Duration::from_secs(cfg.webhook_tolerance_s.max(0).unsigned_abs()),
-            },
-        )?;
+        let api = JsonClient::new(&SPEC, cfg.api.client_settings(cfg.effective_rate()))?;
         Ok(Client { api })
     }
 
@@ -165,6 +142,7 @@ pub(crate) fn classify(status: u16, headers: &HeaderMap, info: &ErrorBody) -> Er
 mod tests {
     use super::*;
     use recon_core::ErrorKind;
+    use std::time::Duration;
 
     fn clerk(code: &str) -> ErrorBody {
         ErrorBody::parse(

@@ -1,11 +1,12 @@
 //! [`ClerkConfig`]: the key, the endpoint, the budget, the webhook secret.
-//! Secrets live in [`SecretString`]s and never reach `Debug` output or error
+//! Secrets live in `SecretString`s and never reach `Debug` output or error
 //! messages; errors name the variable, never its value.
 
 use std::time::Duration;
 
-use recon_core::{Error, Rate, Result, RetryPolicy};
-use secrecy::{ExposeSecret, SecretString};
+use recon_core::http_client::{ApiConfig, ApiEnv, ApiSettings, ApiSpec};
+use recon_core::{Rate, Result};
+use secrecy::ExposeSecret;
 
 /// The Backend API version every request pins (`Clerk-API-Version`): the
 /// newest in docs/PROVIDERS.md §2.1, the spec its facts were taken from.
@@ -36,6 +37,23 @@ pub const WEBHOOK_TOLERANCE_S: i64 = 300;
 /// The largest page Clerk serves (`limit` 1–500).
 pub const MAX_PAGE_SIZE: u32 = 500;
 
+/// Clerk, for the shared configuration, client and errors.
+pub(crate) static SPEC: ApiSpec = ApiSpec {
+    display: "Clerk",
+    component: "clerk",
+    env: ApiEnv {
+        secret_key: env::SECRET_KEY,
+        webhook_secret: env::WEBHOOK_SECRET,
+        api_base: env::API_BASE,
+        rate: env::RATE,
+    },
+    key_hint: "the instance's Backend API secret key (sk_test_… or sk_live_…)",
+    default_base: DEFAULT_API_BASE,
+    webhook_tolerance_s: WEBHOOK_TOLERANCE_S,
+    secret_prefixes: &["sk_live_", "sk_test_", "whsec_"],
+    user_agent: concat!("recon-clerk/", env!("CARGO_PKG_VERSION")),
+};
+
 /// Environment variable names read by [`ClerkConfig::from_env`].
 pub mod env {
     /// The Backend API secret key (`sk_test_…`, `sk_live_…`). Required.
@@ -49,37 +67,28 @@ pub mod env {
 }
 
 /// How to reach Clerk. Build it with [`ClerkConfig::new`] or
-/// [`ClerkConfig::from_env`], then adjust it with the `with_*` methods.
+/// [`ClerkConfig::from_env`], then adjust it with the `with_*` methods (the
+/// shared ones come from [`ApiSettings`]).
 ///
 /// `Debug` never prints the secret key or the webhook secret.
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct ClerkConfig {
-    secret_key: SecretString,
-    webhook_secret: Option<SecretString>,
-    /// API base URL, without a trailing slash or `/v1`.
-    pub api_base: String,
-    /// Request budget; `None` picks it from the key ([`DEVELOPMENT_RATE`]
-    /// for `sk_test_…`, otherwise [`PRODUCTION_RATE`]).
-    pub rate: Option<Rate>,
-    /// Retries and backoff (core's defaults unless set).
-    pub retry: RetryPolicy,
-    /// Bound on one HTTP request (connect, send, read the body).
-    pub request_timeout: Duration,
+    /// Key, webhook secret, base URL (without a trailing slash or `/v1`),
+    /// budget (`None` picks it from the key: [`DEVELOPMENT_RATE`] for
+    /// `sk_test_…`, otherwise [`PRODUCTION_RATE`]), retries and timeouts.
+    pub api: ApiConfig,
     /// Objects per list request (1–500; 500 unless set).
     pub page_size: u32,
     /// How many more users `GET /v1/users/count` may report than a
     /// completed user listing returned before the listing counts as
     /// incomplete (see the crate documentation). Default 0.
     pub user_count_tolerance: u64,
-    /// How far a webhook's timestamp may be from now, in seconds, either way.
-    pub webhook_tolerance_s: i64,
 }
 
 impl std::fmt::Debug for ClerkConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClerkConfig")
-            .field("secret_key", &"[redacted]")
             .field(
                 "instance",
                 &if self.is_development() {
@@ -88,38 +97,37 @@ impl std::fmt::Debug for ClerkConfig {
                     "production"
                 },
             )
-            .field(
-                "webhook_secret",
-                &self.webhook_secret.as_ref().map(|_| "[redacted]"),
-            )
-            .field("api_base", &self.api_base)
+            .field("api", &self.api)
             .field("rate", &self.effective_rate())
-            .field("retry", &self.retry)
-            .field("request_timeout", &self.request_timeout)
             .field("page_size", &self.page_size)
             .field("user_count_tolerance", &self.user_count_tolerance)
-            .field("webhook_tolerance_s", &self.webhook_tolerance_s)
             .finish()
     }
 }
 
-fn config_error(message: String) -> Error {
-    Error::config(message).with_component("clerk")
+impl ApiSettings for ClerkConfig {
+    fn api_config(&mut self) -> &mut ApiConfig {
+        &mut self.api
+    }
+
+    /// A trailing `/` or `/v1` is dropped: request paths carry `/v1`
+    /// themselves.
+    fn normalize_base(base: &str) -> String {
+        let mut base = base.trim().trim_end_matches('/');
+        if let Some(stripped) = base.strip_suffix("/v1") {
+            base = stripped.trim_end_matches('/');
+        }
+        base.to_string()
+    }
 }
 
 impl ClerkConfig {
     /// A configuration for `secret_key` with every other setting at its default.
     pub fn new(secret_key: impl Into<String>) -> Self {
         ClerkConfig {
-            secret_key: SecretString::from(secret_key.into().trim().to_string()),
-            webhook_secret: None,
-            api_base: DEFAULT_API_BASE.to_string(),
-            rate: None,
-            retry: RetryPolicy::default(),
-            request_timeout: Duration::from_secs(30),
+            api: ApiConfig::new(&SPEC, secret_key),
             page_size: MAX_PAGE_SIZE,
             user_count_tolerance: 0,
-            webhook_tolerance_s: WEBHOOK_TOLERANCE_S,
         }
     }
 
@@ -133,63 +141,14 @@ impl ClerkConfig {
     /// [`ClerkConfig::from_env`] with another source of variables (tests,
     /// config files).
     pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        let get = |name: &str| get(name).filter(|v| !v.trim().is_empty());
-        let key = get(env::SECRET_KEY).ok_or_else(|| {
-            config_error(format!(
-                "{} is not set: Clerk needs a Backend API secret key (sk_test_… or sk_live_…)",
-                env::SECRET_KEY
-            ))
-        })?;
-        let mut cfg = ClerkConfig::new(key);
-        if let Some(s) = get(env::WEBHOOK_SECRET) {
-            cfg = cfg.with_webhook_secret(s);
-        }
-        if let Some(base) = get(env::API_BASE) {
-            cfg = cfg.with_api_base(base);
-        }
-        if let Some(r) = get(env::RATE) {
-            let rate = Rate::parse(r.trim())
-                .map_err(|e| config_error(format!("{}: {}", env::RATE, e.message())))?;
-            cfg = cfg.with_rate(rate);
-        }
+        let mut cfg = ClerkConfig {
+            api: ApiConfig::from_vars(&SPEC, get)?,
+            page_size: MAX_PAGE_SIZE,
+            user_count_tolerance: 0,
+        };
+        cfg.api.api_base = Self::normalize_base(&cfg.api.api_base);
         cfg.validate()?;
         Ok(cfg)
-    }
-
-    /// Set the webhook signing secret (`whsec_…`, as the Clerk dashboard shows it).
-    pub fn with_webhook_secret(mut self, secret: impl Into<String>) -> Self {
-        self.webhook_secret = Some(SecretString::from(secret.into().trim().to_string()));
-        self
-    }
-
-    /// Set the API base URL (an emulator, a proxy). A trailing `/` or `/v1`
-    /// is dropped: request paths carry `/v1` themselves.
-    pub fn with_api_base(mut self, base: impl Into<String>) -> Self {
-        let base = base.into();
-        let mut base = base.trim().trim_end_matches('/');
-        if let Some(stripped) = base.strip_suffix("/v1") {
-            base = stripped.trim_end_matches('/');
-        }
-        self.api_base = base.to_string();
-        self
-    }
-
-    /// Override the request budget.
-    pub fn with_rate(mut self, rate: Rate) -> Self {
-        self.rate = Some(rate);
-        self
-    }
-
-    /// Replace the retry policy.
-    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = policy;
-        self
-    }
-
-    /// Bound each HTTP request.
-    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
-        self.request_timeout = timeout;
-        self
     }
 
     /// Objects per list request (1–500).
@@ -207,12 +166,15 @@ impl ClerkConfig {
 
     /// A development instance's key (`sk_test_…`)?
     pub fn is_development(&self) -> bool {
-        self.secret_key.expose_secret().starts_with("sk_test_")
+        self.api
+            .secret_key()
+            .expose_secret()
+            .starts_with("sk_test_")
     }
 
     /// The budget in force: the override, or the instance's documented limit.
     pub fn effective_rate(&self) -> Rate {
-        self.rate.unwrap_or(if self.is_development() {
+        self.api.rate.unwrap_or(if self.is_development() {
             DEVELOPMENT_RATE
         } else {
             PRODUCTION_RATE
@@ -221,68 +183,25 @@ impl ClerkConfig {
 
     /// Whether a webhook secret is configured.
     pub fn has_webhook_secret(&self) -> bool {
-        self.webhook_secret.is_some()
-    }
-
-    pub(crate) fn secret_key(&self) -> &SecretString {
-        &self.secret_key
-    }
-
-    pub(crate) fn webhook_secret(&self) -> Option<&SecretString> {
-        self.webhook_secret.as_ref()
+        self.api.has_webhook_secret()
     }
 
     /// Check the settings. Messages name variables, never their secret values.
     pub fn validate(&self) -> Result<()> {
-        let key = self.secret_key.expose_secret();
-        if key.is_empty() {
-            return Err(config_error(format!("{} is empty", env::SECRET_KEY)));
-        }
-        if key.starts_with("pk_") {
-            return Err(config_error(format!(
-                "{} holds a publishable key (pk_…); the Backend API needs the secret key (sk_…)",
-                env::SECRET_KEY
-            )));
-        }
-        if !key.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(config_error(format!(
-                "{} contains spaces or characters an API key cannot have",
-                env::SECRET_KEY
-            )));
-        }
-        if let Some(s) = &self.webhook_secret
+        self.api.validate()?;
+        if let Some(s) = self.api.webhook_secret()
             && crate::webhook::signing_key(s.expose_secret()).is_none()
         {
-            return Err(config_error(format!(
+            return Err(SPEC.config_error(format!(
                 "{} is not a Svix signing secret: expected whsec_ followed by base64, as the Clerk dashboard shows it",
                 env::WEBHOOK_SECRET
             )));
         }
-        match reqwest::Url::parse(&self.api_base) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
-            _ => {
-                return Err(config_error(format!(
-                    "{} must be an http(s) URL such as {DEFAULT_API_BASE}, not {:?}",
-                    env::API_BASE,
-                    self.api_base
-                )));
-            }
-        }
         if !(1..=MAX_PAGE_SIZE).contains(&self.page_size) {
-            return Err(config_error(format!(
+            return Err(SPEC.config_error(format!(
                 "the page size must be between 1 and {MAX_PAGE_SIZE}, not {}",
                 self.page_size
             )));
-        }
-        if self.request_timeout.is_zero() {
-            return Err(config_error(
-                "the request timeout must be positive".to_string(),
-            ));
-        }
-        if self.webhook_tolerance_s <= 0 {
-            return Err(config_error(
-                "the webhook tolerance must be positive".to_string(),
-            ));
         }
         Ok(())
     }
@@ -315,7 +234,7 @@ mod tests {
     fn rate_follows_the_key_unless_overridden() {
         let c = ClerkConfig::from_vars(vars(&[("CLERK_SECRET_KEY", "sk_test_abc")])).unwrap();
         assert_eq!(c.effective_rate(), DEVELOPMENT_RATE);
-        assert_eq!(c.api_base, DEFAULT_API_BASE);
+        assert_eq!(c.api.api_base, DEFAULT_API_BASE);
         assert!(!c.has_webhook_secret());
         assert_eq!(
             ClerkConfig::new("sk_live_abc").effective_rate(),
@@ -332,7 +251,7 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(c.effective_rate(), Rate::per_second(50));
-        assert_eq!(c.api_base, "http://127.0.0.1:9999");
+        assert_eq!(c.api.api_base, "http://127.0.0.1:9999");
         assert!(c.has_webhook_secret());
     }
 

@@ -42,8 +42,9 @@ pub const PROVIDER: ProviderSpec = ProviderSpec {
 };
 
 fn build(settings: &ProviderSettings) -> Result<BuiltProvider> {
-    let cfg = ClerkConfig::from_env()?;
-    let p = ClerkProvider::new(settings.rate.map_or(cfg.clone(), |r| cfg.with_rate(r)))?;
+    let mut cfg = ClerkConfig::from_env()?;
+    cfg.api.apply_file(settings);
+    let p = ClerkProvider::new(cfg)?;
     Ok(BuiltProvider::new(
         p.budget().stats().clone(),
         ClerkProvider::references(),

@@ -16,6 +16,7 @@ pub use config::{
 pub use factory::PROVIDER;
 pub use objects::{KINDS, kind_of};
 pub use provider::ClerkProvider;
+pub use recon_core::http_client::ApiSettings;
 pub use webhook::{Delivery, parse_event, sign, signing_key, verify_signature};
 
 /// The provider name: the first part of every mirrored key.

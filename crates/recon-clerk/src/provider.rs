@@ -225,7 +225,7 @@ impl Provider for ClerkProvider {
     }
 
     fn verify_webhook(&self, headers: &Headers, body: &[u8], now_s: i64) -> Result<ProviderEvent> {
-        let secret = self.config.webhook_secret().ok_or_else(|| {
+        let secret = self.config.api.webhook_secret().ok_or_else(|| {
             Error::config(format!(
                 "{} is not set: Clerk webhooks cannot be verified without the endpoint's signing secret (whsec_…)",
                 env::WEBHOOK_SECRET
@@ -241,8 +241,13 @@ impl Provider for ClerkProvider {
             .with_component("clerk")
             .with_operation("verify webhook")
         })?;
-        let delivery =
-            verify_signature(&key, headers, body, now_s, self.config.webhook_tolerance_s)?;
+        let delivery = verify_signature(
+            &key,
+            headers,
+            body,
+            now_s,
+            self.config.api.webhook_tolerance_s,
+        )?;
         let event = parse_event(&delivery, body)?;
         for s in &event.snapshots {
             if s.key.kind == "organization_memberships" {

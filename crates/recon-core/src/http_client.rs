@@ -23,17 +23,36 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::retry::{Budget, Rate, RetryPolicy};
 use crate::types::now_ms;
 
-/// Who an adapter talks to: names for errors and the key's variable.
+/// The variables an HTTP provider reads (`STRIPE_SECRET_KEY`, …).
+#[derive(Debug, Clone, Copy)]
+pub struct ApiEnv {
+    /// The API key. Required.
+    pub secret_key: &'static str,
+    /// The webhook signing secret. Needed to verify webhooks.
+    pub webhook_secret: &'static str,
+    /// The API base URL.
+    pub api_base: &'static str,
+    /// A request budget such as `100/s`, overriding the key's.
+    pub rate: &'static str,
+}
+
+/// Who an adapter talks to: names for errors, its variables, its defaults.
 #[derive(Debug)]
 pub struct ApiSpec {
     /// The provider as people write it: `Stripe`.
     pub display: &'static str,
     /// The component on errors: `stripe`.
     pub component: &'static str,
-    /// The variable holding the key, named by 401 and 403 errors.
-    pub key_var: &'static str,
-    /// What a right key looks like, for the 401 message.
+    /// Its variables; the key's is named by 401 and 403 errors.
+    pub env: ApiEnv,
+    /// What a right key looks like, e.g. `a secret sk_… or restricted rk_…
+    /// key` (for the 401 and missing-key messages).
     pub key_hint: &'static str,
+    /// The API's base URL unless configured.
+    pub default_base: &'static str,
+    /// How old (or, for schemes that check both ways, how far ahead) a
+    /// webhook's signed timestamp may be, in seconds, unless configured.
+    pub webhook_tolerance_s: i64,
     /// Words of provider text containing one of these are masked.
     pub secret_prefixes: &'static [&'static str],
     /// `User-Agent`, e.g. `recon-stripe/0.1.0`.
@@ -41,6 +60,11 @@ pub struct ApiSpec {
 }
 
 impl ApiSpec {
+    /// A configuration error of this provider.
+    pub fn config_error(&self, message: String) -> Error {
+        Error::config(message).with_component(self.component)
+    }
+
     /// A request that got no answer: a timeout, a refused connection, a
     /// body cut short. The URL (which may carry ids) is left out.
     pub fn transport(&self, op: &str, base: &str, e: reqwest::Error) -> Error {
@@ -116,7 +140,7 @@ impl ApiSpec {
     /// | other 4xx | `InvalidInput` |
     /// | anything else | `Unexpected` |
     pub fn classify(&self, status: u16, headers: &HeaderMap, what: &str) -> Error {
-        let (p, var) = (self.display, self.key_var);
+        let (p, var) = (self.display, self.env.secret_key);
         let (kind, message) = match status {
             401 => (
                 ErrorKind::Unauthenticated,
@@ -171,6 +195,215 @@ impl ApiSpec {
             .with_component(self.component)
             .with_status(status)
             .with_retry_after(crate::http_util::retry_after(headers))
+    }
+}
+
+/// What every HTTP provider is configured with: its key, webhook secret,
+/// base URL, budget, retries and timeouts. A provider's own configuration
+/// holds one (`pub api: ApiConfig`) beside its own settings and gets the
+/// `with_*` builders from [`ApiSettings`].
+///
+/// `Debug` never prints the key or the webhook secret.
+#[derive(Clone)]
+pub struct ApiConfig {
+    spec: &'static ApiSpec,
+    secret_key: SecretString,
+    webhook_secret: Option<SecretString>,
+    /// API base URL, without a trailing slash.
+    pub api_base: String,
+    /// Request budget; `None` lets the provider pick it from the key.
+    pub rate: Option<Rate>,
+    /// Retries and backoff (core's defaults unless set).
+    pub retry: RetryPolicy,
+    /// Bound on one HTTP request (connect, send, read the body).
+    pub request_timeout: Duration,
+    /// See [`ApiSpec::webhook_tolerance_s`].
+    pub webhook_tolerance_s: i64,
+}
+
+impl std::fmt::Debug for ApiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiConfig")
+            .field("provider", &self.spec.display)
+            .field("secret_key", &"[redacted]")
+            .field(
+                "webhook_secret",
+                &self.webhook_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("api_base", &self.api_base)
+            .field("rate", &self.rate)
+            .field("retry", &self.retry)
+            .field("request_timeout", &self.request_timeout)
+            .field("webhook_tolerance_s", &self.webhook_tolerance_s)
+            .finish()
+    }
+}
+
+impl ApiConfig {
+    /// `secret_key` with every other setting at the spec's defaults.
+    pub fn new(spec: &'static ApiSpec, secret_key: impl Into<String>) -> Self {
+        ApiConfig {
+            spec,
+            secret_key: SecretString::from(secret_key.into().trim().to_string()),
+            webhook_secret: None,
+            api_base: spec.default_base.to_string(),
+            rate: None,
+            retry: RetryPolicy::default(),
+            request_timeout: Duration::from_secs(30),
+            webhook_tolerance_s: spec.webhook_tolerance_s,
+        }
+    }
+
+    /// Read the spec's variables through `get` (the process environment,
+    /// or a test's map): the key is required, the others optional; empty
+    /// values count as unset. The base URL is returned as given, for the
+    /// provider to normalise. Not validated yet.
+    pub fn from_vars(spec: &'static ApiSpec, get: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        let get = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let env = &spec.env;
+        let key = get(env.secret_key).ok_or_else(|| {
+            spec.config_error(format!(
+                "{} is not set: {} needs {}",
+                env.secret_key, spec.display, spec.key_hint
+            ))
+        })?;
+        let mut cfg = ApiConfig::new(spec, key);
+        if let Some(s) = get(env.webhook_secret) {
+            cfg.webhook_secret = Some(SecretString::from(s.trim().to_string()));
+        }
+        if let Some(base) = get(env.api_base) {
+            cfg.api_base = base.trim().trim_end_matches('/').to_string();
+        }
+        if let Some(r) = get(env.rate) {
+            let rate = Rate::parse(r.trim())
+                .map_err(|e| spec.config_error(format!("{}: {}", env.rate, e.message())))?;
+            cfg.rate = Some(rate);
+        }
+        Ok(cfg)
+    }
+
+    /// The key (for the client and the provider's own checks).
+    pub fn secret_key(&self) -> &SecretString {
+        &self.secret_key
+    }
+
+    /// The webhook secret, if configured.
+    pub fn webhook_secret(&self) -> Option<&SecretString> {
+        self.webhook_secret.as_ref()
+    }
+
+    /// Whether a webhook secret is configured.
+    pub fn has_webhook_secret(&self) -> bool {
+        self.webhook_secret.is_some()
+    }
+
+    /// The checks every provider shares: a key that is not empty, not a
+    /// publishable `pk_…` key and has no spaces; a webhook secret that is
+    /// not empty; an http(s) base URL; a positive timeout and tolerance.
+    /// Messages name variables, never their secret values.
+    pub fn validate(&self) -> Result<()> {
+        let (spec, env) = (self.spec, &self.spec.env);
+        let err = |m: String| Err(spec.config_error(m));
+        let key = self.secret_key.expose_secret();
+        if key.is_empty() {
+            return err(format!("{} is empty", env.secret_key));
+        }
+        if key.starts_with("pk_") {
+            return err(format!(
+                "{} holds a publishable key (pk_…); use {}",
+                env.secret_key, spec.key_hint
+            ));
+        }
+        if !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return err(format!(
+                "{} contains spaces or characters an API key cannot have",
+                env.secret_key
+            ));
+        }
+        if let Some(s) = &self.webhook_secret
+            && s.expose_secret().is_empty()
+        {
+            return err(format!("{} is empty", env.webhook_secret));
+        }
+        match reqwest::Url::parse(&self.api_base) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+            _ => {
+                return err(format!(
+                    "{} must be an http(s) URL such as {}, not {:?}",
+                    env.api_base, spec.default_base, self.api_base
+                ));
+            }
+        }
+        if self.request_timeout.is_zero() {
+            return err("the request timeout must be positive".to_string());
+        }
+        if self.webhook_tolerance_s <= 0 {
+            return err("the webhook tolerance must be positive".to_string());
+        }
+        Ok(())
+    }
+
+    /// Take the configuration file's settings of this provider where the
+    /// environment set none (the environment wins): today the budget.
+    pub fn apply_file(&mut self, file: &crate::registry::ProviderSettings) {
+        self.rate = self.rate.or(file.rate);
+    }
+
+    /// What [`JsonClient::new`] needs, with the budget the provider chose.
+    pub fn client_settings(&self, rate: Rate) -> ClientSettings {
+        ClientSettings {
+            base: self.api_base.clone(),
+            key: self.secret_key.clone(),
+            rate,
+            retry: self.retry,
+            timeout: self.request_timeout,
+            // Skews beyond the webhook tolerance fail signatures anyway.
+            max_clock_skew: Duration::from_secs(self.webhook_tolerance_s.max(0).unsigned_abs()),
+        }
+    }
+}
+
+/// The `with_*` builders of the shared settings, for any provider
+/// configuration that holds an [`ApiConfig`].
+pub trait ApiSettings: Sized {
+    /// The shared settings.
+    fn api_config(&mut self) -> &mut ApiConfig;
+
+    /// How this provider writes a base URL (by default: trimmed, without a
+    /// trailing `/`).
+    fn normalize_base(base: &str) -> String {
+        base.trim().trim_end_matches('/').to_string()
+    }
+
+    /// Set the webhook signing secret.
+    fn with_webhook_secret(mut self, secret: impl Into<String>) -> Self {
+        self.api_config().webhook_secret =
+            Some(SecretString::from(secret.into().trim().to_string()));
+        self
+    }
+
+    /// Set the API base URL (an emulator, a proxy).
+    fn with_api_base(mut self, base: impl Into<String>) -> Self {
+        self.api_config().api_base = Self::normalize_base(&base.into());
+        self
+    }
+
+    /// Override the request budget.
+    fn with_rate(mut self, rate: Rate) -> Self {
+        self.api_config().rate = Some(rate);
+        self
+    }
+
+    /// Replace the retry policy.
+    fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.api_config().retry = policy;
+        self
+    }
+
+    /// Bound each HTTP request.
+    fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.api_config().request_timeout = timeout;
+        self
     }
 }
 
@@ -334,8 +567,15 @@ mod tests {
     static SPEC: ApiSpec = ApiSpec {
         display: "Acme",
         component: "acme",
-        key_var: "ACME_KEY",
+        env: ApiEnv {
+            secret_key: "ACME_KEY",
+            webhook_secret: "ACME_WEBHOOK_SECRET",
+            api_base: "ACME_API_BASE",
+            rate: "ACME_RATE",
+        },
         key_hint: "an ak_… key",
+        default_base: "https://api.acme.test",
+        webhook_tolerance_s: 300,
         secret_prefixes: &["ak_"],
         user_agent: "recon-test",
     };
@@ -395,6 +635,85 @@ mod tests {
         let what = c.describe(Some("bad_key"), Some("key ak_live_123 refused"));
         assert_eq!(what, "bad_key: key [redacted] refused");
         assert_eq!(c.describe(None, None), "no error details");
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn settings_come_from_the_variables_and_are_checked() {
+        let e = ApiConfig::from_vars(&SPEC, vars(&[("ACME_KEY", "  ")])).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(
+            e.to_string()
+                .contains("ACME_KEY is not set: Acme needs an ak_… key"),
+            "{e}"
+        );
+        let c = ApiConfig::from_vars(
+            &SPEC,
+            vars(&[
+                ("ACME_KEY", "ak_1"),
+                ("ACME_API_BASE", "http://127.0.0.1:9/"),
+                ("ACME_RATE", "5/s"),
+                ("ACME_WEBHOOK_SECRET", " whsec_x "),
+            ]),
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.api_base, "http://127.0.0.1:9");
+        assert_eq!(c.rate, Some(Rate::per_second(5)));
+        assert_eq!(c.webhook_secret().unwrap().expose_secret(), "whsec_x");
+        for (k, v) in [("ACME_RATE", "fast"), ("ACME_API_BASE", "ftp://x")] {
+            let e = ApiConfig::from_vars(&SPEC, vars(&[("ACME_KEY", "ak_1"), (k, v)]))
+                .and_then(|c| c.validate())
+                .unwrap_err();
+            assert!(
+                e.to_string().contains(k) && !e.to_string().contains("ak_1"),
+                "{e}"
+            );
+        }
+        for key in ["pk_test_1", "ak 1"] {
+            let e = ApiConfig::new(&SPEC, key).validate().unwrap_err();
+            assert!(e.to_string().contains("ACME_KEY"), "{e}");
+        }
+        let mut c = ApiConfig::new(&SPEC, "ak_hush");
+        c.webhook_secret = Some(SecretString::from("whsec_quiet".to_string()));
+        let d = format!("{c:?}");
+        assert!(!d.contains("hush") && !d.contains("quiet"), "{d}");
+    }
+
+    struct Own {
+        api: ApiConfig,
+    }
+
+    impl ApiSettings for Own {
+        fn api_config(&mut self) -> &mut ApiConfig {
+            &mut self.api
+        }
+        fn normalize_base(base: &str) -> String {
+            base.trim().trim_end_matches("/v1").to_string()
+        }
+    }
+
+    #[test]
+    fn builders_set_the_shared_settings() {
+        let o = Own {
+            api: ApiConfig::new(&SPEC, "ak_1"),
+        }
+        .with_api_base(" http://x/v1")
+        .with_rate(Rate::per_second(3))
+        .with_request_timeout(Duration::from_secs(2))
+        .with_webhook_secret("s");
+        assert_eq!(o.api.api_base, "http://x");
+        assert_eq!(o.api.rate, Some(Rate::per_second(3)));
+        assert_eq!(o.api.request_timeout, Duration::from_secs(2));
+        assert!(o.api.has_webhook_secret());
+        assert_eq!(o.api.webhook_tolerance_s, 300);
     }
 
     #[tokio::test]

@@ -3,27 +3,15 @@
 //! and `Stripe-Account`, its error body, which 404 means "no such object",
 //! `lock_timeout` and `rate_limit` codes, and `Stripe-Should-Retry`.
 
-use std::time::Duration;
-
 use http::HeaderMap;
 use recon_core::clock::ProviderClock;
-use recon_core::http_client::{self, ApiSpec, ClientSettings, JsonClient};
+use recon_core::http_client::{self, JsonClient};
 use recon_core::{Budget, Error, ErrorKind, Result};
 use serde_json::Value;
 
-use crate::config::{STRIPE_VERSION, StripeConfig, env};
+use crate::config::{SPEC, STRIPE_VERSION, StripeConfig};
 
 pub(crate) use recon_core::http_client::Query;
-
-/// Stripe, for errors and requests.
-pub(crate) static SPEC: ApiSpec = ApiSpec {
-    display: "Stripe",
-    component: "stripe",
-    key_var: env::SECRET_KEY,
-    key_hint: "a secret sk_… or restricted rk_… key of the right account and mode",
-    secret_prefixes: &SECRET_PREFIXES,
-    user_agent: concat!("recon-stripe/", env!("CARGO_PKG_VERSION")),
-};
 
 /// One list envelope: `{"object":"list","data":[…],"has_more":…}`.
 #[derive(Debug)]
@@ -53,18 +41,7 @@ pub(crate) struct Client {
 impl Client {
     pub(crate) fn new(cfg: &StripeConfig) -> Result<Self> {
         cfg.validate()?;
-        let api = JsonClient::new(
-            &SPEC,
-            ClientSettings {
-                base: cfg.api_base.clone(),
-                key: cfg.secret_key().clone(),
-                rate: cfg.effective_rate(),
-                retry: cfg.retry,
-                timeout: cfg.request_timeout,
-                // Skews beyond the webhook tolerance fail signatures anyway.
-                max_clock_skew: Duration::from_secs(cfg.webhook_tolerance_s.max(0).unsigned_abs()),
-            },
-        )?;
+        let api = JsonClient::new(&SPEC, cfg.api.client_settings(cfg.effective_rate()))?;
         Ok(Client {
             api,
             account: cfg.account.clone(),
@@ -236,9 +213,6 @@ fn should_retry(headers: &HeaderMap) -> Option<bool> {
     }
 }
 
-/// Words of Stripe's error text that look like a key or a secret.
-const SECRET_PREFIXES: [&str; 5] = ["sk_live_", "sk_test_", "rk_live_", "rk_test_", "whsec_"];
-
 /// Turn a non-2xx answer into an [`Error`]: core's table, except Stripe's
 /// `lock_timeout` (a conflict, whatever the status) and `rate_limit` on a
 /// 400, with `Stripe-Should-Retry` kept.
@@ -270,6 +244,7 @@ pub(crate) fn classify(status: u16, headers: &HeaderMap, info: &ErrorBody) -> Er
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn h(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut m = HeaderMap::new();

@@ -1,10 +1,9 @@
 //! [`StripeConfig`]: the key, the endpoint, the budget. Secrets live in
 //! [`SecretString`]s and never reach `Debug` output or error messages.
 
-use std::time::Duration;
-
-use recon_core::{Error, Rate, Result, RetryPolicy};
-use secrecy::{ExposeSecret, SecretString};
+use recon_core::http_client::{ApiConfig, ApiEnv, ApiSettings, ApiSpec};
+use recon_core::{Rate, Result};
+use secrecy::ExposeSecret;
 
 /// The Stripe API version every request pins (`Stripe-Version`).
 pub const STRIPE_VERSION: &str = "2025-03-31.basil";
@@ -25,6 +24,23 @@ pub const WEBHOOK_TOLERANCE_S: i64 = 300;
 /// `Stripe-Account` header.
 pub(crate) const DEFAULT_ACCOUNT: &str = "default";
 
+/// Stripe, for the shared configuration, client and errors.
+pub(crate) static SPEC: ApiSpec = ApiSpec {
+    display: "Stripe",
+    component: "stripe",
+    env: ApiEnv {
+        secret_key: env::SECRET_KEY,
+        webhook_secret: env::WEBHOOK_SECRET,
+        api_base: env::API_BASE,
+        rate: env::RATE,
+    },
+    key_hint: "a secret (sk_…) or restricted (rk_…) API key of the right account and mode",
+    default_base: DEFAULT_API_BASE,
+    webhook_tolerance_s: WEBHOOK_TOLERANCE_S,
+    secret_prefixes: &["sk_live_", "sk_test_", "rk_live_", "rk_test_", "whsec_"],
+    user_agent: concat!("recon-stripe/", env!("CARGO_PKG_VERSION")),
+};
+
 /// Environment variable names read by [`StripeConfig::from_env`].
 pub mod env {
     /// The secret (`sk_…`) or restricted (`rk_…`) API key. Required.
@@ -40,49 +56,38 @@ pub mod env {
 }
 
 /// How to reach Stripe. Build it with [`StripeConfig::new`] or
-/// [`StripeConfig::from_env`], then adjust with the `with_*` methods.
+/// [`StripeConfig::from_env`], then adjust with the `with_*` methods (the
+/// shared ones come from [`ApiSettings`]).
 ///
 /// `Debug` never prints the API key or the webhook secret.
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct StripeConfig {
-    secret_key: SecretString,
-    webhook_secret: Option<SecretString>,
-    /// API base URL, without a trailing slash.
-    pub api_base: String,
+    /// Key, webhook secret, base URL, budget, retries and timeouts.
+    pub api: ApiConfig,
     /// Connect account (`acct_…`) sent as `Stripe-Account`; `None` for the
     /// platform account itself (mirrored as account `default`).
     pub account: Option<String>,
-    /// Request budget; `None` picks it from the key ([`SANDBOX_RATE`] or [`LIVE_RATE`]).
-    pub rate: Option<Rate>,
-    /// Retries and backoff (core's defaults unless set).
-    pub retry: RetryPolicy,
-    /// Bound on one HTTP request (connect, send, read the body).
-    pub request_timeout: Duration,
     /// Event types an event replay asks for (`types[]`); empty asks for all.
     /// Lists longer than 20 are split across requests.
     pub event_types: Vec<String>,
-    /// How old a webhook's signed timestamp may be, in seconds.
-    pub webhook_tolerance_s: i64,
 }
 
 impl std::fmt::Debug for StripeConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StripeConfig")
-            .field("secret_key", &"[redacted]")
             .field("mode", &if self.is_sandbox() { "sandbox" } else { "live" })
-            .field(
-                "webhook_secret",
-                &self.webhook_secret.as_ref().map(|_| "[redacted]"),
-            )
-            .field("api_base", &self.api_base)
+            .field("api", &self.api)
             .field("account", &self.account)
             .field("rate", &self.effective_rate())
-            .field("retry", &self.retry)
-            .field("request_timeout", &self.request_timeout)
             .field("event_types", &self.event_types)
-            .field("webhook_tolerance_s", &self.webhook_tolerance_s)
             .finish()
+    }
+}
+
+impl ApiSettings for StripeConfig {
+    fn api_config(&mut self) -> &mut ApiConfig {
+        &mut self.api
     }
 }
 
@@ -90,15 +95,9 @@ impl StripeConfig {
     /// A configuration for `secret_key` with every other setting at its default.
     pub fn new(secret_key: impl Into<String>) -> Self {
         StripeConfig {
-            secret_key: SecretString::from(secret_key.into().trim().to_string()),
-            webhook_secret: None,
-            api_base: DEFAULT_API_BASE.to_string(),
+            api: ApiConfig::new(&SPEC, secret_key),
             account: None,
-            rate: None,
-            retry: RetryPolicy::default(),
-            request_timeout: Duration::from_secs(30),
             event_types: Vec::new(),
-            webhook_tolerance_s: WEBHOOK_TOLERANCE_S,
         }
     }
 
@@ -112,67 +111,22 @@ impl StripeConfig {
     /// [`StripeConfig::from_env`] with another source of variables (tests,
     /// config files).
     pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        let get = |name: &str| get(name).filter(|v| !v.trim().is_empty());
-        let key = get(env::SECRET_KEY).ok_or_else(|| {
-            Error::config(format!(
-                "{} is not set: Stripe needs a secret (sk_…) or restricted (rk_…) API key",
-                env::SECRET_KEY
-            ))
-            .with_component("stripe")
-        })?;
-        let mut cfg = StripeConfig::new(key);
-        if let Some(s) = get(env::WEBHOOK_SECRET) {
-            cfg = cfg.with_webhook_secret(s);
-        }
-        if let Some(base) = get(env::API_BASE) {
-            cfg = cfg.with_api_base(base);
-        }
-        if let Some(acct) = get(env::ACCOUNT) {
+        let account = get(env::ACCOUNT).filter(|v| !v.trim().is_empty());
+        let mut cfg = StripeConfig {
+            api: ApiConfig::from_vars(&SPEC, get)?,
+            account: None,
+            event_types: Vec::new(),
+        };
+        if let Some(acct) = account {
             cfg = cfg.with_account(acct);
-        }
-        if let Some(r) = get(env::RATE) {
-            let rate = Rate::parse(r.trim()).map_err(|e| {
-                Error::config(format!("{}: {}", env::RATE, e.message())).with_component("stripe")
-            })?;
-            cfg = cfg.with_rate(rate);
         }
         cfg.validate()?;
         Ok(cfg)
     }
 
-    /// Set the webhook signing secret (the whole `whsec_…` string).
-    pub fn with_webhook_secret(mut self, secret: impl Into<String>) -> Self {
-        self.webhook_secret = Some(SecretString::from(secret.into().trim().to_string()));
-        self
-    }
-
-    /// Set the API base URL (an emulator, a proxy).
-    pub fn with_api_base(mut self, base: impl Into<String>) -> Self {
-        self.api_base = base.into().trim().trim_end_matches('/').to_string();
-        self
-    }
-
     /// Act as a Connect account (`acct_…`).
     pub fn with_account(mut self, account: impl Into<String>) -> Self {
         self.account = Some(account.into().trim().to_string());
-        self
-    }
-
-    /// Override the request budget.
-    pub fn with_rate(mut self, rate: Rate) -> Self {
-        self.rate = Some(rate);
-        self
-    }
-
-    /// Replace the retry policy.
-    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry = policy;
-        self
-    }
-
-    /// Bound each HTTP request.
-    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
-        self.request_timeout = timeout;
         self
     }
 
@@ -188,13 +142,13 @@ impl StripeConfig {
 
     /// A sandbox key (`sk_test_…`, `rk_test_…`)?
     pub fn is_sandbox(&self) -> bool {
-        let k = self.secret_key.expose_secret();
+        let k = self.api.secret_key().expose_secret();
         k.starts_with("sk_test_") || k.starts_with("rk_test_")
     }
 
     /// The budget in force: the override, or the key's documented limit.
     pub fn effective_rate(&self) -> Rate {
-        self.rate.unwrap_or(if self.is_sandbox() {
+        self.api.rate.unwrap_or(if self.is_sandbox() {
             SANDBOX_RATE
         } else {
             LIVE_RATE
@@ -208,64 +162,19 @@ impl StripeConfig {
 
     /// Whether a webhook secret is configured.
     pub fn has_webhook_secret(&self) -> bool {
-        self.webhook_secret.is_some()
-    }
-
-    pub(crate) fn secret_key(&self) -> &SecretString {
-        &self.secret_key
-    }
-
-    pub(crate) fn webhook_secret(&self) -> Option<&SecretString> {
-        self.webhook_secret.as_ref()
+        self.api.has_webhook_secret()
     }
 
     /// Check the settings. Messages name variables, never their secret values.
     pub fn validate(&self) -> Result<()> {
-        let err = |m: String| Err(Error::config(m).with_component("stripe"));
-        let key = self.secret_key.expose_secret();
-        if key.is_empty() {
-            return err(format!("{} is empty", env::SECRET_KEY));
-        }
-        if key.starts_with("pk_") {
-            return err(format!(
-                "{} holds a publishable key (pk_…); use a secret (sk_…) or restricted (rk_…) key",
-                env::SECRET_KEY
-            ));
-        }
-        if !key.bytes().all(|b| b.is_ascii_graphic()) {
-            return err(format!(
-                "{} contains spaces or characters an API key cannot have",
-                env::SECRET_KEY
-            ));
-        }
-        if let Some(s) = &self.webhook_secret
-            && s.expose_secret().is_empty()
-        {
-            return err(format!("{} is empty", env::WEBHOOK_SECRET));
-        }
-        match reqwest::Url::parse(&self.api_base) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
-            _ => {
-                return err(format!(
-                    "{} must be an http(s) URL such as {DEFAULT_API_BASE}, not {:?}",
-                    env::API_BASE,
-                    self.api_base
-                ));
-            }
-        }
+        self.api.validate()?;
         if let Some(a) = &self.account
             && (!a.starts_with("acct_") || !crate::objects::is_plain_id(a))
         {
-            return err(format!(
+            return Err(SPEC.config_error(format!(
                 "{} must be a Connect account id (acct_…), not {a:?}",
                 env::ACCOUNT
-            ));
-        }
-        if self.request_timeout.is_zero() {
-            return err("the request timeout must be positive".to_string());
-        }
-        if self.webhook_tolerance_s <= 0 {
-            return err("the webhook tolerance must be positive".to_string());
+            )));
         }
         Ok(())
     }
@@ -298,7 +207,7 @@ mod tests {
     fn rate_follows_the_key_unless_overridden() {
         let c = StripeConfig::from_vars(vars(&[("STRIPE_SECRET_KEY", "sk_test_abc")])).unwrap();
         assert_eq!(c.effective_rate(), SANDBOX_RATE);
-        assert_eq!(c.api_base, DEFAULT_API_BASE);
+        assert_eq!(c.api.api_base, DEFAULT_API_BASE);
         assert_eq!(c.account_name(), "default");
         let c = StripeConfig::new("rk_test_abc");
         assert_eq!(c.effective_rate(), SANDBOX_RATE);
@@ -313,7 +222,7 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(c.effective_rate(), Rate::per_second(40));
-        assert_eq!(c.api_base, "http://127.0.0.1:9999");
+        assert_eq!(c.api.api_base, "http://127.0.0.1:9999");
         assert_eq!(c.account_name(), "acct_123");
         assert!(c.has_webhook_secret());
     }

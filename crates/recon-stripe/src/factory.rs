@@ -50,8 +50,9 @@ pub const PROVIDER: ProviderSpec = ProviderSpec {
 };
 
 fn build(settings: &ProviderSettings) -> Result<BuiltProvider> {
-    let cfg = StripeConfig::from_env()?;
-    let p = StripeProvider::new(settings.rate.map_or(cfg.clone(), |r| cfg.with_rate(r)))?;
+    let mut cfg = StripeConfig::from_env()?;
+    cfg.api.apply_file(settings);
+    let p = StripeProvider::new(cfg)?;
     Ok(BuiltProvider::new(
         p.budget().stats().clone(),
         StripeProvider::references(),

@@ -76,7 +76,7 @@ impl StripeProvider {
     /// HTTP client; sends nothing.
     pub fn new(config: StripeConfig) -> Result<Self> {
         let client = Client::new(&config)?;
-        if let Some(s) = config.webhook_secret()
+        if let Some(s) = config.api.webhook_secret()
             && !s.expose_secret().starts_with("whsec_")
         {
             tracing::warn!(
@@ -311,7 +311,7 @@ impl Provider for StripeProvider {
     }
 
     fn verify_webhook(&self, headers: &Headers, body: &[u8], now_s: i64) -> Result<ProviderEvent> {
-        let secret = self.config.webhook_secret().ok_or_else(|| {
+        let secret = self.config.api.webhook_secret().ok_or_else(|| {
             Error::config(format!(
                 "{} is not set: Stripe webhooks cannot be verified without the endpoint's signing secret (whsec_…)",
                 env::WEBHOOK_SECRET
@@ -337,7 +337,7 @@ impl Provider for StripeProvider {
             header,
             body,
             now_s,
-            self.config.webhook_tolerance_s,
+            self.config.api.webhook_tolerance_s,
         )?;
         let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
             Error::invalid(format!("the webhook body is not JSON: {e}"))

@@ -1,6 +1,7 @@
 //! How Clerk's failures are classified, and that core retries the temporary
 //! ones (through the budget, never a loop of the adapter's own).
 
+use recon_clerk::ApiSettings;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 

@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+use recon_clerk::ApiSettings;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -2,6 +2,7 @@
 //! envelopes to events.
 
 use http::{HeaderMap, HeaderName, HeaderValue};
+use recon_clerk::ApiSettings;
 use recon_clerk::{ClerkConfig, ClerkProvider, sign, signing_key, verify_signature};
 use recon_core::{ErrorKind, Provider};
 use serde_json::{Value, json};

@@ -1,5 +1,6 @@
 //! Failures: classification and what core's retries make of it.
 
+use recon_stripe::ApiSettings;
 use std::time::{Duration, Instant};
 
 use recon_core::{ErrorKind, ListScope, Provider};

@@ -2,6 +2,7 @@
 //! `starting_after`, `ending_before`, `created[gt|gte|lt|lte]`,
 //! `status`, `customer` and `types[]`; retrieves with both deleted forms.
 
+use recon_stripe::ApiSettings;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -1,6 +1,7 @@
 //! `verify_webhook` through the provider: signature cases and parsing.
 
 use recon_core::{ErrorKind, Headers, Provider};
+use recon_stripe::ApiSettings;
 use recon_stripe::{StripeProvider, sign, signature};
 
 use crate::fake::config;
