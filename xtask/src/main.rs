@@ -112,6 +112,16 @@ fn ci() -> Result<()> {
             .args(features)
             .args(["--", "-D", "warnings"]))?;
     }
+    run(cargo().args([
+        "test",
+        "-q",
+        "-p",
+        "recon-bin",
+        "--no-default-features",
+        "--features",
+        "stripe",
+        "--bins",
+    ]))?;
     test(&[])
 }
 

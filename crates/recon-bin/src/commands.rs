@@ -19,18 +19,19 @@ use crate::resume::Start;
 
 /// A provider argument: a registered name, else a usage error (exit 2)
 /// naming the known ones, before anything is opened.
-fn registered_provider(s: &str) -> std::result::Result<String, String> {
-    crate::registry::registry()
-        .get(s)
-        .map(|f| f.name().to_string())
-        .map_err(|e| e.message().to_string())
+fn registered_provider(name: &str) -> recon_core::Result<()> {
+    match crate::registry::registry().lookup(name) {
+        Some(_) => Ok(()),
+        None => Err(recon_core::Error::invalid(
+            crate::registry::registry().unknown(name).message(),
+        )),
+    }
 }
 
 /// `recon reconcile`.
 #[derive(Args, Debug)]
 pub struct ReconcileArgs {
     /// A provider this binary knows (`recon --help` lists them).
-    #[arg(value_parser = registered_provider)]
     pub provider: String,
     /// Sweep only this kind (`recon --help` lists each provider's kinds).
     #[arg(long, conflicts_with_all = ["id", "owner"])]
@@ -61,7 +62,6 @@ pub struct ReconcileArgs {
 pub struct ReplayArgs {
     /// A provider with an event log, e.g. `stripe` (Clerk has none: use
     /// `recon reconcile clerk`).
-    #[arg(value_parser = registered_provider)]
     pub provider: String,
     /// From when: a duration ago (`24h`, `30m`) or an RFC 3339 time.
     /// Default: the stored event cursor (where the last replay stopped).
@@ -184,6 +184,7 @@ fn outcome_line(o: &OneOutcome) -> String {
 
 /// `recon reconcile`.
 pub async fn reconcile(config: Option<&Path>, a: ReconcileArgs) -> Result<u8> {
+    registered_provider(&a.provider)?;
     let app = ready_app(config, true).await?;
     if a.app {
         return crate::apptables::reconcile_app_command(
@@ -322,6 +323,7 @@ pub async fn reconcile(config: Option<&Path>, a: ReconcileArgs) -> Result<u8> {
 /// replays what is reachable, alerts, and exits 1: `recon reconcile` is
 /// needed to repair what the lost events changed.
 pub async fn replay(config: Option<&Path>, a: ReplayArgs) -> Result<u8> {
+    registered_provider(&a.provider)?;
     let explicit = match &a.since {
         Some(s) => Some(parse_since(s).map_err(|e| recon_core::Error::invalid(e.to_string()))?),
         None => None,

@@ -429,6 +429,12 @@ impl Config {
         }
         let registry = crate::registry::registry();
         for (name, p) in &self.providers {
+            if crate::registry::built_without().contains(&name.as_str()) {
+                tracing::warn!(
+                    "[{name}] is ignored: this binary was built without the {name} feature"
+                );
+                continue;
+            }
             let Some(factory) = registry.lookup(name) else {
                 bail!(
                     "[{name}] is neither a section of recon ({}) nor a provider this binary knows ({})",
@@ -480,16 +486,38 @@ impl Config {
     pub fn app_sync(&self) -> recon_core::Result<AppSync> {
         let projections: Vec<Projection> = self.projections.iter().map(Projection::from).collect();
         for p in &projections {
-            if !p.name.trim().is_empty()
-                && !p.provider.is_empty()
-                && crate::registry::registry().lookup(&p.provider).is_none()
-            {
-                return Err(recon_core::Error::config(format!(
-                    "projection {:?}: unknown provider {:?}; known: {}",
-                    p.name,
-                    p.provider,
-                    crate::registry::known()
-                )));
+            if p.name.trim().is_empty() || p.provider.is_empty() {
+                continue; // refused by AppSync::validate, naming what is missing
+            }
+            // The projection's provider, and each dependency's, with its kind.
+            let deps = p.depends.iter().map(|d| {
+                (
+                    d.provider.as_deref().unwrap_or(&p.provider),
+                    Some(d.kind.as_str()),
+                )
+            });
+            for (provider, kind) in std::iter::once((p.provider.as_str(), None)).chain(deps) {
+                let Some(f) = crate::registry::registry().lookup(provider) else {
+                    let why = if crate::registry::built_without().contains(&provider) {
+                        format!("this binary was built without the {provider} feature")
+                    } else {
+                        format!("unknown provider {provider:?}")
+                    };
+                    return Err(recon_core::Error::config(format!(
+                        "projection {:?}: {why}; known: {}",
+                        p.name,
+                        crate::registry::known()
+                    )));
+                };
+                if let Some(k) = kind
+                    && !f.kinds().contains(&k)
+                {
+                    return Err(recon_core::Error::config(format!(
+                        "projection {:?}: {provider} has no kind {k:?}; its kinds are {}",
+                        p.name,
+                        f.kinds().join(", ")
+                    )));
+                }
             }
         }
         let mut checks: Vec<Check> = self
@@ -658,6 +686,7 @@ mod tests {
     }
 
     /// The commented app-table example of recon.example.toml, uncommented.
+    #[cfg(all(feature = "stripe", feature = "clerk"))]
     fn example_app_block() -> String {
         let text = include_str!("../../../recon.example.toml");
         let start = text.find("# BEGIN app-table example").unwrap();
@@ -670,6 +699,7 @@ mod tests {
             .join("\n")
     }
 
+    #[cfg(all(feature = "stripe", feature = "clerk"))]
     #[test]
     fn example_app_tables_parse() {
         let cfg: Config = toml::from_str(&example_app_block()).unwrap();
@@ -739,7 +769,8 @@ mod tests {
             let e = load(text).unwrap_err().to_string();
             let name = &text[1..text.find(']').unwrap()];
             assert!(
-                e.contains(&format!("[{name}] is neither")) && e.contains("stripe, clerk"),
+                e.contains(&format!("[{name}] is neither"))
+                    && e.contains(&crate::registry::known()),
                 "{e}"
             );
         }
@@ -747,6 +778,47 @@ mod tests {
         assert!(load("paddle = 1").is_err());
     }
 
+    #[test]
+    fn dependencies_name_registered_providers_and_their_kinds() {
+        let with =
+            |dep: &str| PROJECTION.replace(r#"{ kind = "subscriptions", key = "owner" }"#, dep);
+        load(&with(r#"{ kind = "subscriptions", key = "owner" }"#)).unwrap();
+        let e = load(&with(
+            r#"{ provider = "paddle", kind = "customers", key = "id" }"#,
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("projection \"billing\"") && e.contains("\"paddle\""),
+            "{e}"
+        );
+        let e = load(&with(r#"{ kind = "subscription", key = "owner" }"#))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("stripe has no kind \"subscription\"") && e.contains("subscriptions"),
+            "{e}"
+        );
+    }
+
+    /// A binary built without Clerk reads the same file: `[clerk]` is
+    /// ignored, a projection reading Clerk is refused.
+    #[cfg(not(feature = "clerk"))]
+    #[test]
+    fn a_provider_built_out_is_ignored_in_sections_and_refused_in_projections() {
+        load("[clerk]\nrate = \"10/s\"\n[clerk.schedule]\nusers = \"\"").unwrap();
+        let text = include_str!("../../../recon.example.toml");
+        load(text).unwrap();
+        let e = load(&PROJECTION.replace(
+            r#"{ kind = "subscriptions", key = "owner" }"#,
+            r#"{ provider = "clerk", kind = "users", key = "id" }"#,
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("built without the clerk feature"), "{e}");
+    }
+
+    #[cfg(all(feature = "stripe", feature = "clerk"))]
     #[test]
     fn schedules_name_the_providers_jobs() {
         let cfg = load("[stripe.schedule]\ninvoices = \"0 0 * * * *\"\nreplay = \"\"").unwrap();
@@ -871,6 +943,7 @@ absent = { subscription_status = "none" }
         );
     }
 
+    #[cfg(all(feature = "stripe", feature = "clerk"))]
     #[test]
     fn checks_and_the_link() {
         let cfg = load(

@@ -22,9 +22,26 @@ pub fn registry() -> &'static Registry {
     })
 }
 
-/// `known: a, b` for error messages.
+/// `a, b` (the registered names) for error messages.
 pub fn known() -> String {
-    registry().names().join(", ")
+    let names = registry().names();
+    if names.is_empty() {
+        "none (it was built without provider features)".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// Providers this project ships that this binary was built without: a
+/// configuration section of theirs is ignored with a warning (the same file
+/// serves every build), while a projection that reads them is refused.
+pub fn built_without() -> &'static [&'static str] {
+    &[
+        #[cfg(not(feature = "stripe"))]
+        "stripe",
+        #[cfg(not(feature = "clerk"))]
+        "clerk",
+    ]
 }
 
 #[cfg(test)]
@@ -34,8 +51,13 @@ mod tests {
     #[test]
     fn every_registered_provider_is_consistent() {
         let r = registry();
-        assert!(!r.names().is_empty(), "built without any provider");
         for f in r.iter() {
+            assert!(
+                !crate::config::SECTIONS.contains(&f.name()),
+                "provider {} would be shadowed by recon's own section",
+                f.name()
+            );
+            assert!(!built_without().contains(&f.name()));
             assert!(
                 f.env_vars().first().map(|v| v.name) == Some(f.key_var()),
                 "{}: the key variable comes first in env_vars",

@@ -208,6 +208,16 @@ async fn missing_key_exits_2_naming_the_variable() {
         err.contains("\"paddle\"") && err.contains("stripe, clerk"),
         "{err}"
     );
+    // … and with --json, as one JSON document.
+    let (code, out, err) = run({
+        let mut c = recon(&db, None);
+        c.args(["reconcile", "paddle", "--json"]);
+        c
+    });
+    assert_eq!(code, 2, "{err}");
+    let doc: Value = serde_json::from_str(&out).expect("stdout is one JSON document");
+    assert_eq!(doc["ok"], false, "{out}");
+    assert!(doc.to_string().contains("paddle"), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -687,6 +687,22 @@ mod tests {
         assert!(!d.contains("hush") && !d.contains("quiet"), "{d}");
     }
 
+    #[test]
+    fn the_environment_wins_over_the_file() {
+        let file = crate::registry::ProviderSettings {
+            rate: Some(Rate::per_second(10)),
+            ..Default::default()
+        };
+        let mut from_env =
+            ApiConfig::from_vars(&SPEC, vars(&[("ACME_KEY", "ak_1"), ("ACME_RATE", "40/s")]))
+                .unwrap();
+        from_env.apply_file(&file);
+        assert_eq!(from_env.rate, Some(Rate::per_second(40)));
+        let mut file_only = ApiConfig::from_vars(&SPEC, vars(&[("ACME_KEY", "ak_1")])).unwrap();
+        file_only.apply_file(&file);
+        assert_eq!(file_only.rate, Some(Rate::per_second(10)));
+    }
+
     struct Own {
         api: ApiConfig,
     }
