@@ -2,6 +2,7 @@
 //! beyond 127.0.0.1.
 
 mod clock;
+mod conformance;
 mod engine;
 mod errors;
 mod fake;

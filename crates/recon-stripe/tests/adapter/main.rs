@@ -2,6 +2,7 @@
 //! beyond 127.0.0.1.
 
 mod clock;
+mod conformance;
 mod errors;
 mod events;
 mod fake;
