@@ -14,6 +14,16 @@ pub mod hostile;
 pub mod projections;
 pub mod race;
 
+/// The typed views of the providers this project ships, for stores whose
+/// projections read them.
+pub fn views() -> Vec<recon_core::store::View> {
+    recon_stripe::views::VIEWS
+        .iter()
+        .chain(recon_clerk::views::VIEWS)
+        .copied()
+        .collect()
+}
+
 use std::sync::Arc;
 
 use recon_core::Store;

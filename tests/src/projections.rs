@@ -80,7 +80,13 @@ pub mod futures_like {
 /// that schema (the app table is created there, where the store finds it).
 pub fn pg(sync: AppSync) -> futures_like::BoxFut<(Arc<dyn Store>, Db)> {
     Box::pin(async move {
-        let store = recon_store_postgres::testing::fresh_store().await;
+        let store = recon_store_postgres::testing::fresh_store()
+            .await
+            .with_views(crate::views());
+        store
+            .install_views(&crate::views())
+            .await
+            .expect("install the views");
         let url = recon_store_postgres::testing::test_database_url();
         let opts: sqlx::postgres::PgConnectOptions = url.parse().expect("TEST_DATABASE_URL");
         let opts = opts.options([("search_path", store.schema())]);
@@ -101,7 +107,8 @@ pub fn sqlite(sync: AppSync) -> futures_like::BoxFut<(Arc<dyn Store>, Db)> {
         let url = format!("sqlite://{}", path.display());
         let store = recon_store_sqlite::SqliteStore::connect(&url)
             .await
-            .expect("open a test database");
+            .expect("open a test database")
+            .with_views(crate::views());
         store.migrate().await.expect("migrate");
         let opts: sqlx::sqlite::SqliteConnectOptions = url.parse().expect("sqlite url");
         let pool = sqlx::sqlite::SqlitePoolOptions::new()

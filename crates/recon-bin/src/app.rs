@@ -45,12 +45,14 @@ pub struct App {
 pub async fn open_store(config: &Config) -> recon_core::Result<Arc<dyn Store>> {
     let url = config.database_url();
     let sync = Arc::new(config.app_sync()?);
+    // The typed views of the providers this binary was built with.
+    let views = crate::registry::registry().views();
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let s = recon_store_postgres::PgStore::connect(&url, &config.schema()).await?;
-        Ok(Arc::new(s.with_app_sync(sync)))
+        Ok(Arc::new(s.with_app_sync(sync).with_views(views)))
     } else if url.starts_with("sqlite:") {
         let s = recon_store_sqlite::SqliteStore::connect(&url).await?;
-        Ok(Arc::new(s.with_app_sync(sync)))
+        Ok(Arc::new(s.with_app_sync(sync).with_views(views)))
     } else {
         Err(Error::config(
             "DATABASE_URL must start with postgres:// or sqlite:// (default sqlite://recon.db)",

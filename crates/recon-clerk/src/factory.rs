@@ -38,6 +38,7 @@ pub const PROVIDER: ProviderSpec = ProviderSpec {
         ("organizations", "0 20 2 * * *"),
         ("organization_memberships", "0 30 2 * * *"),
     ],
+    views: crate::views::VIEWS,
     build,
 };
 

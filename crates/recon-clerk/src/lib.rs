@@ -7,6 +7,7 @@ mod listing;
 mod memberships;
 pub mod objects;
 mod provider;
+pub mod views;
 pub mod webhook;
 
 pub use config::{

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::provider::Provider;
 use crate::retry::{BudgetStats, Rate};
-use crate::store::Reference;
+use crate::store::{Reference, View};
 
 /// One environment variable a provider reads, for `--help` and errors.
 #[derive(Debug, Clone, Copy)]
@@ -85,6 +85,11 @@ pub trait ProviderFactory: Send + Sync + 'static {
     /// `replay` when the provider has an event log.
     fn default_schedule(&self) -> &'static [(&'static str, &'static str)];
 
+    /// The typed views it brings, created by the stores at migration.
+    fn views(&self) -> &'static [View] {
+        &[]
+    }
+
     /// Refuse provider-specific keys of its section it does not know, or
     /// values it cannot use. By default a provider has none.
     fn check_settings(&self, settings: &ProviderSettings) -> Result<()> {
@@ -113,6 +118,7 @@ pub trait ProviderFactory: Send + Sync + 'static {
 ///     env_vars: &[/* … */],
 ///     kinds: &["widgets"],
 ///     default_schedule: &[("widgets", "0 0 * * * *")],
+///     views: &[/* View { name: "acme_widgets", postgres: "SELECT …", sqlite: "SELECT …" } */],
 ///     build,
 /// };
 /// ```
@@ -128,6 +134,8 @@ pub struct ProviderSpec {
     pub kinds: &'static [&'static str],
     /// See [`ProviderFactory::default_schedule`].
     pub default_schedule: &'static [(&'static str, &'static str)],
+    /// See [`ProviderFactory::views`].
+    pub views: &'static [View],
     /// See [`ProviderFactory::build`].
     pub build: fn(&ProviderSettings) -> Result<BuiltProvider>,
 }
@@ -147,6 +155,9 @@ impl ProviderFactory for ProviderSpec {
     }
     fn default_schedule(&self) -> &'static [(&'static str, &'static str)] {
         self.default_schedule
+    }
+    fn views(&self) -> &'static [View] {
+        self.views
     }
     fn build(&self, settings: &ProviderSettings) -> Result<BuiltProvider> {
         (self.build)(settings)
@@ -197,6 +208,14 @@ impl Registry {
     /// The registered names, in registration order.
     pub fn names(&self) -> Vec<&'static str> {
         self.factories.iter().map(|f| f.name()).collect()
+    }
+
+    /// The views of every registered provider, for the stores.
+    pub fn views(&self) -> Vec<View> {
+        self.factories
+            .iter()
+            .flat_map(|f| f.views().iter().copied())
+            .collect()
     }
 
     /// Every factory, in registration order.

@@ -153,6 +153,21 @@ pub struct StaleObject {
     pub confirmed_at: i64,
 }
 
+/// A typed view a provider brings for apps and projections to query
+/// (`stripe_customers`, `clerk_users`): its name and its `SELECT` over
+/// recon's `objects` table in each store's dialect. The stores create the
+/// views of the registered providers at migration (replacing older
+/// definitions); no provider-specific migration lives in a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct View {
+    /// The view's name: `<provider>_<kind>`.
+    pub name: &'static str,
+    /// The `SELECT` for Postgres (unqualified names: the store's schema).
+    pub postgres: &'static str,
+    /// The `SELECT` for SQLite.
+    pub sqlite: &'static str,
+}
+
 /// A reference rule for diagnostics: live objects of `kind` whose `owner`
 /// should exist in `owner_kind`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -40,7 +40,7 @@ use recon_core::commit::sweep_floor_name;
 use recon_core::project::{AppSync, AppTable, ChangeRow, quote_ident};
 use recon_core::store::{
     AppWrite, Cursor, Dangling, DriftQuery, Guard, KeySel, LedgerRow, PendingFetch, Reference,
-    SeenRow, StaleObject, Store, StoreTx,
+    SeenRow, StaleObject, Store, StoreTx, View,
 };
 use recon_core::types::{
     DriftCause, DriftRecord, ObjectKey, RunKind, RunRecord, RunStatus, Snapshot, Source,
@@ -50,7 +50,14 @@ use recon_core::{Error, ErrorKind, Result};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow, PgSslMode};
 use sqlx::{ConnectOptions, Postgres, Row, Transaction};
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// The store's migrations. `0002_views` (the typed views of Stripe and
+/// Clerk) was removed when views moved into the provider crates: databases
+/// that applied it keep it on record, so missing migrations are ignored.
+static MIGRATOR: std::sync::LazyLock<sqlx::migrate::Migrator> = std::sync::LazyLock::new(|| {
+    let mut m = sqlx::migrate!("./migrations");
+    m.set_ignore_missing(true);
+    m
+});
 
 const C: &str = "postgres";
 
@@ -90,6 +97,7 @@ pub struct PgStore {
     schema: String,
     app_sync: Option<Arc<AppSync>>,
     growth: Arc<Growth>,
+    views: Arc<Vec<View>>,
 }
 
 /// The first [`Growth`] threshold: rows written before the first ANALYZE.
@@ -255,6 +263,7 @@ impl PgStore {
             pool,
             schema: schema.to_string(),
             app_sync: None,
+            views: Arc::new(Vec::new()),
             growth: Arc::default(),
         })
     }
@@ -264,6 +273,43 @@ impl PgStore {
     pub fn with_app_sync(mut self, sync: Arc<AppSync>) -> Self {
         self.app_sync = Some(sync);
         self
+    }
+
+    /// The typed views `migrate` creates (or replaces): those of the
+    /// registered providers.
+    pub fn with_views(mut self, views: Vec<View>) -> Self {
+        self.views = Arc::new(views);
+        self
+    }
+
+    /// Create or replace `views` in the store's schema (`migrate` does it
+    /// for those given to [`PgStore::with_views`]).
+    pub async fn install_views(&self, views: &[View]) -> Result<()> {
+        for v in views {
+            if !valid_ident(v.name) {
+                return Err(
+                    Error::config(format!("view name {:?} is not a plain name", v.name))
+                        .with_component(C),
+                );
+            }
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "CREATE OR REPLACE VIEW {} AS\n{}",
+                v.name, v.postgres
+            )))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Store,
+                    format!(
+                        "creating view {}: {e} (a view whose columns changed must be dropped first, with what depends on it)",
+                        v.name
+                    ),
+                )
+                .with_component(C)
+            })?;
+        }
+        Ok(())
     }
 
     /// The pool, for apps that want to query the views through it.
@@ -482,9 +528,6 @@ fn valid_ident(s: &str) -> bool {
 const RECON_RELATIONS: &[&str] = &[
     "_sqlx_migrations",
     "changes",
-    "clerk_organization_memberships",
-    "clerk_organizations",
-    "clerk_users",
     "cursors",
     "drift_log",
     "event_ledger",
@@ -493,19 +536,14 @@ const RECON_RELATIONS: &[&str] = &[
     "quarantine",
     "recon_clock",
     "runs",
-    "stripe_customers",
-    "stripe_invoices",
-    "stripe_prices",
-    "stripe_products",
-    "stripe_subscriptions",
     "sweep_seen",
     "sweep_staged",
 ];
 
 /// Check an app table's names (they are spliced into SQL) and that it is
 /// not one of recon's own: unqualified with a name of
-/// [`RECON_RELATIONS`], or in the store's schema.
-fn check_app_table(t: &AppTable<'_>, schema: &str) -> Result<()> {
+/// [`RECON_RELATIONS`] or a provider's view, or in the store's schema.
+fn check_app_table(t: &AppTable<'_>, schema: &str, views: &[View]) -> Result<()> {
     let parts: Vec<&str> = t.table.split('.').collect();
     let ok = parts.len() <= 2
         && parts.iter().all(|p| valid_ident(p))
@@ -522,7 +560,7 @@ fn check_app_table(t: &AppTable<'_>, schema: &str) -> Result<()> {
         .with_component(C));
     }
     let recons = match parts[..] {
-        [name] => RECON_RELATIONS.contains(&name),
+        [name] => RECON_RELATIONS.contains(&name) || views.iter().any(|v| v.name == name),
         [ns, _] => ns == schema,
         _ => false,
     };
@@ -667,6 +705,8 @@ pub struct PgTx {
     written: HashMap<String, u64>,
     growth: Arc<Growth>,
     pool: PgPool,
+    /// The providers' views (app tables are never one of them).
+    views: Arc<Vec<View>>,
 }
 
 impl PgTx {
@@ -1205,7 +1245,7 @@ impl StoreTx for PgTx {
         query: &str,
         keys: KeySel<'_>,
     ) -> Result<Vec<(String, serde_json::Value)>> {
-        check_app_table(table, &self.schema)?;
+        check_app_table(table, &self.schema, &self.views)?;
         let sql = desired_sql(table, query, Some(keys));
         app_rows(&mut self.tx, sql, keys, "app desired").await
     }
@@ -1215,7 +1255,7 @@ impl StoreTx for PgTx {
         table: &AppTable<'_>,
         keys: KeySel<'_>,
     ) -> Result<Vec<(String, serde_json::Value)>> {
-        check_app_table(table, &self.schema)?;
+        check_app_table(table, &self.schema, &self.views)?;
         let sql = current_sql(table, Some(keys));
         app_rows(&mut self.tx, sql, keys, "app current").await
     }
@@ -1226,7 +1266,7 @@ impl StoreTx for PgTx {
         op: AppWrite,
         rows: &[(String, serde_json::Value)],
     ) -> Result<u64> {
-        check_app_table(table, &self.schema)?;
+        check_app_table(table, &self.schema, &self.views)?;
         if rows.is_empty() {
             return Ok(0);
         }
@@ -1418,6 +1458,8 @@ impl Store for PgStore {
         MIGRATOR.run(&self.pool).await.map_err(|e| {
             Error::new(ErrorKind::Store, format!("migration failed: {e}")).with_component(C)
         })?;
+        // The providers' views, after the tables they read.
+        self.install_views(&self.views).await?;
         Ok(())
     }
 
@@ -1460,6 +1502,7 @@ impl Store for PgStore {
             written: HashMap::new(),
             growth: self.growth.clone(),
             pool: self.pool.clone(),
+            views: self.views.clone(),
         }))
     }
 
@@ -1498,7 +1541,7 @@ impl Store for PgStore {
         query: Option<&'a str>,
     ) -> futures::stream::BoxStream<'a, Result<(String, serde_json::Value)>> {
         use futures::StreamExt;
-        if let Err(e) = check_app_table(&table, &self.schema) {
+        if let Err(e) = check_app_table(&table, &self.schema, &self.views) {
             return futures::stream::once(async move { Err(e) }).boxed();
         }
         let sql = match query {

@@ -9,11 +9,26 @@ use recon_core::project::{AppTable, ChangeRow};
 use recon_core::store::{AppWrite, KeySel};
 use recon_core::testkit::store_suite::AppDb;
 use recon_store_postgres::PgStore;
-use recon_store_postgres::testing::{fresh_store, test_database_url};
+use recon_store_postgres::testing::test_database_url;
 use serde_json::json;
 
+/// A fresh store with the typed views of the providers this project ships
+/// (the suite's projections and checks read them).
+async fn fresh_store() -> PgStore {
+    let views: Vec<recon_core::store::View> = recon_stripe::views::VIEWS
+        .iter()
+        .chain(recon_clerk::views::VIEWS)
+        .copied()
+        .collect();
+    let s = recon_store_postgres::testing::fresh_store()
+        .await
+        .with_views(views.clone());
+    s.install_views(&views).await.expect("install the views");
+    s
+}
+
 async fn make() -> Arc<dyn Store> {
-    Arc::new(recon_store_postgres::testing::fresh_store().await)
+    Arc::new(fresh_store().await)
 }
 
 recon_core::store_conformance_tests!(make);
@@ -21,7 +36,7 @@ recon_core::store_conformance_tests!(make);
 /// The app's tables go in `public` (the end of the store's search path),
 /// where they are found unqualified; the app's SQL runs on the store's pool.
 async fn make_app() -> AppDb {
-    let store = recon_store_postgres::testing::fresh_store().await;
+    let store = fresh_store().await;
     let pool = store.pool().clone();
     let with = store.clone();
     AppDb {
@@ -586,4 +601,37 @@ async fn a_pool_under_three_connections_is_refused() {
         .unwrap_err();
     assert_eq!(e.kind(), recon_core::ErrorKind::Config);
     assert!(e.to_string().contains("at least 3"), "{e}");
+}
+
+/// A database migrated before the views moved into the provider crates has
+/// `0002_views` on record, which this build no longer ships: migrating
+/// again still works, and the providers' views replace the old ones.
+#[tokio::test]
+async fn a_database_with_the_retired_views_migration_still_migrates() {
+    let store = fresh_store().await;
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES (2, 'views', true, '\\x00'::bytea, 0)",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    sqlx::query("CREATE OR REPLACE VIEW stripe_customers AS SELECT account, id, email, data->>'name' AS name, data->>'phone' AS phone, (data->>'delinquent')::boolean AS delinquent, (data->>'created')::bigint AS created, data, version, confirmed_at FROM objects WHERE false")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    store.migrate().await.expect("migrate with 0002 on record");
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM stripe_customers")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    let def: String = sqlx::query_scalar("SELECT pg_get_viewdef('stripe_customers'::regclass)")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert!(
+        def.contains("customers"),
+        "the provider's definition replaced the old one: {def}"
+    );
 }

@@ -10,7 +10,7 @@ use recon_core::commit::sweep_floor_name;
 use recon_core::project::{AppSync, AppTable, ChangeRow, quote_ident};
 use recon_core::store::{
     AppWrite, Cursor, Dangling, DriftQuery, Guard, KeySel, LedgerRow, PendingFetch, Reference,
-    SeenRow, StaleObject, Store, StoreTx,
+    SeenRow, StaleObject, Store, StoreTx, View,
 };
 use recon_core::types::{
     DriftCause, DriftRecord, ObjectKey, RunKind, RunRecord, RunStatus, Snapshot, Source,
@@ -27,7 +27,14 @@ use sqlx::{Column, ConnectOptions, QueryBuilder, Row, Sqlite, Transaction};
 /// working directory.
 pub const DEFAULT_URL: &str = "sqlite://recon.db";
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// The store's migrations. `0002_views` (the typed views of Stripe and
+/// Clerk) was removed when views moved into the provider crates: databases
+/// that applied it keep it on record, so missing migrations are ignored.
+static MIGRATOR: std::sync::LazyLock<sqlx::migrate::Migrator> = std::sync::LazyLock::new(|| {
+    let mut m = sqlx::migrate!("./migrations");
+    m.set_ignore_missing(true);
+    m
+});
 
 const C: &str = "sqlite";
 
@@ -116,6 +123,7 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     app_sync: Option<Arc<AppSync>>,
+    views: Arc<Vec<View>>,
     /// One connection serves reads and writes (`sqlite::memory:`).
     in_memory: bool,
 }
@@ -183,6 +191,7 @@ impl SqliteStore {
             writer,
             reader,
             app_sync: None,
+            views: Arc::new(Vec::new()),
             in_memory,
         })
     }
@@ -193,6 +202,47 @@ impl SqliteStore {
     pub fn with_app_sync(mut self, sync: Arc<AppSync>) -> Self {
         self.app_sync = Some(sync);
         self
+    }
+
+    /// The typed views `migrate` creates (or replaces): those of the
+    /// registered providers.
+    pub fn with_views(mut self, views: Vec<View>) -> Self {
+        self.views = Arc::new(views);
+        self
+    }
+
+    /// Create or replace `views`, in one transaction (`migrate` does it for
+    /// those given to [`SqliteStore::with_views`]).
+    pub async fn install_views(&self, views: &[View]) -> Result<()> {
+        let mut tx = self.writer.begin().await.map_err(db_err("create views"))?;
+        for v in views {
+            if !v
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            {
+                return Err(
+                    Error::config(format!("view name {:?} is not a plain name", v.name))
+                        .with_component(C),
+                );
+            }
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP VIEW IF EXISTS {}",
+                v.name
+            )))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err("create views"))?;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "CREATE VIEW {} AS\n{}",
+                v.name, v.sqlite
+            )))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err("create views"))?;
+        }
+        tx.commit().await.map_err(db_err("create views"))?;
+        Ok(())
     }
 
     /// The reader pool, for apps that want to query the views through it.
@@ -393,9 +443,6 @@ fn valid_ident(s: &str) -> bool {
 const RECON_RELATIONS: &[&str] = &[
     "_sqlx_migrations",
     "changes",
-    "clerk_organization_memberships",
-    "clerk_organizations",
-    "clerk_users",
     "cursors",
     "drift_log",
     "event_ledger",
@@ -405,18 +452,13 @@ const RECON_RELATIONS: &[&str] = &[
     "recon_clock",
     "runs",
     "sqlite_sequence",
-    "stripe_customers",
-    "stripe_invoices",
-    "stripe_prices",
-    "stripe_products",
-    "stripe_subscriptions",
     "sweep_seen",
     "sweep_staged",
 ];
 
 /// Check an app table's names (they are spliced into SQL) and that it is
 /// not one of recon's own ([`RECON_RELATIONS`], unqualified or in `main`).
-fn check_app_table(t: &AppTable<'_>) -> Result<()> {
+fn check_app_table(t: &AppTable<'_>, views: &[View]) -> Result<()> {
     let parts: Vec<&str> = t.table.split('.').collect();
     let ok = parts.len() <= 2
         && parts.iter().all(|p| valid_ident(p))
@@ -433,7 +475,9 @@ fn check_app_table(t: &AppTable<'_>) -> Result<()> {
         .with_component(C));
     }
     let recons = match parts[..] {
-        [name] | ["main", name] => RECON_RELATIONS.contains(&name),
+        [name] | ["main", name] => {
+            RECON_RELATIONS.contains(&name) || views.iter().any(|v| v.name == name)
+        }
         _ => false,
     };
     if recons {
@@ -627,6 +671,8 @@ fn change_from_row(r: &SqliteRow) -> std::result::Result<ChangeRow, sqlx::Error>
 /// it holds the write lock until it commits or is dropped).
 pub struct SqliteTx {
     tx: Transaction<'static, Sqlite>,
+    /// The providers' views (app tables are never one of them).
+    views: Arc<Vec<View>>,
 }
 
 impl SqliteTx {
@@ -966,7 +1012,7 @@ impl StoreTx for SqliteTx {
         query: &str,
         keys: KeySel<'_>,
     ) -> Result<Vec<(String, serde_json::Value)>> {
-        check_app_table(table)?;
+        check_app_table(table, &self.views)?;
         let sql = desired_sql(table, query, Some(keys));
         app_rows(&mut self.tx, sql, keys, "app desired").await
     }
@@ -976,7 +1022,7 @@ impl StoreTx for SqliteTx {
         table: &AppTable<'_>,
         keys: KeySel<'_>,
     ) -> Result<Vec<(String, serde_json::Value)>> {
-        check_app_table(table)?;
+        check_app_table(table, &self.views)?;
         let sql = current_sql(table, Some(keys));
         app_rows(&mut self.tx, sql, keys, "app current").await
     }
@@ -987,7 +1033,7 @@ impl StoreTx for SqliteTx {
         op: AppWrite,
         rows: &[(String, serde_json::Value)],
     ) -> Result<u64> {
-        check_app_table(table)?;
+        check_app_table(table, &self.views)?;
         if rows.is_empty() {
             return Ok(0);
         }
@@ -1121,6 +1167,8 @@ impl Store for SqliteStore {
         MIGRATOR.run(&self.writer).await.map_err(|e| {
             Error::new(ErrorKind::Store, format!("migration failed: {e}")).with_component(C)
         })?;
+        // The providers' views, after the tables they read.
+        self.install_views(&self.views).await?;
         Ok(())
     }
 
@@ -1157,7 +1205,10 @@ impl Store for SqliteStore {
             .begin_with(BEGIN)
             .await
             .map_err(db_err("begin"))?;
-        Ok(Box::new(SqliteTx { tx }))
+        Ok(Box::new(SqliteTx {
+            tx,
+            views: self.views.clone(),
+        }))
     }
 
     fn app_sync(&self) -> Option<&AppSync> {
@@ -1195,7 +1246,7 @@ impl Store for SqliteStore {
         query: Option<&'a str>,
     ) -> futures::stream::BoxStream<'a, Result<(String, serde_json::Value)>> {
         use futures::{StreamExt, TryStreamExt};
-        if let Err(e) = check_app_table(&table) {
+        if let Err(e) = check_app_table(&table, &self.views) {
             return futures::stream::once(async move { Err(e) }).boxed();
         }
         let sql = match query {

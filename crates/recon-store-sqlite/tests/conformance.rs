@@ -8,9 +8,24 @@ use recon_core::store::Guard;
 use recon_core::types::{ObjectKey, Snapshot};
 use recon_core::{ErrorKind, Store};
 use recon_store_sqlite::SqliteStore;
-use recon_store_sqlite::testing::{fresh_store, temp_db_path};
+use recon_store_sqlite::testing::temp_db_path;
 use serde_json::json;
 use sqlx::Row;
+
+/// A fresh store with the typed views of the providers this project ships
+/// (the suite's projections and checks read them).
+async fn fresh_store() -> SqliteStore {
+    let views: Vec<recon_core::store::View> = recon_stripe::views::VIEWS
+        .iter()
+        .chain(recon_clerk::views::VIEWS)
+        .copied()
+        .collect();
+    let s = recon_store_sqlite::testing::fresh_store()
+        .await
+        .with_views(views.clone());
+    s.install_views(&views).await.expect("install the views");
+    s
+}
 
 async fn make() -> Arc<dyn Store> {
     Arc::new(fresh_store().await)
@@ -542,9 +557,11 @@ async fn app_pass_on_an_in_memory_store() {
     };
     use recon_core::store::Guard;
     use recon_core::{ObjectKey, RunStatus, Snapshot};
+    let views: Vec<recon_core::store::View> = recon_stripe::views::VIEWS.to_vec();
     let store = recon_store_sqlite::SqliteStore::connect("sqlite::memory:")
         .await
-        .unwrap();
+        .unwrap()
+        .with_views(views);
     store.migrate().await.unwrap();
     sqlx::raw_sql("CREATE TABLE app_users (customer_id TEXT UNIQUE, email TEXT)")
         .execute(store.pool())
@@ -617,5 +634,38 @@ async fn app_pass_on_an_in_memory_store() {
             "cus_2@example.com",
             "cus_3@example.com"
         ]
+    );
+}
+
+/// A database migrated before the views moved into the provider crates has
+/// `0002_views` on record, which this build no longer ships: migrating
+/// again still works, and the providers' views replace the old ones.
+#[tokio::test]
+async fn a_database_with_the_retired_views_migration_still_migrates() {
+    let store = fresh_store().await;
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES (2, 'views', 1, x'00', 0)",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    sqlx::query("DROP VIEW stripe_customers")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    sqlx::query("CREATE VIEW stripe_customers AS SELECT 1 AS old")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    store.migrate().await.expect("migrate with 0002 on record");
+    let cols: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM pragma_table_info('stripe_customers')")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert!(
+        cols.contains(&"email".to_string()),
+        "the provider's definition replaced the old one: {cols:?}"
     );
 }

@@ -46,6 +46,7 @@ pub const PROVIDER: ProviderSpec = ProviderSpec {
         ("products", "0 40 3 * * *"),
         ("replay", "0 */5 * * * *"),
     ],
+    views: crate::views::VIEWS,
     build,
 };
 

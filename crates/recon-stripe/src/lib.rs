@@ -7,6 +7,7 @@ mod factory;
 pub mod objects;
 mod partition;
 mod provider;
+pub mod views;
 mod webhook;
 
 pub use config::{
