@@ -3,7 +3,9 @@
 //! Everything lives in one schema (`recon` by default) so the store can sit
 //! inside an app's database: the app reads the typed views
 //! (`recon.stripe_subscriptions`, `recon.clerk_users`, …). Migrations are
-//! embedded; [`PgStore::migrate`] (or `recon migrate`) applies them.
+//! embedded; [`PgStore::migrate`] (or `recon migrate`) applies them and
+//! creates the views given to [`PgStore::with_views`] (the providers bring
+//! them: `recon_stripe::views::VIEWS`, …).
 //!
 //! Writes are batched: every [`StoreTx`] call is one statement with array
 //! parameters (`UNNEST`), whatever the number of rows.
@@ -22,6 +24,8 @@
 //! # async fn f() -> recon_core::Result<()> {
 //! use recon_core::Store;
 //! let store = recon_store_postgres::PgStore::connect("postgres://localhost/app", "recon").await?;
+//! // With the views of the providers the app mirrors, e.g.
+//! // `.with_views(recon_stripe::views::VIEWS.to_vec())`.
 //! store.migrate().await?;
 //! # Ok(()) }
 //! ```
@@ -50,14 +54,13 @@ use recon_core::{Error, ErrorKind, Result};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow, PgSslMode};
 use sqlx::{ConnectOptions, Postgres, Row, Transaction};
 
-/// The store's migrations. `0002_views` (the typed views of Stripe and
-/// Clerk) was removed when views moved into the provider crates: databases
-/// that applied it keep it on record, so missing migrations are ignored.
-static MIGRATOR: std::sync::LazyLock<sqlx::migrate::Migrator> = std::sync::LazyLock::new(|| {
-    let mut m = sqlx::migrate!("./migrations");
-    m.set_ignore_missing(true);
-    m
-});
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// `0002_views` (the typed views of Stripe and Clerk) was removed when views
+/// moved into the provider crates. Its record is dropped before migrating,
+/// so a database that applied it migrates on, while any other applied
+/// migration this build lacks (a newer release's) still stops `migrate`.
+const RETIRED_MIGRATION: i64 = 2;
 
 const C: &str = "postgres";
 
@@ -98,6 +101,8 @@ pub struct PgStore {
     app_sync: Option<Arc<AppSync>>,
     growth: Arc<Growth>,
     views: Arc<Vec<View>>,
+    /// Unqualified app tables the catalog showed are not in recon's schema.
+    not_recons: Arc<NotRecons>,
 }
 
 /// The first [`Growth`] threshold: rows written before the first ANALYZE.
@@ -264,6 +269,7 @@ impl PgStore {
             schema: schema.to_string(),
             app_sync: None,
             views: Arc::new(Vec::new()),
+            not_recons: Arc::new(NotRecons::default()),
             growth: Arc::default(),
         })
     }
@@ -283,8 +289,32 @@ impl PgStore {
     }
 
     /// Create or replace `views` in the store's schema (`migrate` does it
-    /// for those given to [`PgStore::with_views`]).
+    /// for those given to [`PgStore::with_views`]): in one transaction, one
+    /// installer per schema at a time, and only the views whose definition
+    /// changed (each carries its source in a comment), so an up-to-date
+    /// database takes no lock on them.
     pub async fn install_views(&self, views: &[View]) -> Result<()> {
+        let err = |what: &str, name: &str, e: sqlx::Error| {
+            Error::new(
+                ErrorKind::Store,
+                format!(
+                    "{what} view {name}: {e} (a view whose columns changed must be dropped first, with what depends on it)"
+                ),
+            )
+            .with_component(C)
+        };
+        let mut tx = self.pool.begin().await.map_err(db_err("create views"))?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('recon/views/' || $1, 0))")
+            .bind(&self.schema)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err("create views"))?;
+        // Behind a long reader of a view, give up rather than stall every
+        // query queued behind this lock.
+        sqlx::query("SET LOCAL lock_timeout = '10s'")
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err("create views"))?;
         for v in views {
             if !valid_ident(v.name) {
                 return Err(
@@ -292,23 +322,34 @@ impl PgStore {
                         .with_component(C),
                 );
             }
+            let qualified = format!("{}.{}", self.schema, v.name);
+            let tag = format!("recon view: {}", v.postgres);
+            let current: Option<String> =
+                sqlx::query_scalar("SELECT obj_description(to_regclass($1), 'pg_class')")
+                    .bind(&qualified)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| err("reading", v.name, e))?;
+            if current.as_deref() == Some(tag.as_str()) {
+                continue;
+            }
             sqlx::query(sqlx::AssertSqlSafe(format!(
-                "CREATE OR REPLACE VIEW {} AS\n{}",
-                v.name, v.postgres
+                "CREATE OR REPLACE VIEW {qualified} AS\n{}",
+                v.postgres
             )))
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
-            .map_err(|e| {
-                Error::new(
-                    ErrorKind::Store,
-                    format!(
-                        "creating view {}: {e} (a view whose columns changed must be dropped first, with what depends on it)",
-                        v.name
-                    ),
-                )
-                .with_component(C)
-            })?;
+            .map_err(|e| err("creating", v.name, e))?;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "COMMENT ON VIEW {qualified} IS '{}'",
+                tag.replace('\'', "''")
+            )))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| err("tagging", v.name, e))?;
         }
+        tx.commit().await.map_err(db_err("create views"))?;
+        self.not_recons.clear();
         Ok(())
     }
 
@@ -540,6 +581,52 @@ const RECON_RELATIONS: &[&str] = &[
     "sweep_staged",
 ];
 
+/// Unqualified app table names the catalog showed resolve outside recon's
+/// schema. A name that resolves into it (a view any recon release created
+/// there, whatever this store was told) is recon's, and app writes through
+/// it would reach the mirror: refused. Checked once per name; emptied when
+/// views are installed.
+#[derive(Default)]
+struct NotRecons(std::sync::Mutex<std::collections::HashSet<String>>);
+
+impl NotRecons {
+    async fn check<'e, E: sqlx::PgExecutor<'e>>(
+        &self,
+        ex: E,
+        table: &str,
+        schema: &str,
+    ) -> Result<()> {
+        if table.contains('.') || self.0.lock().expect("not_recons").contains(table) {
+            return Ok(());
+        }
+        let in_recon: Option<bool> = sqlx::query_scalar(
+            "SELECT n.nspname = $2 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.oid = to_regclass($1)",
+        )
+        .bind(table)
+        .bind(schema)
+        .fetch_optional(ex)
+        .await
+        .map_err(db_err("check app table"))?;
+        match in_recon {
+            Some(true) => Err(Error::config(format!(
+                "app table {table:?} is recon's own (schema {schema:?}); name the app's table with its schema, e.g. public.{table}"
+            ))
+            .with_component(C)),
+            Some(false) => {
+                self.0.lock().expect("not_recons").insert(table.to_string());
+                Ok(())
+            }
+            // Not there (yet): the statement that uses it will say so.
+            None => Ok(()),
+        }
+    }
+
+    fn clear(&self) {
+        self.0.lock().expect("not_recons").clear();
+    }
+}
+
 /// Check an app table's names (they are spliced into SQL) and that it is
 /// not one of recon's own: unqualified with a name of
 /// [`RECON_RELATIONS`] or a provider's view, or in the store's schema.
@@ -707,6 +794,7 @@ pub struct PgTx {
     pool: PgPool,
     /// The providers' views (app tables are never one of them).
     views: Arc<Vec<View>>,
+    not_recons: Arc<NotRecons>,
 }
 
 impl PgTx {
@@ -1246,6 +1334,9 @@ impl StoreTx for PgTx {
         keys: KeySel<'_>,
     ) -> Result<Vec<(String, serde_json::Value)>> {
         check_app_table(table, &self.schema, &self.views)?;
+        self.not_recons
+            .check(&mut *self.tx, table.table, &self.schema)
+            .await?;
         let sql = desired_sql(table, query, Some(keys));
         app_rows(&mut self.tx, sql, keys, "app desired").await
     }
@@ -1256,6 +1347,9 @@ impl StoreTx for PgTx {
         keys: KeySel<'_>,
     ) -> Result<Vec<(String, serde_json::Value)>> {
         check_app_table(table, &self.schema, &self.views)?;
+        self.not_recons
+            .check(&mut *self.tx, table.table, &self.schema)
+            .await?;
         let sql = current_sql(table, Some(keys));
         app_rows(&mut self.tx, sql, keys, "app current").await
     }
@@ -1267,6 +1361,9 @@ impl StoreTx for PgTx {
         rows: &[(String, serde_json::Value)],
     ) -> Result<u64> {
         check_app_table(table, &self.schema, &self.views)?;
+        self.not_recons
+            .check(&mut *self.tx, table.table, &self.schema)
+            .await?;
         if rows.is_empty() {
             return Ok(0);
         }
@@ -1455,6 +1552,18 @@ impl Store for PgStore {
             )
             .with_component(C));
         }
+        let recorded: Option<String> =
+            sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db_err("migrate"))?;
+        if recorded.is_some() {
+            sqlx::query("DELETE FROM _sqlx_migrations WHERE version = $1")
+                .bind(RETIRED_MIGRATION)
+                .execute(&self.pool)
+                .await
+                .map_err(db_err("migrate"))?;
+        }
         MIGRATOR.run(&self.pool).await.map_err(|e| {
             Error::new(ErrorKind::Store, format!("migration failed: {e}")).with_component(C)
         })?;
@@ -1491,6 +1600,22 @@ impl Store for PgStore {
             )
             .with_component(C));
         }
+        // The providers' views are not numbered migrations: a provider
+        // added since the last `recon migrate` has none yet.
+        for v in self.views.iter() {
+            let there: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
+                .bind(format!("{}.{}", self.schema, v.name))
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| classify("ready", e))?;
+            if there.is_none() {
+                return Err(Error::new(
+                    ErrorKind::Store,
+                    format!("the view {} is missing; run `recon migrate`", v.name),
+                )
+                .with_component(C));
+            }
+        }
         Ok(())
     }
 
@@ -1503,6 +1628,7 @@ impl Store for PgStore {
             growth: self.growth.clone(),
             pool: self.pool.clone(),
             views: self.views.clone(),
+            not_recons: self.not_recons.clone(),
         }))
     }
 
@@ -1544,13 +1670,25 @@ impl Store for PgStore {
         if let Err(e) = check_app_table(&table, &self.schema, &self.views) {
             return futures::stream::once(async move { Err(e) }).boxed();
         }
+        let checked = {
+            let (not_recons, pool, schema) = (
+                self.not_recons.clone(),
+                self.pool.clone(),
+                self.schema.clone(),
+            );
+            let name = table.table.to_string();
+            async move { not_recons.check(&pool, &name, &schema).await }
+        };
         let sql = match query {
             Some(query) => desired_sql(&table, query, None),
             None => current_sql(&table, None),
         };
-        sqlx::query_as::<_, (String, serde_json::Value)>(sqlx::AssertSqlSafe(sql))
+        let rows = sqlx::query_as::<_, (String, serde_json::Value)>(sqlx::AssertSqlSafe(sql))
             .fetch(&self.pool)
-            .map(|r| r.map_err(db_err("app scan")))
+            .map(|r| r.map_err(db_err("app scan")));
+        futures::stream::once(checked)
+            .filter_map(|r| async move { r.err().map(Err) })
+            .chain(rows)
             .boxed()
     }
 

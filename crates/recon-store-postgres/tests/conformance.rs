@@ -620,6 +620,11 @@ async fn a_database_with_the_retired_views_migration_still_migrates() {
         .execute(store.pool())
         .await
         .unwrap();
+    // As the retired migration left it: no tag.
+    sqlx::query("COMMENT ON VIEW stripe_customers IS NULL")
+        .execute(store.pool())
+        .await
+        .unwrap();
     store.migrate().await.expect("migrate with 0002 on record");
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM stripe_customers")
         .fetch_one(store.pool())
@@ -634,4 +639,90 @@ async fn a_database_with_the_retired_views_migration_still_migrates() {
         def.contains("customers"),
         "the provider's definition replaced the old one: {def}"
     );
+}
+
+/// A newer release's migration on record (a downgrade): `migrate` refuses
+/// instead of running an older build's views over a newer schema.
+#[tokio::test]
+async fn a_migration_this_build_lacks_stops_migrate() {
+    let store = fresh_store().await;
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES (99, 'from the future', true, '\\x00'::bytea, 0)",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    assert!(store.migrate().await.is_err());
+}
+
+/// Views are not numbered migrations: a store told about views the
+/// database lacks is not ready, and says to migrate.
+#[tokio::test]
+async fn missing_views_are_not_ready() {
+    let bare = recon_store_postgres::testing::fresh_store().await;
+    bare.check_ready().await.unwrap();
+    let told = bare.with_views(recon_stripe::views::VIEWS.to_vec());
+    let e = told.check_ready().await.unwrap_err();
+    assert!(e.to_string().contains("recon migrate"), "{e}");
+    told.migrate().await.unwrap();
+    told.check_ready().await.unwrap();
+}
+
+/// An unqualified app table that resolves to a view in recon's schema is
+/// recon's, even for a store that was not told about views (an embedder,
+/// a binary without that provider): app writes through it would reach the
+/// mirror.
+#[tokio::test]
+async fn an_app_table_resolving_to_recons_view_is_refused_from_the_catalog() {
+    use recon_core::project::AppTable;
+    use recon_core::store::KeySel;
+    let store = recon_store_postgres::testing::fresh_store().await;
+    store
+        .install_views(recon_stripe::views::VIEWS)
+        .await
+        .unwrap();
+    let cols = vec!["email".to_string()];
+    let t = AppTable {
+        table: "stripe_customers",
+        key_column: "id",
+        columns: &cols,
+    };
+    let mut tx = store.begin().await.unwrap();
+    let e = tx
+        .app_current(
+            &t,
+            KeySel::Page {
+                after: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), recon_core::ErrorKind::Config, "{e}");
+}
+
+/// Two replicas migrating a database without the views at once both
+/// succeed; and an up-to-date migrate does not wait for a reader of a view.
+#[tokio::test]
+async fn views_install_concurrently_and_an_up_to_date_migrate_takes_no_view_lock() {
+    let a = recon_store_postgres::testing::fresh_store().await;
+    let b = PgStore::connect(&test_database_url(), a.schema())
+        .await
+        .unwrap();
+    let views = recon_stripe::views::VIEWS;
+    let (x, y) = tokio::join!(a.install_views(views), b.install_views(views));
+    x.unwrap();
+    y.unwrap();
+    let a = a.with_views(views.to_vec());
+    let mut reader = a.pool().begin().await.unwrap();
+    sqlx::query("SELECT count(*) FROM stripe_customers")
+        .execute(&mut *reader)
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), a.migrate())
+        .await
+        .expect("migrate waited for the reader")
+        .unwrap();
+    reader.rollback().await.unwrap();
 }

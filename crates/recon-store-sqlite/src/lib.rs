@@ -27,14 +27,13 @@ use sqlx::{Column, ConnectOptions, QueryBuilder, Row, Sqlite, Transaction};
 /// working directory.
 pub const DEFAULT_URL: &str = "sqlite://recon.db";
 
-/// The store's migrations. `0002_views` (the typed views of Stripe and
-/// Clerk) was removed when views moved into the provider crates: databases
-/// that applied it keep it on record, so missing migrations are ignored.
-static MIGRATOR: std::sync::LazyLock<sqlx::migrate::Migrator> = std::sync::LazyLock::new(|| {
-    let mut m = sqlx::migrate!("./migrations");
-    m.set_ignore_missing(true);
-    m
-});
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// `0002_views` (the typed views of Stripe and Clerk) was removed when views
+/// moved into the provider crates. Its record is dropped before migrating,
+/// so a database that applied it migrates on, while any other applied
+/// migration this build lacks (a newer release's) still stops `migrate`.
+const RETIRED_MIGRATION: i64 = 2;
 
 const C: &str = "sqlite";
 
@@ -211,20 +210,32 @@ impl SqliteStore {
         self
     }
 
-    /// Create or replace `views`, in one transaction (`migrate` does it for
-    /// those given to [`SqliteStore::with_views`]).
+    /// Create or replace `views`, in one write transaction (`migrate` does
+    /// it for those given to [`SqliteStore::with_views`]); a view whose
+    /// definition is unchanged is left alone.
     pub async fn install_views(&self, views: &[View]) -> Result<()> {
-        let mut tx = self.writer.begin().await.map_err(db_err("create views"))?;
+        let mut tx = self
+            .writer
+            .begin_with(BEGIN)
+            .await
+            .map_err(db_err("create views"))?;
         for v in views {
-            if !v
-                .name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-            {
+            if !valid_ident(v.name) || v.name.contains('.') {
                 return Err(
                     Error::config(format!("view name {:?} is not a plain name", v.name))
                         .with_component(C),
                 );
+            }
+            let create = format!("CREATE VIEW {} AS\n{}", v.name, v.sqlite);
+            let current: Option<String> = sqlx::query_scalar(
+                "SELECT sql FROM sqlite_master WHERE type = 'view' AND name = ?",
+            )
+            .bind(v.name)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err("create views"))?;
+            if current.as_deref() == Some(create.as_str()) {
+                continue;
             }
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "DROP VIEW IF EXISTS {}",
@@ -233,13 +244,10 @@ impl SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(db_err("create views"))?;
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "CREATE VIEW {} AS\n{}",
-                v.name, v.sqlite
-            )))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err("create views"))?;
+            sqlx::query(sqlx::AssertSqlSafe(create))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err("create views"))?;
         }
         tx.commit().await.map_err(db_err("create views"))?;
         Ok(())
@@ -1164,6 +1172,19 @@ impl Store for SqliteStore {
     }
 
     async fn migrate(&self) -> Result<()> {
+        let recorded: Option<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+        )
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(db_err("migrate"))?;
+        if recorded.is_some() {
+            sqlx::query("DELETE FROM _sqlx_migrations WHERE version = ?")
+                .bind(RETIRED_MIGRATION)
+                .execute(&self.writer)
+                .await
+                .map_err(db_err("migrate"))?;
+        }
         MIGRATOR.run(&self.writer).await.map_err(|e| {
             Error::new(ErrorKind::Store, format!("migration failed: {e}")).with_component(C)
         })?;
@@ -1195,6 +1216,24 @@ impl Store for SqliteStore {
                 ),
             )
             .with_component(C));
+        }
+        // The providers' views are not numbered migrations: a provider
+        // added since the last `recon migrate` has none yet.
+        for v in self.views.iter() {
+            let there: Option<String> = sqlx::query_scalar(
+                "SELECT name FROM sqlite_master WHERE type = 'view' AND name = ?",
+            )
+            .bind(v.name)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(|e| classify("ready", e))?;
+            if there.is_none() {
+                return Err(Error::new(
+                    ErrorKind::Store,
+                    format!("the view {} is missing; run `recon migrate`", v.name),
+                )
+                .with_component(C));
+            }
         }
         Ok(())
     }

@@ -669,3 +669,30 @@ async fn a_database_with_the_retired_views_migration_still_migrates() {
         "the provider's definition replaced the old one: {cols:?}"
     );
 }
+
+/// A newer release's migration on record (a downgrade): `migrate` refuses.
+#[tokio::test]
+async fn a_migration_this_build_lacks_stops_migrate() {
+    let store = fresh_store().await;
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES (99, 'from the future', 1, x'00', 0)",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    assert!(store.migrate().await.is_err());
+}
+
+/// Views are not numbered migrations: a store told about views the
+/// database lacks is not ready, and says to migrate.
+#[tokio::test]
+async fn missing_views_are_not_ready() {
+    let bare = recon_store_sqlite::testing::fresh_store().await;
+    bare.check_ready().await.unwrap();
+    let told = bare.with_views(recon_stripe::views::VIEWS.to_vec());
+    let e = told.check_ready().await.unwrap_err();
+    assert!(e.to_string().contains("recon migrate"), "{e}");
+    told.migrate().await.unwrap();
+    told.check_ready().await.unwrap();
+}

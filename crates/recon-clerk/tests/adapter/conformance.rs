@@ -100,6 +100,10 @@ impl Fixture for Clerk {
         (h, body)
     }
 
+    fn reports_deleted(&self) -> bool {
+        false
+    }
+
     fn tolerance(&self) -> WebhookTolerance {
         WebhookTolerance {
             past_s: recon_clerk::WEBHOOK_TOLERANCE_S,

@@ -101,6 +101,10 @@ impl Fixture for Stripe {
         (h, body)
     }
 
+    fn reports_deleted(&self) -> bool {
+        true
+    }
+
     fn tolerance(&self) -> WebhookTolerance {
         WebhookTolerance {
             past_s: recon_stripe::WEBHOOK_TOLERANCE_S,
