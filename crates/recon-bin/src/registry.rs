@@ -8,18 +8,41 @@ use std::sync::OnceLock;
 
 use recon_core::Registry;
 
-/// The registry, built once.
-pub fn registry() -> &'static Registry {
-    static REGISTRY: OnceLock<Registry> = OnceLock::new();
-    REGISTRY.get_or_init(|| {
-        #[allow(unused_mut)]
-        let mut r = Registry::new();
-        #[cfg(feature = "stripe")]
-        r.register(recon_stripe::PROVIDER);
-        #[cfg(feature = "clerk")]
-        r.register(recon_clerk::PROVIDER);
-        r
-    })
+/// `registry()` and `built_without()` from one list: `"feature" =>
+/// provider`, the feature named after the provider.
+macro_rules! providers {
+    ($($feature:literal => $spec:path),* $(,)?) => {
+        /// The registry, built once.
+        pub fn registry() -> &'static Registry {
+            static REGISTRY: OnceLock<Registry> = OnceLock::new();
+            REGISTRY.get_or_init(|| {
+                #[allow(unused_mut)]
+                let mut r = Registry::new();
+                $(
+                    #[cfg(feature = $feature)]
+                    r.register($spec);
+                )*
+                r
+            })
+        }
+
+        /// Providers this project ships that this binary was built without:
+        /// a configuration section of theirs is ignored with a warning (the
+        /// same file serves every build), while a projection that reads them
+        /// is refused.
+        pub fn built_without() -> &'static [&'static str] {
+            &[$(
+                #[cfg(not(feature = $feature))]
+                $feature,
+            )*]
+        }
+    };
+}
+
+// One line per provider (and its feature in Cargo.toml).
+providers! {
+    "stripe" => recon_stripe::PROVIDER,
+    "clerk" => recon_clerk::PROVIDER,
 }
 
 /// `a, b` (the registered names) for error messages.
@@ -30,18 +53,6 @@ pub fn known() -> String {
     } else {
         names.join(", ")
     }
-}
-
-/// Providers this project ships that this binary was built without: a
-/// configuration section of theirs is ignored with a warning (the same file
-/// serves every build), while a projection that reads them is refused.
-pub fn built_without() -> &'static [&'static str] {
-    &[
-        #[cfg(not(feature = "stripe"))]
-        "stripe",
-        #[cfg(not(feature = "clerk"))]
-        "clerk",
-    ]
 }
 
 #[cfg(test)]
