@@ -581,11 +581,12 @@ const RECON_RELATIONS: &[&str] = &[
     "sweep_staged",
 ];
 
-/// Unqualified app table names the catalog showed resolve outside recon's
-/// schema. A name that resolves into it (a view any recon release created
-/// there, whatever this store was told) is recon's, and app writes through
-/// it would reach the mirror: refused. Checked once per name; emptied when
-/// views are installed.
+/// Unqualified app table names the catalog showed are not a view in
+/// recon's schema. A name that resolves to one (a provider's view, created
+/// by any recon release, whatever this store was told) is recon's, and app
+/// writes through it would reach the mirror (such views are updatable):
+/// refused. recon's own tables are refused by name (`RECON_RELATIONS`).
+/// Checked once per name; emptied when views are installed.
 #[derive(Default)]
 struct NotRecons(std::sync::Mutex<std::collections::HashSet<String>>);
 
@@ -600,8 +601,8 @@ impl NotRecons {
             return Ok(());
         }
         let in_recon: Option<bool> = sqlx::query_scalar(
-            "SELECT n.nspname = $2 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-             WHERE c.oid = to_regclass($1)",
+            "SELECT n.nspname = $2 AND c.relkind = 'v' FROM pg_class c
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)",
         )
         .bind(table)
         .bind(schema)
