@@ -47,12 +47,7 @@ providers! {
 
 /// `a, b` (the registered names) for error messages.
 pub fn known() -> String {
-    let names = registry().names();
-    if names.is_empty() {
-        "none (it was built without provider features)".to_string()
-    } else {
-        names.join(", ")
-    }
+    registry().known()
 }
 
 #[cfg(test)]

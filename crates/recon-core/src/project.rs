@@ -188,7 +188,9 @@ pub struct ChangeRow {
     pub at: i64,
 }
 
-fn valid_ident(s: &str) -> bool {
+/// A name recon splices into SQL: lower-case letters, digits and `_`, not
+/// starting with a digit, at most 63 bytes (Postgres's limit).
+pub fn valid_ident(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
         && s.chars()

@@ -233,16 +233,21 @@ impl Registry {
         self.lookup(name).ok_or_else(|| self.unknown(name))
     }
 
+    /// The registered names for messages: `a, b`, or why there are none.
+    pub fn known(&self) -> String {
+        let names = self.names();
+        if names.is_empty() {
+            "none (it was built without provider features)".to_string()
+        } else {
+            names.join(", ")
+        }
+    }
+
     /// The error for a name that is not registered: it lists the known ones.
     pub fn unknown(&self, name: &str) -> Error {
-        let known = self.names();
         Error::config(format!(
             "unknown provider {name:?}; this binary knows: {}",
-            if known.is_empty() {
-                "none (it was built without provider features)".to_string()
-            } else {
-                known.join(", ")
-            }
+            self.known()
         ))
     }
 }

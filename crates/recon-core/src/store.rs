@@ -18,7 +18,7 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::project::{AppSync, AppTable, ChangeRow};
 use crate::types::{
     DriftRecord, ObjectKey, ProviderEvent, RunRecord, Snapshot, Source, StoredObject,
@@ -166,6 +166,21 @@ pub struct View {
     pub postgres: &'static str,
     /// The `SELECT` for SQLite.
     pub sqlite: &'static str,
+}
+
+impl View {
+    /// The name is spliced into SQL: a plain name
+    /// ([`crate::project::valid_ident`]), else a configuration error.
+    pub fn check_name(&self) -> Result<()> {
+        if crate::project::valid_ident(self.name) {
+            Ok(())
+        } else {
+            Err(Error::config(format!(
+                "view name {:?} is not a plain name",
+                self.name
+            )))
+        }
+    }
 }
 
 /// A reference rule for diagnostics: live objects of `kind` whose `owner`

@@ -316,12 +316,7 @@ impl PgStore {
             .await
             .map_err(db_err("create views"))?;
         for v in views {
-            if !valid_ident(v.name) {
-                return Err(
-                    Error::config(format!("view name {:?} is not a plain name", v.name))
-                        .with_component(C),
-                );
-            }
+            v.check_name().map_err(|e| e.with_component(C))?;
             let qualified = format!("{}.{}", self.schema, v.name);
             let tag = format!("recon view: {}", v.postgres);
             let current: Option<String> =

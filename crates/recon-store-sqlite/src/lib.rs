@@ -220,12 +220,7 @@ impl SqliteStore {
             .await
             .map_err(db_err("create views"))?;
         for v in views {
-            if !valid_ident(v.name) || v.name.contains('.') {
-                return Err(
-                    Error::config(format!("view name {:?} is not a plain name", v.name))
-                        .with_component(C),
-                );
-            }
+            v.check_name().map_err(|e| e.with_component(C))?;
             let create = format!("CREATE VIEW {} AS\n{}", v.name, v.sqlite);
             let current: Option<String> = sqlx::query_scalar(
                 "SELECT sql FROM sqlite_master WHERE type = 'view' AND name = ?",
