@@ -2,10 +2,14 @@
 //! same on every machine.
 //!
 //! - `test`  — the whole test suite with a fresh Postgres database
-//! - `ci`    — what CI runs: fmt check, clippy -D warnings, `test`
+//! - `ci`    — what CI runs: fmt check, clippy -D warnings, the provider
+//!   template check, `test`
 //! - `bench` — benchmarks (never part of the test run)
+//! - `new-provider NAME` — generate `crates/recon-NAME`, a provider crate to
+//!   edit into a real adapter (`--check`: generate, test, lint and remove one)
 
 mod bench;
+mod new_provider;
 mod pg;
 
 use std::process::Command;
@@ -18,7 +22,8 @@ cargo xtask <task>
 Tasks:
   test [-- ARGS]     run every test; Postgres from TEST_DATABASE_URL, else the
                      local server on 127.0.0.1:5432; a fresh database per run
-  ci                 cargo fmt --check, cargo clippy -D warnings (also per provider feature), then `test`
+  ci                 cargo fmt --check, cargo clippy -D warnings (also per provider feature),
+                     `new-provider --check`, then `test`
   bench [sweep N]    benchmarks; writes docs/BENCHMARKS.md
   chaos [SCALE [TRIALS]]
                      the chaos suite at a larger size (default SCALE 10: 3,000
@@ -26,6 +31,13 @@ Tasks:
                      race harness (25 x SCALE generated programs per store)
                      and the SIGKILL crash test with TRIALS kills per store
                      (default 20), in release mode, printing the figures
+  new-provider NAME  generate crates/recon-NAME: a working adapter for a
+                     hypothetical JSON API with the conformance suite wired,
+                     to edit into a real one (docs/ADDING_A_PROVIDER.md);
+                     prints the two lines that register it in recon-bin
+  new-provider --check
+                     generate crates/recon-probe, run its tests and clippy
+                     -D warnings, and remove it (also on failure)
 ";
 
 fn main() -> Result<()> {
@@ -37,6 +49,7 @@ fn main() -> Result<()> {
         "ci" => ci(),
         "bench" => bench::run(rest),
         "chaos" => chaos(rest),
+        "new-provider" => new_provider::run_task(rest),
         "help" | "-h" | "--help" => {
             print!("{HELP}");
             Ok(())
@@ -122,6 +135,8 @@ fn ci() -> Result<()> {
         "stripe",
         "--bins",
     ]))?;
+    // The provider template still builds, passes its tests and is clippy-clean.
+    new_provider::check()?;
     test(&[])
 }
 
