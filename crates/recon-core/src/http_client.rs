@@ -18,6 +18,8 @@ use std::time::Duration;
 use http::HeaderMap;
 use secrecy::{ExposeSecret, SecretString};
 
+use serde_json::Value;
+
 use crate::clock::ProviderClock;
 use crate::error::{Error, ErrorKind, Result};
 use crate::retry::{Budget, Rate, RetryPolicy};
@@ -96,6 +98,39 @@ impl ApiSpec {
         )
         .with_component(self.component)
         .with_operation(op.to_string())
+    }
+
+    /// One page of a listing in ascending id order with an `after=<last id>`
+    /// cursor, checked so that it can never end short: `items` (a JSON
+    /// array) must have ids (`id_field`) strictly ascending after `after`,
+    /// `has_more` must be a boolean, and a page that says more follow must
+    /// have items. Returns the items and the next cursor (`None`: complete).
+    pub fn ascending_page(
+        &self,
+        op: &str,
+        items: Value,
+        has_more: Option<bool>,
+        (after, id_field): (&str, &str),
+    ) -> Result<(Vec<Value>, Option<String>)> {
+        let (Value::Array(items), Some(has_more)) = (items, has_more) else {
+            return Err(self.malformed(op, "expected a list of items and whether more follow"));
+        };
+        let mut last = after;
+        for item in &items {
+            match item[id_field].as_str() {
+                Some(id) if id > last => last = id,
+                id => {
+                    let why =
+                        format!("{id:?} after {last:?}: not in id order, so it may skip objects");
+                    return Err(self.malformed(op, why));
+                }
+            }
+        }
+        if has_more && items.is_empty() {
+            return Err(self.malformed(op, "an empty page that says more follow"));
+        }
+        let next = has_more.then(|| last.to_string());
+        Ok((items, next))
     }
 
     /// "No such object" as an error, for callers that need the object.
@@ -297,6 +332,19 @@ impl ApiConfig {
         self.webhook_secret.is_some()
     }
 
+    /// The webhook secret, or a configuration error naming its variable
+    /// (`what` says what the provider calls it, e.g. `whsec_…`).
+    pub fn require_webhook_secret(&self, what: &str) -> Result<&SecretString> {
+        self.webhook_secret.as_ref().ok_or_else(|| {
+            self.spec
+                .config_error(format!(
+                    "{} is not set: {} webhooks cannot be verified without {what}",
+                    self.spec.env.webhook_secret, self.spec.display
+                ))
+                .with_operation("verify webhook")
+        })
+    }
+
     /// The checks every provider shares: a key that is not empty, not a
     /// publishable `pk_…` key and has no spaces; a webhook secret that is
     /// not empty; an http(s) base URL; a positive timeout and tolerance.
@@ -407,6 +455,14 @@ pub trait ApiSettings: Sized {
     }
 }
 
+/// A provider with no settings of its own uses [`ApiConfig`] as its
+/// configuration, builders included.
+impl ApiSettings for ApiConfig {
+    fn api_config(&mut self) -> &mut ApiConfig {
+        self
+    }
+}
+
 /// How to reach the API.
 #[derive(Clone)]
 pub struct ClientSettings {
@@ -447,10 +503,47 @@ impl Answer {
     }
 }
 
+/// What a provider's error body says, as its adapter reads it.
+#[derive(Debug, Clone, Default)]
+pub struct ErrorBody {
+    /// The provider's error code (`not_found`, `resource_missing`).
+    pub code: Option<String>,
+    /// Its explanation (secrets are masked before it is shown).
+    pub message: Option<String>,
+    /// The provider's id for the request, quoted in messages for support.
+    pub request_id: Option<String>,
+}
+
+/// How an adapter reads its provider's answers, for [`JsonClient::get_json`].
+pub trait Dialect: Sync {
+    /// The provider's error body, or `None` when the body is not one (a
+    /// proxy's page, an empty body): such an answer never means "no such
+    /// object" and does not tell the provider's time.
+    fn error_body(&self, body: &[u8]) -> Option<ErrorBody>;
+
+    /// Whether a 404 with the provider's `body` means "no such object" (as
+    /// opposed to a route that does not exist).
+    fn missing(&self, body: &ErrorBody) -> bool;
+
+    /// An error other than the status table's ([`ApiSpec::classify`]) for
+    /// an answer the provider means differently; `what` is the body in one
+    /// line. `None` (the default) keeps the table's.
+    fn special(
+        &self,
+        status: u16,
+        body: &ErrorBody,
+        headers: &HeaderMap,
+        what: &str,
+    ) -> Option<Error> {
+        let _ = (status, body, headers, what);
+        None
+    }
+}
+
 /// Query parameters, in order (a name may repeat).
 pub type Query = Vec<(&'static str, String)>;
 
-/// A JSON API on a budget.
+/// A JSON API on a budget. `Debug` shows the provider and base URL only.
 pub struct JsonClient {
     http: reqwest::Client,
     base: String,
@@ -458,6 +551,15 @@ pub struct JsonClient {
     budget: Budget,
     clock: ProviderClock,
     spec: &'static ApiSpec,
+}
+
+impl std::fmt::Debug for JsonClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JsonClient")
+            .field("provider", &self.spec.display)
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
 }
 
 impl JsonClient {
@@ -520,6 +622,47 @@ impl JsonClient {
                 interpret(self.send(op, url, query, headers).await?)
             })
             .await
+    }
+
+    /// GET `path` and parse the JSON body, reading failures in the
+    /// provider's `dialect`: `Ok(None)` for its "no such object" 404, an
+    /// error from the status table (or the dialect's own) for the rest,
+    /// with the provider's code, message and request id. The provider's
+    /// clock is set only from answers that are its own.
+    pub async fn get_json(
+        &self,
+        op: &str,
+        path: &str,
+        query: &Query,
+        headers: &[(&'static str, &str)],
+        dialect: &dyn Dialect,
+    ) -> Result<Option<Value>> {
+        let read = |a| self.read(op, a, dialect);
+        self.get(op, path, query, headers, read).await
+    }
+
+    fn read(&self, op: &str, a: Answer, dialect: &dyn Dialect) -> Result<Option<Value>> {
+        let error = (!a.is_success()).then(|| dialect.error_body(&a.body));
+        if error.as_ref().is_none_or(Option::is_some) {
+            self.clock.observe(&a.headers, a.sent_ms, a.received_ms);
+        }
+        let Some(error) = error else {
+            let parsed = serde_json::from_slice(&a.body).map(Some);
+            return parsed.map_err(|e| self.spec.malformed(op, e).with_status(a.status));
+        };
+        if a.status == 404 && error.as_ref().is_some_and(|e| dialect.missing(e)) {
+            return Ok(None);
+        }
+        let body = error.unwrap_or_default();
+        let mut what = self
+            .spec
+            .describe(body.code.as_deref(), body.message.as_deref());
+        if let Some(id) = &body.request_id {
+            what.push_str(&format!(" (request id {id})"));
+        }
+        let special = dialect.special(a.status, &body, &a.headers, &what);
+        let error = special.unwrap_or_else(|| self.spec.classify(a.status, &a.headers, &what));
+        Err(error.with_operation(op.to_string()))
     }
 
     async fn send(

@@ -28,6 +28,26 @@ pub struct EnvVar {
     pub secret: bool,
 }
 
+impl EnvVar {
+    /// A variable holding a secret (a key, a signing secret).
+    pub const fn secret(name: &'static str, meaning: &'static str) -> Self {
+        EnvVar {
+            name,
+            meaning,
+            secret: true,
+        }
+    }
+
+    /// A variable holding a setting.
+    pub const fn setting(name: &'static str, meaning: &'static str) -> Self {
+        EnvVar {
+            name,
+            meaning,
+            secret: false,
+        }
+    }
+}
+
 /// A provider's section of the configuration file, in the terms every
 /// provider shares, plus whatever provider-specific keys it carried.
 #[derive(Debug, Clone, Default)]

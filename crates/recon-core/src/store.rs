@@ -183,6 +183,43 @@ impl View {
     }
 }
 
+/// A [`View`] in the common shape, for both stores: `<provider>_<kind>`,
+/// the live objects of one provider's kind with `account, id, status`,
+/// then the given columns (SQL
+/// both stores read alike, such as `data->>'name' AS name` or
+/// `data->'a'->>'b' AS b`), then the given RFC 3339 fields as times
+/// (Postgres `timestamptz`; SQLite keeps the text), then `data, version,
+/// confirmed_at`.
+///
+/// ```
+/// use recon_core::store::View;
+/// const WIDGETS: View =
+///     recon_core::object_view!("acme", "widgets", "data->>'name' AS name", ["created_at"]);
+/// assert_eq!(WIDGETS.name, "acme_widgets");
+/// assert!(WIDGETS.postgres.contains("(data->>'created_at')::timestamptz AS created_at"));
+/// assert!(WIDGETS.sqlite.ends_with("kind = 'widgets' AND deleted = 0"));
+/// ```
+#[macro_export]
+macro_rules! object_view {
+    ($provider:literal, $kind:literal, $cols:literal, [$($t:literal),* $(,)?]) => {
+        $crate::store::View {
+            name: concat!($provider, "_", $kind),
+            postgres: concat!(
+                "SELECT account, id, status, ", $cols, ", ",
+                $("(data->>'", $t, "')::timestamptz AS ", $t, ", ",)*
+                "data, version, confirmed_at FROM objects WHERE provider = '", $provider,
+                "' AND kind = '", $kind, "' AND NOT deleted"
+            ),
+            sqlite: concat!(
+                "SELECT account, id, status, ", $cols, ", ",
+                $("data->>'", $t, "' AS ", $t, ", ",)*
+                "data, version, confirmed_at FROM objects WHERE provider = '", $provider,
+                "' AND kind = '", $kind, "' AND deleted = 0"
+            ),
+        }
+    };
+}
+
 /// A reference rule for diagnostics: live objects of `kind` whose `owner`
 /// should exist in `owner_kind`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

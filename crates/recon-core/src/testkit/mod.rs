@@ -12,3 +12,16 @@ pub mod conformance;
 pub mod fake;
 pub mod provider_suite;
 pub mod store_suite;
+
+/// Retries for adapter tests: three, 5–20 ms apart, `Retry-After` honoured
+/// up to 5 s.
+pub fn fast_retries() -> crate::RetryPolicy {
+    use std::time::Duration;
+    crate::RetryPolicy {
+        min_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(20),
+        max_retries: 3,
+        total_timeout: Duration::from_secs(30),
+        max_retry_after: Duration::from_secs(5),
+    }
+}
