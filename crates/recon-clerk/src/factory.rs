@@ -11,26 +11,22 @@ pub const PROVIDER: ProviderSpec = ProviderSpec {
     name: NAME,
     key_var: env::SECRET_KEY,
     env_vars: &[
-        EnvVar {
-            name: env::SECRET_KEY,
-            meaning: "Backend API secret key (sk_test_…, sk_live_…); turns Clerk on",
-            secret: true,
-        },
-        EnvVar {
-            name: env::WEBHOOK_SECRET,
-            meaning: "the webhook endpoint's Svix signing secret (whsec_…)",
-            secret: true,
-        },
-        EnvVar {
-            name: env::API_BASE,
-            meaning: "API base URL (default https://api.clerk.com)",
-            secret: false,
-        },
-        EnvVar {
-            name: env::RATE,
-            meaning: "request budget such as 1000/10s (default follows the key)",
-            secret: false,
-        },
+        EnvVar::secret(
+            env::SECRET_KEY,
+            "Backend API secret key (sk_test_…, sk_live_…); turns Clerk on",
+        ),
+        EnvVar::secret(
+            env::WEBHOOK_SECRET,
+            "the webhook endpoint's Svix signing secret (whsec_…)",
+        ),
+        EnvVar::setting(
+            env::API_BASE,
+            "API base URL (default https://api.clerk.com)",
+        ),
+        EnvVar::setting(
+            env::RATE,
+            "request budget such as 1000/10s (default follows the key)",
+        ),
     ],
     kinds: crate::objects::KINDS,
     default_schedule: &[

@@ -225,14 +225,10 @@ impl Provider for ClerkProvider {
     }
 
     fn verify_webhook(&self, headers: &Headers, body: &[u8], now_s: i64) -> Result<ProviderEvent> {
-        let secret = self.config.api.webhook_secret().ok_or_else(|| {
-            Error::config(format!(
-                "{} is not set: Clerk webhooks cannot be verified without the endpoint's signing secret (whsec_…)",
-                env::WEBHOOK_SECRET
-            ))
-            .with_component("clerk")
-            .with_operation("verify webhook")
-        })?;
+        let secret = self
+            .config
+            .api
+            .require_webhook_secret("the endpoint's signing secret (whsec_…)")?;
         let key = signing_key(secret.expose_secret()).ok_or_else(|| {
             Error::config(format!(
                 "{} is not a Svix signing secret (whsec_ followed by base64)",

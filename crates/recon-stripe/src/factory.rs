@@ -11,31 +11,23 @@ pub const PROVIDER: ProviderSpec = ProviderSpec {
     name: NAME,
     key_var: env::SECRET_KEY,
     env_vars: &[
-        EnvVar {
-            name: env::SECRET_KEY,
-            meaning: "secret (sk_…) or restricted (rk_…) API key; turns Stripe on",
-            secret: true,
-        },
-        EnvVar {
-            name: env::WEBHOOK_SECRET,
-            meaning: "the webhook endpoint's signing secret (whsec_…)",
-            secret: true,
-        },
-        EnvVar {
-            name: env::API_BASE,
-            meaning: "API base URL (default https://api.stripe.com)",
-            secret: false,
-        },
-        EnvVar {
-            name: env::ACCOUNT,
-            meaning: "a Connect account (acct_…) to act as",
-            secret: false,
-        },
-        EnvVar {
-            name: env::RATE,
-            meaning: "request budget such as 100/s (default follows the key)",
-            secret: false,
-        },
+        EnvVar::secret(
+            env::SECRET_KEY,
+            "secret (sk_…) or restricted (rk_…) API key; turns Stripe on",
+        ),
+        EnvVar::secret(
+            env::WEBHOOK_SECRET,
+            "the webhook endpoint's signing secret (whsec_…)",
+        ),
+        EnvVar::setting(
+            env::API_BASE,
+            "API base URL (default https://api.stripe.com)",
+        ),
+        EnvVar::setting(env::ACCOUNT, "a Connect account (acct_…) to act as"),
+        EnvVar::setting(
+            env::RATE,
+            "request budget such as 100/s (default follows the key)",
+        ),
     ],
     kinds: crate::objects::KINDS,
     default_schedule: &[

@@ -311,14 +311,10 @@ impl Provider for StripeProvider {
     }
 
     fn verify_webhook(&self, headers: &Headers, body: &[u8], now_s: i64) -> Result<ProviderEvent> {
-        let secret = self.config.api.webhook_secret().ok_or_else(|| {
-            Error::config(format!(
-                "{} is not set: Stripe webhooks cannot be verified without the endpoint's signing secret (whsec_…)",
-                env::WEBHOOK_SECRET
-            ))
-            .with_component("stripe")
-            .with_operation("verify webhook")
-        })?;
+        let secret = self
+            .config
+            .api
+            .require_webhook_secret("the endpoint's signing secret (whsec_…)")?;
         let header = headers
             .get("stripe-signature")
             .ok_or_else(|| {

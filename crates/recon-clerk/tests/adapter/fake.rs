@@ -22,13 +22,7 @@ pub const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 /// Fast retries for tests.
 pub fn fast() -> RetryPolicy {
-    RetryPolicy {
-        min_delay: Duration::from_millis(5),
-        max_delay: Duration::from_millis(20),
-        max_retries: 3,
-        total_timeout: Duration::from_secs(30),
-        max_retry_after: Duration::from_secs(5),
-    }
+    recon_core::testkit::fast_retries()
 }
 
 pub fn config(uri: &str, page_size: u32) -> ClerkConfig {

@@ -18,13 +18,7 @@ pub const KEY: &str = "sk_test_recon_fake";
 
 /// Fast retries for tests.
 pub fn fast() -> RetryPolicy {
-    RetryPolicy {
-        min_delay: Duration::from_millis(5),
-        max_delay: Duration::from_millis(20),
-        max_retries: 3,
-        total_timeout: Duration::from_secs(30),
-        max_retry_after: Duration::from_secs(5),
-    }
+    recon_core::testkit::fast_retries()
 }
 
 pub fn config(uri: &str) -> StripeConfig {
