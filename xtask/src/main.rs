@@ -119,7 +119,7 @@ fn ci() -> Result<()> {
     ]))?;
     // Each provider is a feature of recon-bin: a binary with one, or none,
     // builds.
-    for features in [&["--features", "stripe"][..], &[]] {
+    for features in [&["--features", "recon-stripe"][..], &[]] {
         run(cargo()
             .args(["clippy", "-p", "recon-bin", "--no-default-features"])
             .args(features)
@@ -132,7 +132,7 @@ fn ci() -> Result<()> {
         "recon-bin",
         "--no-default-features",
         "--features",
-        "stripe",
+        "recon-stripe",
         "--bins",
     ]))?;
     // The provider template still builds, passes its tests and is clippy-clean.

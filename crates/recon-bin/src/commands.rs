@@ -514,9 +514,9 @@ pub async fn runs(config: Option<&Path>, a: RunsArgs) -> Result<u8> {
 
 /// `recon demo`.
 pub async fn demo(a: DemoArgs) -> Result<u8> {
-    #[cfg(all(feature = "stripe", feature = "clerk"))]
+    #[cfg(all(feature = "recon-stripe", feature = "recon-clerk"))]
     return crate::demo::run(a).await;
-    #[cfg(not(all(feature = "stripe", feature = "clerk")))]
+    #[cfg(not(all(feature = "recon-stripe", feature = "recon-clerk")))]
     {
         let _ = a;
         Err(recon_core::Error::config(

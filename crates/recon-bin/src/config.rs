@@ -686,7 +686,7 @@ mod tests {
     }
 
     /// The commented app-table example of recon.example.toml, uncommented.
-    #[cfg(all(feature = "stripe", feature = "clerk"))]
+    #[cfg(all(feature = "recon-stripe", feature = "recon-clerk"))]
     fn example_app_block() -> String {
         let text = include_str!("../../../recon.example.toml");
         let start = text.find("# BEGIN app-table example").unwrap();
@@ -699,7 +699,7 @@ mod tests {
             .join("\n")
     }
 
-    #[cfg(all(feature = "stripe", feature = "clerk"))]
+    #[cfg(all(feature = "recon-stripe", feature = "recon-clerk"))]
     #[test]
     fn example_app_tables_parse() {
         let cfg: Config = toml::from_str(&example_app_block()).unwrap();
@@ -765,7 +765,7 @@ mod tests {
 
     #[test]
     fn a_section_of_an_unregistered_provider_names_the_known_ones() {
-        for text in ["[paddle]\nrate = \"10/s\"", "[engnie]\nbreaker_share = 0.5"] {
+        for text in ["[acme]\nrate = \"10/s\"", "[engnie]\nbreaker_share = 0.5"] {
             let e = load(text).unwrap_err().to_string();
             let name = &text[1..text.find(']').unwrap()];
             assert!(
@@ -775,7 +775,7 @@ mod tests {
             );
         }
         // A top-level key that is not a table is refused at parse.
-        assert!(load("paddle = 1").is_err());
+        assert!(load("acme = 1").is_err());
     }
 
     #[test]
@@ -784,12 +784,12 @@ mod tests {
             |dep: &str| PROJECTION.replace(r#"{ kind = "subscriptions", key = "owner" }"#, dep);
         load(&with(r#"{ kind = "subscriptions", key = "owner" }"#)).unwrap();
         let e = load(&with(
-            r#"{ provider = "paddle", kind = "customers", key = "id" }"#,
+            r#"{ provider = "acme", kind = "customers", key = "id" }"#,
         ))
         .unwrap_err()
         .to_string();
         assert!(
-            e.contains("projection \"billing\"") && e.contains("\"paddle\""),
+            e.contains("projection \"billing\"") && e.contains("\"acme\""),
             "{e}"
         );
         let e = load(&with(r#"{ kind = "subscription", key = "owner" }"#))
@@ -803,7 +803,7 @@ mod tests {
 
     /// A binary built without Clerk reads the same file: `[clerk]` is
     /// ignored, a projection reading Clerk is refused.
-    #[cfg(not(feature = "clerk"))]
+    #[cfg(not(feature = "recon-clerk"))]
     #[test]
     fn a_provider_built_out_is_ignored_in_sections_and_refused_in_projections() {
         load("[clerk]\nrate = \"10/s\"\n[clerk.schedule]\nusers = \"\"").unwrap();
@@ -818,7 +818,7 @@ mod tests {
         assert!(e.contains("built without the clerk feature"), "{e}");
     }
 
-    #[cfg(all(feature = "stripe", feature = "clerk"))]
+    #[cfg(all(feature = "recon-stripe", feature = "recon-clerk"))]
     #[test]
     fn schedules_name_the_providers_jobs() {
         let cfg = load("[stripe.schedule]\ninvoices = \"0 0 * * * *\"\nreplay = \"\"").unwrap();
@@ -838,7 +838,7 @@ mod tests {
         assert!(e.contains("clerk.schedule.replay: no such job"), "{e}");
         // Defaults come from the registry.
         assert_eq!(Config::default().schedule("clerk")["users"], "0 10 2 * * *");
-        assert!(Config::default().schedule("paddle").is_empty());
+        assert!(Config::default().schedule("acme").is_empty());
     }
 
     const PROJECTION: &str = r#"
@@ -894,7 +894,7 @@ absent = { subscription_status = "none" }
                 "table",
             ),
             ("key = \"owner\" }", "key = \"customer\" }", "customer"),
-            ("provider = \"stripe\"", "provider = \"paddle\"", "paddle"),
+            ("provider = \"stripe\"", "provider = \"acme\"", "acme"),
             (
                 "absent = { subscription_status",
                 "absent = { email",
@@ -943,7 +943,7 @@ absent = { subscription_status = "none" }
         );
     }
 
-    #[cfg(all(feature = "stripe", feature = "clerk"))]
+    #[cfg(all(feature = "recon-stripe", feature = "recon-clerk"))]
     #[test]
     fn checks_and_the_link() {
         let cfg = load(

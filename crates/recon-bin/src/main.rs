@@ -8,9 +8,9 @@ mod app;
 mod apptables;
 mod commands;
 mod config;
-#[cfg(all(feature = "stripe", feature = "clerk"))]
+#[cfg(all(feature = "recon-stripe", feature = "recon-clerk"))]
 mod demo;
-#[cfg(all(feature = "stripe", feature = "clerk"))]
+#[cfg(all(feature = "recon-stripe", feature = "recon-clerk"))]
 mod demo_app;
 mod output;
 mod progress;

@@ -1,17 +1,21 @@
-//! The providers this binary was built with: one line each, behind one
-//! cargo feature per provider (all on by default). Everything else in the
-//! binary (configuration sections, which providers are on, schedules,
-//! projections, routes) asks this registry, and a name it does not hold is
-//! an error that lists the ones it does.
+//! The providers this binary was built with. Everything else in the binary
+//! (configuration sections, which providers are on, schedules, projections,
+//! routes) asks this registry, and a name it does not hold is an error that
+//! lists the ones it does.
+//!
+//! The list is written by `build.rs` from `Cargo.toml`: every optional
+//! dependency `recon-<name>` is provider `<name>` (its crate's `PROVIDER`),
+//! behind its own feature `recon-<name>`, all on by default. Adding a
+//! provider to the binary is those two lines in `Cargo.toml`.
 
 use std::sync::OnceLock;
 
 use recon_core::Registry;
 
-/// `registry()` and `built_without()` from one list: `"feature" =>
-/// provider`, the feature named after the provider.
+/// `registry()` and `built_without()` from one list: `"name" in "feature"
+/// => provider`.
 macro_rules! providers {
-    ($($feature:literal => $spec:path),* $(,)?) => {
+    ($($name:literal in $feature:literal => $spec:path),* $(,)?) => {
         /// The registry, built once.
         pub fn registry() -> &'static Registry {
             static REGISTRY: OnceLock<Registry> = OnceLock::new();
@@ -33,17 +37,17 @@ macro_rules! providers {
         pub fn built_without() -> &'static [&'static str] {
             &[$(
                 #[cfg(not(feature = $feature))]
-                $feature,
+                $name,
             )*]
         }
+
+        /// Every provider this project ships, with its crate's feature.
+        #[cfg(test)]
+        const SHIPPED: &[(&str, &str)] = &[$(($name, $feature)),*];
     };
 }
 
-// One line per provider (and its feature in Cargo.toml).
-providers! {
-    "stripe" => recon_stripe::PROVIDER,
-    "clerk" => recon_clerk::PROVIDER,
-}
+include!(concat!(env!("OUT_DIR"), "/providers.rs"));
 
 /// `a, b` (the registered names) for error messages.
 pub fn known() -> String {
@@ -64,6 +68,11 @@ mod tests {
                 f.name()
             );
             assert!(!built_without().contains(&f.name()));
+            assert!(
+                SHIPPED.iter().any(|(name, _)| *name == f.name()),
+                "provider {} is not named after its crate: crate recon-<name> must register as <name> ({SHIPPED:?})",
+                f.name()
+            );
             assert!(
                 f.env_vars().first().map(|v| v.name) == Some(f.key_var()),
                 "{}: the key variable comes first in env_vars",

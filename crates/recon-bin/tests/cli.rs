@@ -200,24 +200,24 @@ async fn missing_key_exits_2_naming_the_variable() {
     // A provider this binary does not know is named, with the ones it does.
     let (code, _, err) = run({
         let mut c = recon(&db, None);
-        c.args(["reconcile", "paddle"]);
+        c.args(["reconcile", "acme"]);
         c
     });
     assert_eq!(code, 2, "{err}");
     assert!(
-        err.contains("\"paddle\"") && err.contains("stripe, clerk"),
+        err.contains("\"acme\"") && err.contains("stripe") && err.contains("clerk"),
         "{err}"
     );
     // … and with --json, as one JSON document.
     let (code, out, err) = run({
         let mut c = recon(&db, None);
-        c.args(["reconcile", "paddle", "--json"]);
+        c.args(["reconcile", "acme", "--json"]);
         c
     });
     assert_eq!(code, 2, "{err}");
     let doc: Value = serde_json::from_str(&out).expect("stdout is one JSON document");
     assert_eq!(doc["ok"], false, "{out}");
-    assert!(doc.to_string().contains("paddle"), "{out}");
+    assert!(doc.to_string().contains("acme"), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -227,14 +227,14 @@ async fn a_config_naming_an_unregistered_provider_stops_at_start() {
     let stripe = fake_stripe(seed(3)).await;
     let dir = std::env::temp_dir().join(format!("recon-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("paddle.toml");
-    std::fs::write(&file, "[paddle]\nrate = \"10/s\"\n").unwrap();
+    let file = dir.join("acme.toml");
+    std::fs::write(&file, "[acme]\nrate = \"10/s\"\n").unwrap();
     let mut c = recon(&db, Some(&stripe.uri()));
     c.arg("--config").arg(&file).args(["reconcile", "stripe"]);
     let (code, _, err) = run(c);
     assert_eq!(code, 2, "{err}");
     assert!(
-        err.contains("[paddle]") && err.contains("stripe, clerk"),
+        err.contains("[acme]") && err.contains("stripe") && err.contains("clerk"),
         "{err}"
     );
     let store = db.store().await;
