@@ -1,0 +1,77 @@
+//! Core's [`JsonClient`] in Paddle's dialect: the `Paddle-Version` header,
+//! the `{"error": {code, detail}, "meta": {request_id}}` body, `not_found`
+//! as "no such entity", and a 403 for a bad key.
+
+use http::HeaderMap;
+use recon_core::http_client::{Dialect, ErrorBody, JsonClient, Query};
+use recon_core::{Error, ErrorKind, Result};
+use serde_json::Value;
+
+use crate::config::{DEFAULT_RATE, PaddleConfig, SPEC};
+
+struct Paddle;
+
+impl Dialect for Paddle {
+    fn error_body(&self, body: &[u8]) -> Option<ErrorBody> {
+        let v: Value = serde_json::from_slice(body).ok()?;
+        let text = |k: &str| v["error"][k].as_str().map(str::to_string);
+        let request_id = v["meta"]["request_id"].as_str().map(str::to_string);
+        v["error"].is_object().then(|| ErrorBody {
+            code: text("code"),
+            message: text("detail"),
+            request_id,
+        })
+    }
+
+    fn missing(&self, body: &ErrorBody) -> bool {
+        body.code.as_deref() == Some("not_found")
+    }
+
+    /// A wrong or revoked key is a 403 at Paddle, not a 401.
+    fn special(&self, status: u16, body: &ErrorBody, h: &HeaderMap, what: &str) -> Option<Error> {
+        let bad_key = [
+            "invalid_token",
+            "authentication_missing",
+            "authentication_malformed",
+        ];
+        let code = body
+            .code
+            .as_deref()
+            .filter(|c| status == 403 && bad_key.contains(c))?;
+        let hint = format!("check {} ({})", SPEC.env.secret_key, SPEC.key_hint);
+        let message = format!("Paddle refused the API key ({code}): {what}; {hint}");
+        Some(SPEC.error(ErrorKind::Unauthenticated, status, h, message))
+    }
+}
+
+pub(crate) fn client(cfg: &PaddleConfig) -> Result<JsonClient> {
+    cfg.validate()?;
+    JsonClient::new(&SPEC, cfg.client_settings(cfg.rate.unwrap_or(DEFAULT_RATE)))
+}
+
+/// One page of an id-ordered listing at `path` (`query` says `after`):
+/// its items and the cursor of the next page, checked by
+/// [`ApiSpec::ascending_page`](recon_core::http_client::ApiSpec::ascending_page).
+pub(crate) async fn list(
+    api: &JsonClient,
+    (op, path): (&str, &str),
+    query: &Query,
+    (after, id_field): (&str, &str),
+) -> Result<(Vec<Value>, Option<String>)> {
+    let mut body = get(api, op, path, query).await?;
+    let body = body.as_mut().ok_or_else(|| SPEC.not_found(op, path))?;
+    let has_more = body["meta"]["pagination"]["has_more"].as_bool();
+    SPEC.ascending_page(op, body["data"].take(), has_more, (after, id_field))
+}
+
+/// GET `path`: the whole body (`{data, meta}`), or `None` for Paddle's own
+/// `not_found` (a 404 without Paddle's body is an error, never "not found").
+pub(crate) async fn get(
+    api: &JsonClient,
+    op: &str,
+    path: &str,
+    q: &Query,
+) -> Result<Option<Value>> {
+    api.get_json(op, path, q, &[("Paddle-Version", "1")], &Paddle)
+        .await
+}

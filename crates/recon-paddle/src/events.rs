@@ -1,0 +1,60 @@
+//! `GET /events` read oldest first from a point in time. The log lists by
+//! id and has no time filter, so replay seeks by the time in Paddle's ULID
+//! ids, and checks every event's id against its `occurred_at` rather than
+//! let a seek skip events (see the crate documentation).
+
+use recon_core::http_client::JsonClient;
+use recon_core::{EventPage, Result};
+use ulid::Ulid;
+
+use crate::config::SPEC;
+use crate::webhook::parse_event;
+
+/// How far before `since` the seek starts, and how far an id's time may be
+/// from its event's `occurred_at`, in ms.
+const MARGIN_MS: i64 = 5 * 60 * 1000;
+
+/// The id-time (unix ms) of a Paddle id (`evt_01hsdn9756…`).
+fn id_time_ms(id: &str) -> Option<i64> {
+    let ulid = Ulid::from_string(id.split_once('_')?.1).ok()?;
+    Some(ulid.timestamp_ms() as i64)
+}
+
+/// One page of events at or after `since` (µs), oldest first.
+pub(crate) async fn page(
+    c: &JsonClient,
+    per: u32,
+    since: i64,
+    cursor: Option<&str>,
+) -> Result<EventPage> {
+    let seek = || {
+        let ms = (since.div_euclid(1000) - MARGIN_MS).max(0) as u64;
+        format!("evt_{}", Ulid::from_parts(ms, 0)).to_lowercase()
+    };
+    let after = cursor.map_or_else(seek, str::to_string);
+    let (op, path) = ("list events", "/events");
+    let order = ("order_by", "id[ASC]".to_string());
+    let query = vec![
+        ("after", after.clone()),
+        order,
+        ("per_page", per.to_string()),
+    ];
+    let page = (after.as_str(), "event_id");
+    let (items, next) = crate::client::list(c, (op, path), &query, page).await?;
+    let events = items
+        .into_iter()
+        .map(parse_event)
+        .collect::<Result<Vec<_>>>()?;
+    if let Some(e) = events.iter().find(|e| {
+        id_time_ms(&e.event_id).is_none_or(|t| (t - e.created.div_euclid(1000)).abs() > MARGIN_MS)
+    }) {
+        let why = format!(
+            "event {} does not carry its time in its id, which replay relies on to seek; \
+             replay cannot run (sweeps and webhooks are unaffected)",
+            e.event_id
+        );
+        return Err(SPEC.malformed(op, why));
+    }
+    let events = events.into_iter().filter(|e| e.created >= since).collect();
+    Ok(EventPage { events, next })
+}

@@ -1,0 +1,117 @@
+//! Paddle entities → recon [`Snapshot`]s: kinds, ids, versions
+//! (`updated_at` in µs) and the extracted columns.
+
+use chrono::DateTime;
+use recon_core::{Error, ObjectKey, Result, Snapshot};
+use serde_json::Value;
+
+use crate::{ACCOUNT, NAME};
+
+/// An entity type recon mirrors: its kind and API path (its event types are
+/// the singular, `customer.updated`), id prefix (`ctm_…`), the `status`
+/// filter that lists every state, the largest `per_page` Paddle serves for
+/// it, and the fields that are not state (left out of the mirror).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Kind {
+    pub name: &'static str,
+    pub prefix: &'static str,
+    pub statuses: Option<&'static str>,
+    pub max_page: u32,
+    pub volatile: &'static [&'static str],
+}
+
+const fn kind(name: &'static str, prefix: &'static str) -> Kind {
+    let (statuses, max_page, volatile) = (Some("active,archived"), 200, &[] as &[&str]);
+    #[rustfmt::skip]
+    return Kind { name, prefix, statuses, max_page, volatile };
+}
+
+/// The entity types recon mirrors, in sweep order.
+#[rustfmt::skip]
+pub(crate) const TABLE: &[Kind] = &[
+    kind("customers", "ctm"),
+    kind("products", "pro"),
+    kind("prices", "pri"),
+    Kind { statuses: Some("active,canceled,past_due,paused,trialing"),
+           volatile: &["management_urls", "transaction_id"], ..kind("subscriptions", "sub") },
+    Kind { statuses: None, max_page: 30, ..kind("transactions", "txn") },
+];
+
+/// The kinds a sweep covers, in order.
+#[rustfmt::skip]
+pub const KINDS: &[&str] = &["customers", "products", "prices", "subscriptions", "transactions"];
+
+/// The kind of a Paddle id from its prefix: `ctm_…` → `customers`.
+pub fn kind_of(id: &str) -> Option<&'static str> {
+    let (prefix, rest) = id.split_once('_')?;
+    let plain = (1..=64).contains(&rest.len()) && rest.bytes().all(|b| b.is_ascii_alphanumeric());
+    TABLE
+        .iter()
+        .find(|k| k.prefix == prefix && plain)
+        .map(|k| k.name)
+}
+
+/// The kind an event type is about: `customer.updated` → customers.
+pub(crate) fn of_event(event_type: &str) -> Option<&'static Kind> {
+    let entity = event_type.split('.').next()?;
+    TABLE
+        .iter()
+        .find(|k| k.name.strip_suffix('s') == Some(entity))
+}
+
+fn invalid(msg: String) -> Error {
+    Error::invalid(msg).with_component(NAME)
+}
+
+/// One of [`TABLE`], or an error naming the kinds.
+pub(crate) fn lookup(kind: &str) -> Result<&'static Kind> {
+    let known = || {
+        invalid(format!(
+            "Paddle has no kind {kind:?}; kinds: {}",
+            KINDS.join(", ")
+        ))
+    };
+    TABLE.iter().find(|k| k.name == kind).ok_or_else(known)
+}
+
+/// An id of `kind` (so safe in a URL path), or an error.
+pub(crate) fn check_id(k: &Kind, id: &str) -> Result<()> {
+    let why = || {
+        invalid(format!(
+            "{id:?} is not a Paddle {} id ({}_…)",
+            k.name, k.prefix
+        ))
+    };
+    (kind_of(id) == Some(k.name)).then_some(()).ok_or_else(why)
+}
+
+/// An RFC 3339 time in unix µs (Paddle writes 0 to 9 fraction digits).
+pub(crate) fn micros(v: &Value) -> Option<i64> {
+    Some(
+        DateTime::parse_from_rfc3339(v.as_str()?)
+            .ok()?
+            .timestamp_micros(),
+    )
+}
+
+/// `obj` as a snapshot of `k`: version `updated_at` (else `created_at`,
+/// else `fallback`), status, owner (the customer) and e-mail.
+pub(crate) fn to_snapshot(k: &Kind, mut obj: Value, fallback: i64) -> Result<Snapshot> {
+    let id = obj["id"].as_str().filter(|id| kind_of(id) == Some(k.name));
+    let Some(id) = id.map(str::to_string) else {
+        let got = &obj["id"];
+        return Err(invalid(format!(
+            "a Paddle {} without a {}_… id: {got}",
+            k.name, k.prefix
+        )));
+    };
+    if let Value::Object(m) = &mut obj {
+        k.volatile.iter().for_each(|f| drop(m.remove(*f)));
+    }
+    let version = micros(&obj["updated_at"]).or_else(|| micros(&obj["created_at"]));
+    let text = |f: &str| obj[f].as_str().map(str::to_string);
+    let (status, owner, email) = (text("status"), text("customer_id"), text("email"));
+    let key = ObjectKey::new(NAME, ACCOUNT, k.name, id);
+    let s = Snapshot::live(key, version.unwrap_or(fallback), obj);
+    Ok(s.with_status(status).with_owner(owner).with_email(email))
+}

@@ -1,0 +1,146 @@
+//! [`PaddleProvider`]: recon's [`Provider`] contract over Paddle Billing.
+
+use async_trait::async_trait;
+use recon_core::http_client::JsonClient;
+use recon_core::store::Reference;
+use recon_core::{
+    Budget, Capabilities, Error, EventPage, Fetched, Headers, ListScope, Page, Provider,
+    ProviderEvent, Result,
+};
+use secrecy::ExposeSecret;
+
+use crate::client::{client, get, list};
+use crate::config::{MAX_PAGE_SIZE, PaddleConfig, SPEC};
+use crate::objects::{KINDS, check_id, kind_of, lookup, to_snapshot};
+use crate::{ACCOUNT, NAME};
+
+/// Paddle keeps events for 90 days (in µs, the version unit).
+const EVENT_HORIZON: i64 = 90 * 86_400 * 1_000_000;
+
+/// Diagnostics: live subscriptions and transactions whose customer is
+/// missing.
+#[rustfmt::skip]
+pub const REFERENCES: &[Reference] = &[
+    Reference { kind: "subscriptions", owner_kind: "customers",
+                statuses: &["active", "trialing", "past_due", "paused"] },
+    Reference { kind: "transactions", owner_kind: "customers", statuses: &[] },
+];
+
+/// The Paddle Billing adapter for one account (live or sandbox); every
+/// request goes through one [`Budget`].
+#[derive(Debug)]
+pub struct PaddleProvider {
+    api: JsonClient,
+    config: PaddleConfig,
+    page_size: u32,
+}
+
+impl PaddleProvider {
+    /// An adapter for `config`; checks it and sends nothing.
+    pub fn new(config: PaddleConfig) -> Result<Self> {
+        let (api, page_size) = (client(&config)?, MAX_PAGE_SIZE);
+        Ok(PaddleProvider {
+            api,
+            config,
+            page_size,
+        })
+    }
+
+    /// Ask for `size` objects per page (1–200; transactions: at most 30).
+    pub fn with_page_size(mut self, size: u32) -> Self {
+        self.page_size = size.clamp(1, MAX_PAGE_SIZE);
+        self
+    }
+
+    /// The rate limiter and retry policy (and their counters).
+    pub fn budget(&self) -> &Budget {
+        self.api.budget()
+    }
+}
+
+#[async_trait]
+impl Provider for PaddleProvider {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn account(&self) -> &str {
+        ACCOUNT
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::listing_only().with_event_log(Some(EVENT_HORIZON))
+    }
+
+    fn kinds(&self) -> &'static [&'static str] {
+        KINDS
+    }
+
+    fn kind_of(&self, id: &str) -> Option<&'static str> {
+        kind_of(id)
+    }
+
+    /// By id, ascending, `after` the last id read: entities created during
+    /// the walk have higher ids and come at its end.
+    async fn list_page(&self, kind: &str, scope: &ListScope, cursor: Option<&str>) -> Result<Page> {
+        let k = lookup(kind)?;
+        if scope != &ListScope::all() {
+            return Err(Error::unsupported("Paddle listings are not partitioned"));
+        }
+        cursor.map_or(Ok(()), |c| check_id(k, c))?;
+        let per_page = self.page_size.min(k.max_page).to_string();
+        let mut query = vec![("order_by", "id[ASC]".to_string()), ("per_page", per_page)];
+        query.extend(k.statuses.map(|s| ("status", s.to_string())));
+        query.extend(cursor.map(|c| ("after", c.to_string())));
+        let (op, path) = (format!("list {kind}"), format!("/{kind}"));
+        let after = (cursor.unwrap_or(""), "id");
+        let (items, next) = list(&self.api, (&op, &path), &query, after).await?;
+        let now = self.version_now();
+        let items = items.into_iter().map(|o| to_snapshot(k, o, now));
+        Ok(Page {
+            items: items.collect::<Result<_>>()?,
+            next,
+        })
+    }
+
+    /// Paddle deletes nothing (it archives or cancels): `Found`, or
+    /// `NotFound` for an id it never had.
+    async fn fetch(&self, kind: &str, id: &str) -> Result<Fetched> {
+        let k = lookup(kind)?;
+        check_id(k, id)?;
+        let op = format!("fetch {id}");
+        let body = get(&self.api, &op, &format!("/{kind}/{id}"), &Vec::new()).await?;
+        let Some(obj) = body.map(|mut b| b["data"].take()) else {
+            return Ok(Fetched::NotFound);
+        };
+        if obj["id"] != id {
+            return Err(SPEC.malformed(&op, format!("asked for {id}, got another entity")));
+        }
+        Ok(Fetched::Found(to_snapshot(k, obj, self.version_now())?))
+    }
+
+    async fn events_page(&self, since: i64, cursor: Option<&str>) -> Result<EventPage> {
+        crate::events::page(&self.api, self.page_size, since, cursor).await
+    }
+
+    fn verify_webhook(&self, headers: &Headers, body: &[u8], now_s: i64) -> Result<ProviderEvent> {
+        let cfg = &self.config;
+        let secret = cfg.require_webhook_secret("the destination's secret key (pdl_ntfset_…)")?;
+        let at = (now_s, cfg.webhook_tolerance_s);
+        crate::webhook::verify_signature(secret.expose_secret(), headers, body, at.0, at.1)?;
+        let v = serde_json::from_slice(body).map_err(|e| {
+            Error::invalid(format!("the notification is not JSON: {e}")).with_component(NAME)
+        })?;
+        crate::webhook::parse_event(v)
+    }
+
+    /// Paddle's time in µs, as its answers' `Date` headers show it.
+    fn version_now(&self) -> i64 {
+        self.api.clock().now_ms() * 1000
+    }
+
+    /// Versions are microseconds (`updated_at`).
+    fn version_units_per_second(&self) -> i64 {
+        1_000_000
+    }
+}

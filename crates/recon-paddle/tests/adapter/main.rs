@@ -1,0 +1,6 @@
+//! The Paddle adapter against local fakes (wiremock, 127.0.0.1 only).
+
+mod api;
+mod conformance;
+mod events;
+mod webhooks;
