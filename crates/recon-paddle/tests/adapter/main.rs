@@ -2,5 +2,6 @@
 
 mod api;
 mod conformance;
+mod engine;
 mod events;
 mod webhooks;
