@@ -683,6 +683,18 @@ mod tests {
             cfg.schedule("stripe").get("subscriptions").unwrap(),
             "0 5 * * * *"
         );
+        // The example shows each provider's defaults as they are.
+        for f in crate::registry::registry().iter() {
+            let file = &cfg.provider(f.name()).schedule;
+            for (job, expr) in f.default_schedule() {
+                assert_eq!(
+                    file.get(*job).map(String::as_str),
+                    Some(*expr),
+                    "recon.example.toml [{}.schedule] {job}",
+                    f.name()
+                );
+            }
+        }
     }
 
     /// The commented app-table example of recon.example.toml, uncommented.

@@ -1,4 +1,4 @@
-//! `recon`: keeps your database's copy of Stripe and Clerk correct.
+//! `recon`: keeps your database's copy of your billing and identity providers correct.
 //!
 //! Exit status: 0 success, 1 the operation failed (provider or store error),
 //! 2 bad usage or configuration, 3 a sweep stopped by the circuit breaker.
@@ -47,8 +47,8 @@ fn tune_allocator() {
     }
 }
 
-/// Keep your database's copy of Stripe and Clerk correct, whatever the
-/// webhooks do.
+/// Keep your database's copy of Stripe, Clerk and Paddle correct, whatever
+/// the webhooks do.
 ///
 /// recon receives webhooks (idempotent ledger, newest state wins), sweeps the
 /// providers' APIs on a schedule or on demand, replays missed events, and
