@@ -83,6 +83,41 @@ async fn a_sweep_reads_back_through_the_views() {
     );
 }
 
+/// The same sweep into Postgres: the views' typed columns (`timestamptz`).
+#[tokio::test]
+async fn postgres_views_type_their_times() {
+    let fake = FakeApi::start(Arc::new(Paddle), 0).await;
+    let sub = json!({"id": "sub_01a", "status": "active", "customer_id": "ctm_01a",
+        "items": [{"price": {"id": "pri_01a"}}], "started_at": "2024-04-12T10:49:38.76Z",
+        "next_billed_at": "2024-05-12T10:49:38.100000001Z", "updated_at": time(1_700_000_100)});
+    fake.with(|h| drop(h.objects.insert("subscriptions".into(), vec![sub])));
+    let views = recon_paddle::views::VIEWS.to_vec();
+    let pg = recon_store_postgres::testing::fresh_store()
+        .await
+        .with_views(views);
+    pg.migrate().await.unwrap();
+    let store: Arc<dyn Store> = Arc::new(pg.clone());
+    let e = Engine::new(
+        store,
+        Arc::new(provider(&fake.uri(), 10)) as Arc<dyn Provider>,
+    );
+    let run = e
+        .sweep("subscriptions", &SweepOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    let (price, started, next): (String, f64, f64) = sqlx::query_as(
+        "SELECT price_id, extract(epoch FROM started_at)::float8, extract(epoch FROM next_billed_at)::float8 \
+         FROM paddle_subscriptions",
+    )
+    .fetch_one(pg.pool())
+    .await
+    .unwrap();
+    assert_eq!(price, "pri_01a");
+    assert_eq!(started, 1_712_918_978.76);
+    assert!((next - 1_715_510_978.1).abs() < 1e-6, "{next}");
+}
+
 fn delivery(obj: &Value, event_id: &str) -> (recon_core::Headers, Vec<u8>) {
     let now = now_ms() / 1000;
     let body =
