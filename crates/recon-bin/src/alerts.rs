@@ -97,8 +97,8 @@ pub async fn replay_gap(provider: &str, gap: &crate::resume::Gap, action: &str) 
         gap_since = gap.since,
         gap_until = gap.until,
         "{provider}'s event log no longer reaches back to where replays had read ({}): events from then until {} cannot be replayed; replaying from the oldest reachable point; {action}",
-        crate::resume::when(gap.since),
-        crate::resume::when(gap.until),
+        crate::resume::when(gap.since, gap.per_s),
+        crate::resume::when(gap.until, gap.per_s),
     );
     if let Some(url) = crate::config::env("RECON_ALERT_WEBHOOK_URL") {
         let body = serde_json::json!({

@@ -330,9 +330,11 @@ pub async fn replay(config: Option<&Path>, a: ReplayArgs) -> Result<u8> {
     };
     let app = ready_app(config, true).await?;
     let entry = app.provider(&a.provider)?;
+    let per_s = crate::resume::per_second(entry);
     let mut start = None;
     let since = match explicit {
-        Some(s) => s,
+        // `--since` is seconds; the engine takes the provider's unit.
+        Some(s) => s * per_s,
         // No event log: the engine refuses with its own explanation.
         None if !entry.provider.capabilities().event_log => 0,
         None => {
@@ -360,7 +362,7 @@ pub async fn replay(config: Option<&Path>, a: ReplayArgs) -> Result<u8> {
         println!(
             "{}: resuming from the event cursor ({})",
             a.provider,
-            crate::resume::when(c)
+            crate::resume::when(c, per_s)
         );
     }
     let progress = Arc::new(Progress::default());
@@ -395,8 +397,8 @@ pub async fn replay(config: Option<&Path>, a: ReplayArgs) -> Result<u8> {
     if let Some(g) = &gap {
         eprintln!(
             "warning: {p}'s event log no longer reaches back to where replays had read ({}); events from then until {} were not replayed: {repair}",
-            crate::resume::when(g.since),
-            crate::resume::when(g.until),
+            crate::resume::when(g.since, g.per_s),
+            crate::resume::when(g.until, g.per_s),
             p = a.provider,
         );
         if run.status == RunStatus::Succeeded {

@@ -27,12 +27,12 @@ use crate::app::ProviderEntry;
 /// which the last successful replay read the whole log.
 pub const READ_UNTIL: &str = "events:read_until";
 
-/// A successful replay is trusted to have seen every event created this long
-/// (provider units, seconds for Stripe) before it started.
+/// A successful replay is trusted to have seen every event created this many
+/// seconds before it started.
 pub const LISTING_LAG: i64 = 60;
 
-/// How far inside the horizon a clamped replay starts, so that the engine,
-/// whose clock reads a moment later, still accepts the start.
+/// How many seconds inside the horizon a clamped replay starts, so that the
+/// engine, whose clock reads a moment later, still accepts the start.
 pub const HORIZON_SLACK: i64 = 300;
 
 /// Events the log no longer holds: created in `[since, until)` (provider
@@ -43,6 +43,9 @@ pub struct Gap {
     pub since: i64,
     /// The oldest reachable point, where the replay starts instead.
     pub until: i64,
+    /// Provider units per second (Stripe 1, Paddle 1,000,000), for [`when`].
+    #[serde(skip)]
+    pub per_s: i64,
 }
 
 /// Where a replay starts.
@@ -59,15 +62,15 @@ pub struct Start {
 /// Decide the start. `cursor` is the engine's event cursor, `read_until`
 /// the [`READ_UNTIL`] cursor, `fallback` the start to use without a cursor
 /// (none: the caller must be told `since`), `now` and `horizon` in provider
-/// units.
+/// units, of which `per_s` make a second.
 pub fn start(
     cursor: Option<i64>,
     read_until: Option<i64>,
     fallback: Option<i64>,
-    now: i64,
-    horizon: Option<i64>,
+    (now, horizon): (i64, Option<i64>),
+    per_s: i64,
 ) -> Option<Start> {
-    let oldest = horizon.map(|h| now - h + HORIZON_SLACK);
+    let oldest = horizon.map(|h| now - h + HORIZON_SLACK * per_s);
     match cursor {
         Some(c) => {
             let covered = read_until.map_or(c, |r| r.max(c));
@@ -78,6 +81,7 @@ pub fn start(
                     gap: (covered < o).then_some(Gap {
                         since: covered,
                         until: o,
+                        per_s,
                     }),
                 },
                 _ => Start {
@@ -110,8 +114,11 @@ pub async fn plan(
         cursor,
         read_until,
         fallback,
-        entry.provider.version_now(),
-        entry.provider.capabilities().event_horizon,
+        (
+            entry.provider.version_now(),
+            entry.provider.capabilities().event_horizon,
+        ),
+        per_second(entry),
     ))
 }
 
@@ -127,7 +134,7 @@ pub async fn replay(
     let run = entry.engine.replay(since, opts).await?;
     if run.status == RunStatus::Succeeded && !opts.dry_run {
         let account = entry.provider.account();
-        let value = started - LISTING_LAG;
+        let value = started - LISTING_LAG * per_second(entry);
         let known = store
             .cursor(entry.name, account, READ_UNTIL)
             .await
@@ -154,9 +161,16 @@ pub async fn replay(
     Ok(run)
 }
 
-/// A provider time (Stripe: unix seconds) as UTC text.
-pub fn when(t: i64) -> String {
-    chrono::DateTime::from_timestamp(t, 0)
+/// How many of the provider's version units make a second (Stripe 1, Clerk
+/// 1,000, Paddle 1,000,000): `--since`, windows and lags are seconds, the
+/// engine's replay points and cursors are provider units.
+pub fn per_second(entry: &ProviderEntry) -> i64 {
+    entry.provider.version_units_per_second().max(1)
+}
+
+/// A provider time (`per_s` units a second) as UTC text.
+pub fn when(t: i64, per_s: i64) -> String {
+    chrono::DateTime::from_timestamp(t.div_euclid(per_s.max(1)), 0)
         .map(|d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string())
         .unwrap_or_else(|| t.to_string())
 }
@@ -171,7 +185,7 @@ mod tests {
 
     #[test]
     fn resumes_from_the_cursor_however_old() {
-        let s = start(Some(NOW - 3 * DAY), None, Some(NOW - 1800), NOW, H).unwrap();
+        let s = start(Some(NOW - 3 * DAY), None, Some(NOW - 1800), (NOW, H), 1).unwrap();
         assert_eq!(s.since, NOW - 3 * DAY);
         assert_eq!(s.cursor, Some(NOW - 3 * DAY));
         assert_eq!(s.gap, None);
@@ -179,29 +193,30 @@ mod tests {
 
     #[test]
     fn without_a_cursor_the_fallback_or_nothing() {
-        let s = start(None, None, Some(NOW - 1800), NOW, H).unwrap();
+        let s = start(None, None, Some(NOW - 1800), (NOW, H), 1).unwrap();
         assert_eq!((s.since, s.cursor, s.gap), (NOW - 1800, None, None));
-        assert_eq!(start(None, None, None, NOW, H), None);
+        assert_eq!(start(None, None, None, (NOW, H), 1), None);
         // A fallback beyond the horizon is clamped, silently: no promise was made.
-        let s = start(None, None, Some(NOW - 40 * DAY), NOW, H).unwrap();
+        let s = start(None, None, Some(NOW - 40 * DAY), (NOW, H), 1).unwrap();
         assert_eq!(s.since, NOW - 30 * DAY + HORIZON_SLACK);
         assert_eq!(s.gap, None);
     }
 
     #[test]
     fn a_cursor_beyond_the_horizon_is_a_gap() {
-        let s = start(Some(NOW - 40 * DAY), None, None, NOW, H).unwrap();
+        let s = start(Some(NOW - 40 * DAY), None, None, (NOW, H), 1).unwrap();
         let oldest = NOW - 30 * DAY + HORIZON_SLACK;
         assert_eq!(s.since, oldest);
         assert_eq!(
             s.gap,
             Some(Gap {
                 since: NOW - 40 * DAY,
-                until: oldest
+                until: oldest,
+                per_s: 1
             })
         );
         // No horizon: no gap.
-        let s = start(Some(NOW - 400 * DAY), None, None, NOW, None).unwrap();
+        let s = start(Some(NOW - 400 * DAY), None, None, (NOW, None), 1).unwrap();
         assert_eq!((s.since, s.gap), (NOW - 400 * DAY, None));
     }
 
@@ -209,11 +224,35 @@ mod tests {
     fn a_quiet_account_read_to_the_end_is_no_gap() {
         // The newest event is 40 days old, but the last replay read the log
         // up to yesterday: nothing is lost.
-        let s = start(Some(NOW - 40 * DAY), Some(NOW - DAY), None, NOW, H).unwrap();
+        let s = start(Some(NOW - 40 * DAY), Some(NOW - DAY), None, (NOW, H), 1).unwrap();
         assert_eq!(s.since, NOW - 30 * DAY + HORIZON_SLACK);
         assert_eq!(s.gap, None);
         // Read only up to 35 days ago: the 5 days after that are lost.
-        let s = start(Some(NOW - 40 * DAY), Some(NOW - 35 * DAY), None, NOW, H).unwrap();
+        let s = start(
+            Some(NOW - 40 * DAY),
+            Some(NOW - 35 * DAY),
+            None,
+            (NOW, H),
+            1,
+        )
+        .unwrap();
         assert_eq!(s.gap.unwrap().since, NOW - 35 * DAY);
+    }
+
+    /// Paddle counts in microseconds: the slack and the horizon scale with
+    /// the unit, so a clamped start stays inside the horizon as the
+    /// engine's clock moves on, and times print as dates.
+    #[test]
+    fn units_other_than_seconds_scale() {
+        let us = 1_000_000;
+        let (now, horizon) = (NOW * us, Some(90 * DAY * us));
+        let s = start(Some(now - 100 * DAY * us), None, None, (now, horizon), us).unwrap();
+        let oldest = now - 90 * DAY * us + HORIZON_SLACK * us;
+        assert_eq!(s.since, oldest);
+        // The engine refuses a start older than now - horizon, read a
+        // moment later: still accepted a minute on.
+        assert!(s.since >= (now + 60 * us) - 90 * DAY * us);
+        assert_eq!(when(NOW * us, us), when(NOW, 1));
+        assert_eq!(when(NOW, 1), "2027-01-15 08:00:00 UTC");
     }
 }

@@ -452,3 +452,61 @@ fn replay_help_teaches_the_cursor() {
         );
     }
 }
+
+/// `--since` is seconds whatever the provider counts in: Paddle's versions
+/// are microseconds, and a replay from an hour ago must read the last hour
+/// (not 1970), then resume from its cursor.
+#[cfg(feature = "recon-paddle")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paddle_replay_since_is_seconds_and_resumes() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let db = Db::new();
+    migrate(&db);
+    let server = MockServer::start().await;
+    let t = chrono::Utc::now() - chrono::Duration::minutes(30);
+    let id = format!(
+        "evt_{}",
+        ulid::Ulid::from_parts(t.timestamp_millis() as u64, 1)
+    )
+    .to_lowercase();
+    let at = t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let events = serde_json::json!({"data": [{"event_id": id, "event_type": "customer.updated",
+        "occurred_at": at, "data": {"id": "ctm_01replayed", "status": "active",
+        "email": "r@example.com", "updated_at": at}}],
+        "meta": {"pagination": {"has_more": false, "per_page": 200}}});
+    Mock::given(method("GET"))
+        .and(path("/events"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(events))
+        .mount(&server)
+        .await;
+    let paddle = |args: &[&str]| {
+        let mut c = recon(&db, None);
+        c.env("PADDLE_API_KEY", "pdl_sdbx_apikey_01cli_secret")
+            .env("PADDLE_API_BASE", server.uri())
+            .args(args);
+        run(c)
+    };
+    let (code, out, err) = paddle(&["replay", "paddle", "--since", "1h", "--json"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["run"]["counts"]["events_applied"], 1, "{out}");
+    let store = db.store().await;
+    assert_eq!(
+        store
+            .count_live("paddle", "default", "customers")
+            .await
+            .unwrap(),
+        1
+    );
+    // Resumed from the stored cursor (µs), printed as a date.
+    let (code, out, err) = paddle(&["replay", "paddle"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains(&format!(
+            "resuming from the event cursor ({}",
+            t.format("%Y-%m-%d")
+        )),
+        "{out}"
+    );
+}

@@ -217,8 +217,9 @@ async fn replay(
         Err(e) => return err(e),
     };
     let since = match q.get("since") {
+        // Seconds; the engine takes the provider's unit.
         Some(v) => match crate::config::parse_since(v) {
-            Ok(v) => v,
+            Ok(v) => v * crate::resume::per_second(entry),
             Err(e) => return err(recon_core::Error::invalid(e.to_string())),
         },
         // Without `since`: resume from the event cursor.

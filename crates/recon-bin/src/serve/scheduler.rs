@@ -120,7 +120,8 @@ async fn replay(
     opts: &SweepOptions,
 ) -> recon_core::Result<recon_core::RunRecord> {
     let store = state.app.store.as_ref();
-    let fallback = entry.provider.version_now() - fallback.as_secs() as i64;
+    let per_s = crate::resume::per_second(entry);
+    let fallback = entry.provider.version_now() - fallback.as_secs() as i64 * per_s;
     let start = crate::resume::plan(entry, store, Some(fallback))
         .await?
         .ok_or_else(|| recon_core::Error::invalid("no start for the replay"))?;
@@ -151,7 +152,7 @@ async fn replay(
     {
         state
             .metrics
-            .event_lag(entry.name, Utc::now().timestamp() - c);
+            .event_lag(entry.name, Utc::now().timestamp() - c.div_euclid(per_s));
     }
     r
 }
