@@ -157,6 +157,35 @@ pub async fn no_deletion_from_partial_listing(store: Arc<dyn Store>) {
     assert_mirror_matches(store.as_ref(), &p, "parents").await;
 }
 
+/// A listing that ends because the adapter panicked is not complete: the
+/// sweep fails and deletes nothing (the panicking producer's channel closing
+/// must not read as the end of the listing).
+pub async fn a_panicking_listing_deletes_nothing(store: Arc<dyn Store>) {
+    let p = seeded(5, 40, 0);
+    let e = engine(&store, &p);
+    sweep_ok(&e).await;
+    for i in 30..40 {
+        p.delete("parents", &format!("p_{i:04}"));
+    }
+    p.panic_listing_at("parents", 1);
+    let run = e.sweep("parents", &SweepOptions::default()).await.unwrap();
+    assert_eq!(run.status, RunStatus::Failed, "{run:?}");
+    assert!(
+        run.error.as_deref().unwrap().contains("nothing deleted"),
+        "{:?}",
+        run.error
+    );
+    assert_eq!(run.counts.deleted, 0);
+    let live = store
+        .count_live("test", "default", "parents")
+        .await
+        .unwrap();
+    assert_eq!(live, 40);
+    p.heal();
+    let run = e.sweep("parents", &SweepOptions::default()).await.unwrap();
+    assert_eq!((run.status, run.counts.deleted), (RunStatus::Succeeded, 10));
+}
+
 /// An object missing from the listing is deleted only if a direct fetch
 /// confirms it; a fetch failure fails the run.
 pub async fn deletions_are_confirmed_by_fetch(store: Arc<dyn Store>) {
@@ -758,7 +787,8 @@ macro_rules! engine_tests {
     ($make:path) => {
         $crate::engine_tests!(@each $make;
             sweep_converges_and_resweep_writes_nothing, sweep_finds_and_fixes_drift,
-            no_deletion_from_partial_listing, deletions_are_confirmed_by_fetch,
+            no_deletion_from_partial_listing, a_panicking_listing_deletes_nothing,
+            deletions_are_confirmed_by_fetch,
             cancelled_sweep_deletes_nothing, abandoned_runs_are_closed,
             heartbeat_keeps_a_long_run_alive, circuit_breaker, dry_run_writes_nothing,
             webhook_exactly_once_and_forgery, ledger_and_snapshot_commit_together,

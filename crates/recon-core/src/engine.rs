@@ -769,9 +769,29 @@ impl Engine {
         }
         .await;
         drop(inflight);
+        // The channel closed: every producer has ended. One that panicked
+        // ended its range early, which must not read as a complete listing.
+        let mut panicked = None;
+        if res.is_ok() {
+            while let Some(joined) = producers.join_next().await {
+                if let Err(e) = joined
+                    && e.is_panic()
+                {
+                    panicked = Some(e);
+                }
+            }
+        }
         stop.cancel();
         producers.abort_all();
         res?;
+        if let Some(e) = panicked {
+            return Err(Error::new(
+                ErrorKind::Unexpected,
+                format!(
+                    "listing {kind} stopped: the provider adapter panicked ({e}); nothing deleted"
+                ),
+            ));
+        }
         if opts.cancel.is_cancelled() {
             return Err(Error::new(
                 ErrorKind::Cancelled,

@@ -33,6 +33,7 @@ struct State {
     objects: BTreeMap<String, BTreeMap<String, Obj>>,
     events: Vec<ProviderEvent>,
     fail_list_at: Option<(String, u64)>,
+    panic_list_at: Option<(String, u64)>,
     list_calls: BTreeMap<String, u64>,
     hidden: Vec<String>,
     fail_fetch: bool,
@@ -217,10 +218,16 @@ impl TestProvider {
         self.state.lock().unwrap().fail_list_at = Some((kind.to_string(), page));
     }
 
+    /// The listing of `kind` panics at page `page` (0-based): an adapter bug.
+    pub fn panic_listing_at(&self, kind: &str, page: u64) {
+        self.state.lock().unwrap().panic_list_at = Some((kind.to_string(), page));
+    }
+
     /// Listings stop failing.
     pub fn heal(&self) {
         let mut st = self.state.lock().unwrap();
         st.fail_list_at = None;
+        st.panic_list_at = None;
         st.fail_fetch = false;
     }
 
@@ -341,6 +348,14 @@ impl Provider for TestProvider {
             && call >= *p
         {
             return Err(unavailable(&format!("listing {kind} page {call} failed")));
+        }
+        if st
+            .panic_list_at
+            .as_ref()
+            .is_some_and(|(k, p)| k == kind && call >= *p)
+        {
+            drop(st);
+            panic!("test provider: listing {kind} page {call} panics");
         }
         let version = st.clock;
         let in_scope = |id: &str| -> bool {
