@@ -521,9 +521,10 @@ pub trait Dialect: Sync {
     /// object" and does not tell the provider's time.
     fn error_body(&self, body: &[u8]) -> Option<ErrorBody>;
 
-    /// Whether a 404 with the provider's `body` means "no such object" (as
-    /// opposed to a route that does not exist).
-    fn missing(&self, body: &ErrorBody) -> bool;
+    /// Whether a 404 for `path` with the provider's `body` means "no such
+    /// object" (as opposed to a route that does not exist). Be strict: a
+    /// "no such object" read wrongly becomes a tombstone.
+    fn missing(&self, path: &str, body: &ErrorBody) -> bool;
 
     /// An error other than the status table's ([`ApiSpec::classify`]) for
     /// an answer the provider means differently; `what` is the body in one
@@ -637,11 +638,16 @@ impl JsonClient {
         headers: &[(&'static str, &str)],
         dialect: &dyn Dialect,
     ) -> Result<Option<Value>> {
-        let read = |a| self.read(op, a, dialect);
+        let read = |a| self.read((op, path), a, dialect);
         self.get(op, path, query, headers, read).await
     }
 
-    fn read(&self, op: &str, a: Answer, dialect: &dyn Dialect) -> Result<Option<Value>> {
+    fn read(
+        &self,
+        (op, path): (&str, &str),
+        a: Answer,
+        dialect: &dyn Dialect,
+    ) -> Result<Option<Value>> {
         let error = (!a.is_success()).then(|| dialect.error_body(&a.body));
         if error.as_ref().is_none_or(Option::is_some) {
             self.clock.observe(&a.headers, a.sent_ms, a.received_ms);
@@ -650,7 +656,7 @@ impl JsonClient {
             let parsed = serde_json::from_slice(&a.body).map(Some);
             return parsed.map_err(|e| self.spec.malformed(op, e).with_status(a.status));
         };
-        if a.status == 404 && error.as_ref().is_some_and(|e| dialect.missing(e)) {
+        if a.status == 404 && error.as_ref().is_some_and(|e| dialect.missing(path, e)) {
             return Ok(None);
         }
         let body = error.unwrap_or_default();

@@ -23,8 +23,12 @@ impl Dialect for Paddle {
         })
     }
 
-    fn missing(&self, body: &ErrorBody) -> bool {
-        body.code.as_deref() == Some("not_found")
+    /// Paddle's own `not_found` about the id asked for ("Product pro_… not
+    /// found."): a gateway's `not_found` for a route is not "no such entity".
+    fn missing(&self, path: &str, body: &ErrorBody) -> bool {
+        let id = path.rsplit('/').next().unwrap_or_default();
+        let about = body.message.as_deref().is_some_and(|m| m.contains(id));
+        body.code.as_deref() == Some("not_found") && about
     }
 
     /// A wrong or revoked key is a 403 at Paddle, not a 401.
@@ -64,14 +68,18 @@ pub(crate) async fn list(
     SPEC.ascending_page(op, body["data"].take(), has_more, (after, id_field))
 }
 
-/// GET `path`: the whole body (`{data, meta}`), or `None` for Paddle's own
-/// `not_found` (a 404 without Paddle's body is an error, never "not found").
+/// GET `path`: the whole body (an object with `data`), or `None` for
+/// Paddle's own `not_found` (a 404 without Paddle's body is an error, never
+/// "not found").
 pub(crate) async fn get(
     api: &JsonClient,
     op: &str,
     path: &str,
     q: &Query,
 ) -> Result<Option<Value>> {
-    api.get_json(op, path, q, &[("Paddle-Version", "1")], &Paddle)
-        .await
+    let body = api.get_json(op, path, q, &[("Paddle-Version", "1")], &Paddle);
+    match body.await? {
+        Some(b) if b.get("data").is_none() => Err(SPEC.malformed(op, "an answer without `data`")),
+        b => Ok(b),
+    }
 }

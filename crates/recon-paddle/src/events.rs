@@ -20,15 +20,20 @@ fn id_time_ms(id: &str) -> Option<i64> {
     Some(ulid.timestamp_ms() as i64)
 }
 
-/// One page of events at or after `since` (µs), oldest first.
+/// One page of events from about `since` (µs), oldest first: from five
+/// minutes before it, never before the log's `oldest` point (a minute
+/// inside it). Earlier events are not filtered out: an event listed after
+/// a held-back one may be older than the cursor, and the ledger makes
+/// events read twice harmless.
 pub(crate) async fn page(
     c: &JsonClient,
     per: u32,
-    since: i64,
+    (since, oldest): (i64, i64),
     cursor: Option<&str>,
 ) -> Result<EventPage> {
     let seek = || {
-        let ms = (since.div_euclid(1000) - MARGIN_MS).max(0) as u64;
+        let floor = oldest.div_euclid(1000) + 60_000;
+        let ms = (since.div_euclid(1000) - MARGIN_MS).max(floor).max(0) as u64;
         format!("evt_{}", Ulid::from_parts(ms, 0)).to_lowercase()
     };
     let after = cursor.map_or_else(seek, str::to_string);
@@ -55,6 +60,5 @@ pub(crate) async fn page(
         );
         return Err(SPEC.malformed(op, why));
     }
-    let events = events.into_iter().filter(|e| e.created >= since).collect();
     Ok(EventPage { events, next })
 }

@@ -9,29 +9,32 @@ use crate::{ACCOUNT, NAME};
 
 /// An entity type recon mirrors: its kind and API path (its event types are
 /// the singular, `customer.updated`), id prefix (`ctm_…`), the `status`
-/// filter that lists every state, the largest `per_page` Paddle serves for
-/// it, and the fields that are not state (left out of the mirror).
+/// filter that lists every state, whether it has non-catalog (`custom`)
+/// entities, which lists leave out unless asked, the largest `per_page`
+/// Paddle serves for it, and the fields that are not state.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Kind {
     pub name: &'static str,
     pub prefix: &'static str,
     pub statuses: Option<&'static str>,
+    pub custom: bool,
     pub max_page: u32,
     pub volatile: &'static [&'static str],
 }
 
 const fn kind(name: &'static str, prefix: &'static str) -> Kind {
     let (statuses, max_page, volatile) = (Some("active,archived"), 200, &[] as &[&str]);
+    let custom = false;
     #[rustfmt::skip]
-    return Kind { name, prefix, statuses, max_page, volatile };
+    return Kind { name, prefix, statuses, custom, max_page, volatile };
 }
 
 /// The entity types recon mirrors, in sweep order.
 #[rustfmt::skip]
 pub(crate) const TABLE: &[Kind] = &[
     kind("customers", "ctm"),
-    kind("products", "pro"),
-    kind("prices", "pri"),
+    Kind { custom: true, ..kind("products", "pro") },
+    Kind { custom: true, ..kind("prices", "pri") },
     Kind { statuses: Some("active,canceled,past_due,paused,trialing"),
            volatile: &["management_urls", "transaction_id"], ..kind("subscriptions", "sub") },
     Kind { statuses: None, max_page: 30, ..kind("transactions", "txn") },
@@ -94,8 +97,35 @@ pub(crate) fn micros(v: &Value) -> Option<i64> {
     )
 }
 
-/// `obj` as a snapshot of `k`: version `updated_at` (else `created_at`,
-/// else `fallback`), status, owner (the customer) and e-mail.
+/// The version of `obj`: the latest `updated_at` of the entity and of what
+/// it embeds (a subscription's or transaction's items, their prices and
+/// products, which change without the entity's own `updated_at`), else
+/// `created_at`, else `fallback`. A time that does not parse is an error,
+/// never a silent fallback.
+fn version(obj: &Value, fallback: i64) -> std::result::Result<i64, String> {
+    let items = obj["items"].as_array().into_iter().flatten();
+    let nested = items.flat_map(|i| {
+        [
+            &i["updated_at"],
+            &i["price"]["updated_at"],
+            &i["product"]["updated_at"],
+        ]
+    });
+    let mut latest = None;
+    for t in std::iter::once(&obj["updated_at"])
+        .chain(nested)
+        .filter(|t| !t.is_null())
+    {
+        let us = micros(t).ok_or_else(|| format!("updated_at {t} is not an RFC 3339 time"))?;
+        latest = latest.max(Some(us));
+    }
+    Ok(latest
+        .or_else(|| micros(&obj["created_at"]))
+        .unwrap_or(fallback))
+}
+
+/// `obj` as a snapshot of `k`: its [`version`], status, owner (the
+/// customer) and e-mail.
 pub(crate) fn to_snapshot(k: &Kind, mut obj: Value, fallback: i64) -> Result<Snapshot> {
     let id = obj["id"].as_str().filter(|id| kind_of(id) == Some(k.name));
     let Some(id) = id.map(str::to_string) else {
@@ -108,10 +138,10 @@ pub(crate) fn to_snapshot(k: &Kind, mut obj: Value, fallback: i64) -> Result<Sna
     if let Value::Object(m) = &mut obj {
         k.volatile.iter().for_each(|f| drop(m.remove(*f)));
     }
-    let version = micros(&obj["updated_at"]).or_else(|| micros(&obj["created_at"]));
+    let version = version(&obj, fallback).map_err(|e| invalid(format!("Paddle {id}: {e}")))?;
     let text = |f: &str| obj[f].as_str().map(str::to_string);
     let (status, owner, email) = (text("status"), text("customer_id"), text("email"));
     let key = ObjectKey::new(NAME, ACCOUNT, k.name, id);
-    let s = Snapshot::live(key, version.unwrap_or(fallback), obj);
+    let s = Snapshot::live(key, version, obj);
     Ok(s.with_status(status).with_owner(owner).with_email(email))
 }

@@ -81,20 +81,34 @@ impl Provider for PaddleProvider {
     }
 
     /// By id, ascending, `after` the last id read: entities created during
-    /// the walk have higher ids and come at its end.
+    /// the walk have higher ids and come at its end. Products and prices
+    /// are walked twice, catalog then `custom` (which lists leave out
+    /// unless asked); the cursor says which walk (`custom:<id>`).
     async fn list_page(&self, kind: &str, scope: &ListScope, cursor: Option<&str>) -> Result<Page> {
         let k = lookup(kind)?;
         if scope != &ListScope::all() {
             return Err(Error::unsupported("Paddle listings are not partitioned"));
         }
-        cursor.map_or(Ok(()), |c| check_id(k, c))?;
+        let (custom, after) = match cursor.map(|c| c.strip_prefix("custom:")) {
+            Some(Some(after)) if k.custom => (true, after),
+            _ => (false, cursor.unwrap_or("")),
+        };
+        if !after.is_empty() {
+            check_id(k, after)?;
+        }
         let per_page = self.page_size.min(k.max_page).to_string();
         let mut query = vec![("order_by", "id[ASC]".to_string()), ("per_page", per_page)];
         query.extend(k.statuses.map(|s| ("status", s.to_string())));
-        query.extend(cursor.map(|c| ("after", c.to_string())));
+        let ty = if custom { "custom" } else { "standard" };
+        query.extend(k.custom.then(|| ("type", ty.to_string())));
+        query.extend((!after.is_empty()).then(|| ("after", after.to_string())));
         let (op, path) = (format!("list {kind}"), format!("/{kind}"));
-        let after = (cursor.unwrap_or(""), "id");
-        let (items, next) = list(&self.api, (&op, &path), &query, after).await?;
+        let (items, next) = list(&self.api, (&op, &path), &query, (after, "id")).await?;
+        let next = match next {
+            Some(n) if custom => Some(format!("custom:{n}")),
+            None if k.custom && !custom => Some("custom:".to_string()),
+            n => n,
+        };
         let now = self.version_now();
         let items = items.into_iter().map(|o| to_snapshot(k, o, now));
         Ok(Page {
@@ -120,7 +134,10 @@ impl Provider for PaddleProvider {
     }
 
     async fn events_page(&self, since: i64, cursor: Option<&str>) -> Result<EventPage> {
-        crate::events::page(&self.api, self.page_size, since, cursor).await
+        // The later clock: an unobserved provider clock lags on purpose.
+        let now = self.version_now().max(recon_core::now_ms() * 1000);
+        let oldest = now - EVENT_HORIZON;
+        crate::events::page(&self.api, self.page_size, (since, oldest), cursor).await
     }
 
     fn verify_webhook(&self, headers: &Headers, body: &[u8], now_s: i64) -> Result<ProviderEvent> {

@@ -41,8 +41,11 @@ async fn every_kind_lists_every_state() {
     fake.with(|h| {
         let mut put = |kind: &str, v: Vec<Value>| drop(h.objects.insert(kind.into(), v));
         put("customers", vec![customer("ctm_01a", 1), entity("ctm", 2, "archived", json!({}))]);
-        put("products", vec![entity("pro", 1, "archived", json!({})), entity("pro", 2, "active", json!({}))]);
-        put("prices", vec![entity("pri", 1, "archived", json!({"product_id": "pro_01x0001"}))]);
+        let custom = json!({"type": "custom"});
+        put("products", vec![entity("pro", 1, "archived", json!({})), entity("pro", 2, "active", json!({})),
+            entity("pro", 3, "active", custom.clone())]);
+        put("prices", vec![entity("pri", 1, "archived", json!({"product_id": "pro_01x0001"})),
+            entity("pri", 2, "active", custom)]);
         put("subscriptions", ["active", "canceled", "past_due", "paused", "trialing"].iter().enumerate()
             .map(|(n, s)| entity("sub", n, s, json!({"customer_id": "ctm_01a", "management_urls": {"cancel": format!("https://x/{n}")}})))
             .collect());
@@ -50,8 +53,9 @@ async fn every_kind_lists_every_state() {
     });
     let p = provider(&fake.uri(), 200);
     assert_eq!(all(&p, "customers").await.unwrap().len(), 2);
-    assert_eq!(all(&p, "products").await.unwrap().len(), 2);
-    assert_eq!(all(&p, "prices").await.unwrap().len(), 1);
+    // Catalog and non-catalog (`type=custom`, left out unless asked for).
+    assert_eq!(all(&p, "products").await.unwrap().len(), 3);
+    assert_eq!(all(&p, "prices").await.unwrap().len(), 2);
     let subs = all(&p, "subscriptions").await.unwrap();
     assert_eq!(subs.len(), 5, "every status is asked for");
     assert!(subs.iter().all(|s| s.owner.as_deref() == Some("ctm_01a")));
@@ -268,4 +272,71 @@ fn configuration_names_variables_and_picks_the_host() {
     // Page sizes are clamped to what Paddle serves.
     let p = PaddleProvider::new(recon_paddle::config("pdl_live_apikey_x")).unwrap();
     assert!(format!("{:?}", p.with_page_size(1000)).contains("page_size: 200"));
+}
+
+#[tokio::test]
+async fn bodies_that_are_not_pages_are_errors_not_panics() {
+    for body in [json!([]), json!("ok"), json!(7), json!({"meta": {}})] {
+        let (_server, p) = serving(body.clone()).await;
+        let e = p.list_page("customers", &ListScope::all(), None).await;
+        assert!(e.is_err(), "{body}: {e:?}");
+        let e = p.fetch("customers", "ctm_01a").await;
+        assert!(e.is_err(), "{body}: {e:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_not_found_about_something_else_is_not_a_missing_entity() {
+    // A gateway's not_found for a route (a wrong PADDLE_API_BASE) must not
+    // read as "this customer does not exist": that would become a tombstone.
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(error(404, "not_found"))
+        .mount(&server)
+        .await;
+    let p = provider(&server.uri(), 10);
+    let e = p.fetch("customers", "ctm_01a").await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(crate::conformance::not_found("ctm_01a"))
+        .mount(&server)
+        .await;
+    let p = provider(&server.uri(), 10);
+    assert!(matches!(
+        p.fetch("customers", "ctm_01a").await.unwrap(),
+        Fetched::NotFound
+    ));
+}
+
+#[tokio::test]
+async fn versions_follow_what_the_entity_embeds() {
+    let fake = FakeApi::start(Arc::new(Paddle), 0).await;
+    let sub = |product_at: i64| {
+        entity(
+            "sub",
+            1,
+            "active",
+            json!({"customer_id": "ctm_01a", "items": [{
+            "updated_at": time(1_700_000_001),
+            "price": {"id": "pri_01a", "updated_at": time(1_700_000_002)},
+            "product": {"id": "pro_01a", "name": "Renamed", "updated_at": time(product_at)}}]}),
+        )
+    };
+    // The product was renamed after the subscription's own updated_at.
+    fake.with(|h| {
+        drop(
+            h.objects
+                .insert("subscriptions".into(), vec![sub(1_700_000_500)]),
+        )
+    });
+    let p = provider(&fake.uri(), 10);
+    let s = all(&p, "subscriptions").await.unwrap().remove(0);
+    assert_eq!(s.version, 1_700_000_500_123_456);
+    // A time that does not parse is refused, not replaced by another.
+    let mut bad = sub(1);
+    bad["updated_at"] = json!("yesterday");
+    fake.with(|h| drop(h.objects.insert("subscriptions".into(), vec![bad])));
+    let e = all(&p, "subscriptions").await.unwrap_err();
+    assert!(e.to_string().contains("not an RFC 3339 time"), "{e}");
 }

@@ -37,6 +37,16 @@ pub fn error(status: u16, code: &str) -> ResponseTemplate {
     }))
 }
 
+/// Paddle's 404 for an id it does not have.
+pub fn not_found(id: &str) -> ResponseTemplate {
+    ResponseTemplate::new(404).set_body_json(json!({
+        "error": {"type": "request_error", "code": "not_found",
+                  "detail": format!("Entity {id} not found."),
+                  "documentation_url": "https://developer.paddle.com/errors/shared/not_found"},
+        "meta": {"request_id": "req-conformance"}
+    }))
+}
+
 /// A configuration against `base`: sandbox key, fast retries.
 pub fn config(base: &str) -> PaddleConfig {
     recon_paddle::config("pdl_sdbx_apikey_01conformance_secretpart")
@@ -72,6 +82,11 @@ pub fn answer(held: &Held, req: &Request) -> ResponseTemplate {
                     (Some(allowed), Some(s)) => allowed.contains(&s),
                     _ => true,
                 })
+                // Non-catalog products and prices only with type=custom.
+                .filter(|o| {
+                    let ty = o["type"].as_str().unwrap_or("standard");
+                    ty == q.get("type").map_or("standard", String::as_str)
+                })
                 .collect();
             items.sort_by_key(|o| o["id"].as_str().unwrap().to_string());
             let has_more = items.len() > per_page;
@@ -85,7 +100,7 @@ pub fn answer(held: &Held, req: &Request) -> ResponseTemplate {
         [_, id] => match held.find(id) {
             Some(o) => ResponseTemplate::new(200)
                 .set_body_json(json!({"data": o, "meta": {"request_id": "r"}})),
-            None => error(404, "not_found"),
+            None => not_found(id),
         },
         _ => ResponseTemplate::new(404),
     }

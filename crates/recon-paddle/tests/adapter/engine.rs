@@ -146,7 +146,18 @@ async fn webhooks_apply_once_and_never_backwards() {
         e.ingest_webhook(&h, &b).await.unwrap().duplicate,
         "a redelivery is a duplicate"
     );
-    // Another destination's notification of the same event: same event_id.
+    // Another destination's notification of the same event: its own
+    // notification_id, signed at another time, same event_id: a duplicate.
+    let mut other: Value = serde_json::from_slice(&b).unwrap();
+    other["notification_id"] = json!("ntf_01otherdestination");
+    let other = other.to_string().into_bytes();
+    let ts = now_ms() / 1000 - 2;
+    let mut h2 = recon_core::Headers::new();
+    h2.insert(
+        "paddle-signature",
+        sign(&Paddle.secret(0), ts, &other).parse().unwrap(),
+    );
+    assert!(e.ingest_webhook(&h2, &other).await.unwrap().duplicate);
     // An older state arriving late is refused, whatever its event id.
     let (h, b) = delivery(&customer("ctm_01a", 1_700_000_100), "evt_01old");
     let r = e.ingest_webhook(&h, &b).await.unwrap();

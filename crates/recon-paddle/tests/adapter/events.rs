@@ -57,7 +57,7 @@ async fn log(events: Vec<Value>) -> (MockServer, Arc<Mutex<Vec<String>>>) {
 
 #[tokio::test]
 async fn replay_seeks_to_since_and_reads_oldest_first() {
-    let t0 = 1_760_000_000;
+    let t0 = recon_core::now_ms() / 1000 - 2 * 86_400;
     // One event an hour for a day; replay from hour 20 (in µs).
     let evs: Vec<Value> = (0..24)
         .map(|h| event(&ulid((t0 + h * 3600) * 1000 + 7, h as u32), t0 + h * 3600))
@@ -88,7 +88,7 @@ async fn replay_seeks_to_since_and_reads_oldest_first() {
 
 #[tokio::test]
 async fn ids_that_do_not_carry_their_time_stop_replay() {
-    let t0 = 1_760_000_000;
+    let t0 = recon_core::now_ms() / 1000 - 86_400;
     // The id says an hour later than the event happened.
     let evs = vec![event(&ulid((t0 + 3600) * 1000, 1), t0)];
     let (server, _) = log(evs).await;
@@ -113,4 +113,25 @@ async fn the_event_log_reaches_back_ninety_days() {
     assert_eq!(p.version_units_per_second(), 1_000_000);
     let e = p.owned_by("ctm_01a").await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unsupported);
+}
+
+#[tokio::test]
+async fn the_seek_stays_inside_the_ninety_days() {
+    let (server, asked) = log(Vec::new()).await;
+    let p = provider(&server.uri(), 10);
+    let now_s = recon_core::now_ms() / 1000;
+    let since = (now_s - 90 * 86_400 + 30) * 1_000_000;
+    let page = p.events_page(since, None).await.unwrap();
+    assert!(page.events.is_empty() && page.next.is_none());
+    let first = asked.lock().unwrap()[0].clone();
+    // Not five minutes before `since` (beyond what Paddle keeps): a minute
+    // inside the horizon.
+    assert!(
+        first > ulid((now_s - 90 * 86_400 + 59) * 1000, 0),
+        "{first}"
+    );
+    assert!(
+        first < ulid((now_s - 90 * 86_400 + 62) * 1000, 0),
+        "{first}"
+    );
 }
