@@ -657,6 +657,41 @@ pub async fn replay_restores_missed_webhooks(store: Arc<dyn Store>) {
     assert!(err.to_string().contains("recon reconcile"), "{err}");
 }
 
+/// A replay from the future is refused and moves no cursor: stored, the
+/// cursor would make every later replay resume beyond events that had not
+/// happened yet. A point a little ahead (clock skew) replays, but the cursor
+/// stays at the provider's clock.
+pub async fn replay_from_the_future_moves_no_cursor(store: Arc<dyn Store>) {
+    let p = seeded(4, 3, 0);
+    let e = engine(&store, &p);
+    let per_s = p.version_units_per_second();
+    let err = e
+        .replay(p.version_now() + 3600 * per_s, &SweepOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("future"), "{err}");
+    assert_eq!(e.event_cursor().await.unwrap(), None);
+    let run = e
+        .replay(p.version_now() + 60 * per_s, &SweepOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    let cursor = e.event_cursor().await.unwrap();
+    assert!(cursor.is_none_or(|c| c <= p.version_now()), "{cursor:?}");
+    // Events after it are still replayed.
+    p.tick(10);
+    p.put("parents", "p_late", json!({"name": "late"}));
+    let since = e.event_cursor().await.unwrap().unwrap_or(0);
+    let run = e.replay(since, &SweepOptions::default()).await.unwrap();
+    assert!(run.counts.events_applied >= 1, "{run:?}");
+    let got = store
+        .get_many("test", "default", "parents", &["p_late"])
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1, "the event after the cursor was replayed");
+}
+
 /// On demand: fixed (with was/now), already_synced, deleted, not_found, and
 /// everything one owner has.
 pub async fn on_demand(store: Arc<dyn Store>) {
@@ -788,6 +823,7 @@ macro_rules! engine_tests {
         $crate::engine_tests!(@each $make;
             sweep_converges_and_resweep_writes_nothing, sweep_finds_and_fixes_drift,
             no_deletion_from_partial_listing, a_panicking_listing_deletes_nothing,
+            replay_from_the_future_moves_no_cursor,
             deletions_are_confirmed_by_fetch,
             cancelled_sweep_deletes_nothing, abandoned_runs_are_closed,
             heartbeat_keeps_a_long_run_alive, circuit_breaker, dry_run_writes_nothing,

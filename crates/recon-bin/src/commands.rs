@@ -334,7 +334,9 @@ pub async fn replay(config: Option<&Path>, a: ReplayArgs) -> Result<u8> {
     let mut start = None;
     let since = match explicit {
         // `--since` is seconds; the engine takes the provider's unit.
-        Some(s) => s * per_s,
+        Some(s) => s
+            .checked_mul(per_s)
+            .ok_or_else(|| recon_core::Error::invalid(format!("--since {s} is out of range")))?,
         // No event log: the engine refuses with its own explanation.
         None if !entry.provider.capabilities().event_log => 0,
         None => {
@@ -388,6 +390,8 @@ pub async fn replay(config: Option<&Path>, a: ReplayArgs) -> Result<u8> {
             "run": run,
             "since": since,
             "resumed_from_cursor": start.and_then(|s| s.cursor),
+            // `since`, the cursor and the gap are in the provider's unit.
+            "version_units_per_second": per_s,
             "gap": gap,
             "next": gap.map(|_| format!("recon reconcile {}", a.provider)),
         }));

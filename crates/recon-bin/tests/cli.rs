@@ -499,6 +499,13 @@ async fn paddle_replay_since_is_seconds_and_resumes() {
             .unwrap(),
         1
     );
+    assert_eq!(doc["version_units_per_second"], 1_000_000, "{out}");
+    // A point in the future would become the cursor: refused; so is one
+    // too far back to count in µs.
+    for since in ["2099-01-01T00:00:00Z", "300000y"] {
+        let (code, out, err) = paddle(&["replay", "paddle", "--since", since]);
+        assert_eq!(code, 2, "{since}: {out}\n{err}");
+    }
     // Resumed from the stored cursor (µs), printed as a date.
     let (code, out, err) = paddle(&["replay", "paddle"]);
     assert_eq!(code, 0, "{out}\n{err}");

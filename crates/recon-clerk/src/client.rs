@@ -25,13 +25,13 @@ impl Dialect for Clerk {
         let v: Value = serde_json::from_slice(body).ok()?;
         let first = v.get("errors")?.as_array()?.first()?;
         let s = |k: &str| first.get(k).and_then(Value::as_str).map(str::to_string);
-        let request_id = v["clerk_trace_id"]
+        let reference = v["clerk_trace_id"]
             .as_str()
             .map(|t| format!("clerk_trace_id {t}"));
         Some(ErrorBody {
             code: s("code"),
             message: s("long_message").or_else(|| s("message")),
-            request_id,
+            reference,
         })
     }
 
@@ -114,14 +114,21 @@ mod tests {
         assert_eq!(k(408), ErrorKind::Timeout);
         assert_eq!(k(409), ErrorKind::Conflict);
         assert_eq!(k(422), ErrorKind::InvalidInput);
+        assert_eq!(k(400), ErrorKind::InvalidInput);
+        assert_eq!(k(500), ErrorKind::Unavailable);
         assert_eq!(k(429), ErrorKind::RateLimited);
         assert_eq!(k(503), ErrorKind::Unavailable);
         assert!(SPEC.classify(502, &none, "x").is_temporary());
         assert!(!SPEC.classify(401, &none, "x").is_temporary());
         let mut h = HeaderMap::new();
-        h.insert("retry-after", "0.5".parse().unwrap());
-        let e = SPEC.classify(429, &h, "x");
-        assert_eq!(e.retry_after(), Some(Duration::from_millis(500)));
+        for (v, want) in [
+            ("3", Some(Duration::from_secs(3))),
+            ("0.5", Some(Duration::from_millis(500))),
+            ("soon", None),
+        ] {
+            h.insert("retry-after", v.parse().unwrap());
+            assert_eq!(SPEC.classify(429, &h, "x").retry_after(), want, "{v}");
+        }
     }
 
     #[test]
@@ -130,7 +137,7 @@ mod tests {
         assert!(Clerk.missing("/v1/users/user_1", &b));
         assert!(!Clerk.missing("/v1/users/user_1", &clerk("authorization_invalid")));
         assert_eq!(b.message.as_deref(), Some("long m"));
-        assert_eq!(b.request_id.as_deref(), Some("clerk_trace_id t1"));
+        assert_eq!(b.reference.as_deref(), Some("clerk_trace_id t1"));
         // A 404 without a ClerkErrors body is a missing route, not a missing
         // object: it is not Clerk's body at all.
         assert!(Clerk.error_body(b"<html>not here</html>").is_none());

@@ -769,14 +769,12 @@ impl Engine {
         }
         .await;
         drop(inflight);
-        // The channel closed: every producer has ended. One that panicked
-        // ended its range early, which must not read as a complete listing.
+        // The channel closed: every producer has ended. One that panicked (or
+        // was cancelled) ended its range early: not a complete listing.
         let mut panicked = None;
         if res.is_ok() {
             while let Some(joined) = producers.join_next().await {
-                if let Err(e) = joined
-                    && e.is_panic()
-                {
+                if let Err(e) = joined {
                     panicked = Some(e);
                 }
             }
@@ -787,9 +785,7 @@ impl Engine {
         if let Some(e) = panicked {
             return Err(Error::new(
                 ErrorKind::Unexpected,
-                format!(
-                    "listing {kind} stopped: the provider adapter panicked ({e}); nothing deleted"
-                ),
+                format!("listing {kind} stopped: its task ended early ({e}); nothing deleted"),
             ));
         }
         if opts.cancel.is_cancelled() {
@@ -1255,6 +1251,15 @@ impl Engine {
                 self.provider.name()
             )));
         }
+        // A point in the future would become the event cursor, and later
+        // replays would resume beyond events that have not happened yet.
+        let per_s = self.provider.version_units_per_second().max(1);
+        if since > self.provider.version_now().saturating_add(300 * per_s) {
+            return Err(Error::invalid(format!(
+                "--since is in the future for {}; replay from a past point",
+                self.provider.name()
+            )));
+        }
         if let Some(h) = caps.event_horizon {
             let oldest = self.provider.version_now() - h;
             if since < oldest {
@@ -1290,7 +1295,8 @@ impl Engine {
             run_id: Some(run.id.clone()),
         };
         let mut cursor: Option<String> = None;
-        let mut high = since;
+        // The cursor never moves past what the provider's clock has reached.
+        let mut high = since.min(self.provider.version_now());
         // Events from here on may still be on their way as webhooks: not
         // counted as missed; held back for a later replay if asked, which
         // then tells a missed webhook from a late one.

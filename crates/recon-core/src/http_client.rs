@@ -510,8 +510,9 @@ pub struct ErrorBody {
     pub code: Option<String>,
     /// Its explanation (secrets are masked before it is shown).
     pub message: Option<String>,
-    /// The provider's id for the request, quoted in messages for support.
-    pub request_id: Option<String>,
+    /// The provider's reference for the request as it names it, quoted in
+    /// messages for support (`request_id 0a1b…`, `clerk_trace_id …`).
+    pub reference: Option<String>,
 }
 
 /// How an adapter reads its provider's answers, for [`JsonClient::get_json`].
@@ -663,8 +664,8 @@ impl JsonClient {
         let mut what = self
             .spec
             .describe(body.code.as_deref(), body.message.as_deref());
-        if let Some(id) = &body.request_id {
-            what.push_str(&format!(" (request id {id})"));
+        if let Some(r) = &body.reference {
+            what.push_str(&format!(" ({r})"));
         }
         let special = dialect.special(a.status, &body, &a.headers, &what);
         let error = special.unwrap_or_else(|| self.spec.classify(a.status, &a.headers, &what));

@@ -15,11 +15,13 @@ impl Dialect for Paddle {
     fn error_body(&self, body: &[u8]) -> Option<ErrorBody> {
         let v: Value = serde_json::from_slice(body).ok()?;
         let text = |k: &str| v["error"][k].as_str().map(str::to_string);
-        let request_id = v["meta"]["request_id"].as_str().map(str::to_string);
+        let reference = v["meta"]["request_id"]
+            .as_str()
+            .map(|r| format!("request_id {r}"));
         v["error"].is_object().then(|| ErrorBody {
             code: text("code"),
             message: text("detail"),
-            request_id,
+            reference,
         })
     }
 

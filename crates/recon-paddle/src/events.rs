@@ -21,8 +21,8 @@ fn id_time_ms(id: &str) -> Option<i64> {
 }
 
 /// One page of events from about `since` (µs), oldest first: from five
-/// minutes before it, never before the log's `oldest` point (a minute
-/// inside it). Earlier events are not filtered out: an event listed after
+/// minutes before it, but not before a minute inside the log's `oldest`
+/// point unless `since` itself is there. Earlier events are not filtered out: an event listed after
 /// a held-back one may be older than the cursor, and the ledger makes
 /// events read twice harmless.
 pub(crate) async fn page(
@@ -32,8 +32,10 @@ pub(crate) async fn page(
     cursor: Option<&str>,
 ) -> Result<EventPage> {
     let seek = || {
-        let floor = oldest.div_euclid(1000) + 60_000;
-        let ms = (since.div_euclid(1000) - MARGIN_MS).max(floor).max(0) as u64;
+        // A minute inside the log's reach, but never after `since` itself.
+        let since_ms = since.div_euclid(1000);
+        let floor = (oldest.div_euclid(1000) + 60_000).min(since_ms);
+        let ms = (since_ms - MARGIN_MS).max(floor).clamp(0, (1 << 48) - 1) as u64;
         format!("evt_{}", Ulid::from_parts(ms, 0)).to_lowercase()
     };
     let after = cursor.map_or_else(seek, str::to_string);

@@ -134,9 +134,8 @@ impl Provider for PaddleProvider {
     }
 
     async fn events_page(&self, since: i64, cursor: Option<&str>) -> Result<EventPage> {
-        // The later clock: an unobserved provider clock lags on purpose.
-        let now = self.version_now().max(recon_core::now_ms() * 1000);
-        let oldest = now - EVENT_HORIZON;
+        // The engine's clock, so that a start it accepted is never cut.
+        let oldest = self.version_now() - EVENT_HORIZON;
         crate::events::page(&self.api, self.page_size, (since, oldest), cursor).await
     }
 

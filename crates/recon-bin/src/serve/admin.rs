@@ -219,7 +219,14 @@ async fn replay(
     let since = match q.get("since") {
         // Seconds; the engine takes the provider's unit.
         Some(v) => match crate::config::parse_since(v) {
-            Ok(v) => v * crate::resume::per_second(entry),
+            Ok(v) => match v.checked_mul(crate::resume::per_second(entry)) {
+                Some(v) => v,
+                None => {
+                    return err(recon_core::Error::invalid(format!(
+                        "since {v} is out of range"
+                    )));
+                }
+            },
             Err(e) => return err(recon_core::Error::invalid(e.to_string())),
         },
         // Without `since`: resume from the event cursor.
