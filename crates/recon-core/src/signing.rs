@@ -94,9 +94,16 @@ pub struct HexHeader {
 impl HexHeader {
     /// The hex signature of `body` at `ts`.
     pub fn signature(&self, secret: &str, ts: i64, body: &[u8]) -> String {
+        hex::encode(self.mac(secret, ts, body))
+    }
+
+    /// HMAC-SHA256 of `"{ts}{joiner}{body}"` keyed with the secret's bytes.
+    fn mac(&self, secret: &str, ts: i64, body: &[u8]) -> [u8; 32] {
         let ts = ts.to_string();
-        let parts: [&[u8]; 3] = [ts.as_bytes(), self.joiner.as_bytes(), body];
-        hex::encode(hmac_sha256(secret.as_bytes(), &parts))
+        hmac_sha256(
+            secret.as_bytes(),
+            &[ts.as_bytes(), self.joiner.as_bytes(), body],
+        )
     }
 
     /// The header value the provider would send for `body` at `ts`.
@@ -150,12 +157,7 @@ impl HexHeader {
             )));
         }
         // A malformed candidate simply does not match; the rest are compared.
-        let ts_s = ts.to_string();
-        let mac = hmac_sha256(
-            secret.as_bytes(),
-            &[ts_s.as_bytes(), self.joiner.as_bytes(), body],
-        );
-        if !any_matches(&mac, sigs) {
+        if !any_matches(&self.mac(secret, ts, body), sigs) {
             return Err(bad(format!(
                 "No signatures found matching the expected signature for payload (is {secret_var} this endpoint's whole secret, and is the body unmodified?)"
             )));
