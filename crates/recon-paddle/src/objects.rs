@@ -40,9 +40,16 @@ pub(crate) const TABLE: &[Kind] = &[
     Kind { statuses: None, max_page: 30, ..kind("transactions", "txn") },
 ];
 
-/// The kinds a sweep covers, in order.
-#[rustfmt::skip]
-pub const KINDS: &[&str] = &["customers", "products", "prices", "subscriptions", "transactions"];
+/// The kinds a sweep covers, in order: [`TABLE`]'s names.
+pub const KINDS: &[&str] = &{
+    let mut names = [""; TABLE.len()];
+    let mut i = 0;
+    while i < TABLE.len() {
+        names[i] = TABLE[i].name;
+        i += 1;
+    }
+    names
+};
 
 /// The kind of a Paddle id from its prefix: `ctm_…` → `customers`.
 pub fn kind_of(id: &str) -> Option<&'static str> {
