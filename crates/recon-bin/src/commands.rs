@@ -334,9 +334,7 @@ pub async fn replay(config: Option<&Path>, a: ReplayArgs) -> Result<u8> {
     let mut start = None;
     let since = match explicit {
         // `--since` is seconds; the engine takes the provider's unit.
-        Some(s) => s
-            .checked_mul(per_s)
-            .ok_or_else(|| recon_core::Error::invalid(format!("--since {s} is out of range")))?,
+        Some(s) => crate::resume::since_in_units(entry, s)?,
         // No event log: the engine refuses with its own explanation.
         None if !entry.provider.capabilities().event_log => 0,
         None => {

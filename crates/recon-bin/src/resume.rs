@@ -168,6 +168,14 @@ pub fn per_second(entry: &ProviderEntry) -> i64 {
     entry.provider.version_units_per_second().max(1)
 }
 
+/// A `since` in unix seconds (`--since`, `?since=`) in the provider's unit,
+/// or an error when it cannot be counted in it.
+pub fn since_in_units(entry: &ProviderEntry, since_s: i64) -> recon_core::Result<i64> {
+    since_s
+        .checked_mul(per_second(entry))
+        .ok_or_else(|| recon_core::Error::invalid(format!("since {since_s} is out of range")))
+}
+
 /// A provider time (`per_s` units a second) as UTC text.
 pub fn when(t: i64, per_s: i64) -> String {
     chrono::DateTime::from_timestamp(t.div_euclid(per_s.max(1)), 0)

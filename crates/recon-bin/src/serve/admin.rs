@@ -219,13 +219,9 @@ async fn replay(
     let since = match q.get("since") {
         // Seconds; the engine takes the provider's unit.
         Some(v) => match crate::config::parse_since(v) {
-            Ok(v) => match v.checked_mul(crate::resume::per_second(entry)) {
-                Some(v) => v,
-                None => {
-                    return err(recon_core::Error::invalid(format!(
-                        "since {v} is out of range"
-                    )));
-                }
+            Ok(v) => match crate::resume::since_in_units(entry, v) {
+                Ok(v) => v,
+                Err(e) => return err(e),
             },
             Err(e) => return err(recon_core::Error::invalid(e.to_string())),
         },
