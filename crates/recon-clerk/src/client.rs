@@ -32,6 +32,7 @@ impl Dialect for Clerk {
             code: s("code"),
             message: s("long_message").or_else(|| s("message")),
             reference,
+            kind: None,
         })
     }
 

@@ -217,6 +217,26 @@ impl ApiSpec {
         self.error(kind, status, headers, message)
     }
 
+    /// The error for a failed answer with the provider's `body`: the
+    /// dialect's [`special`](Dialect::special) error or the status table's,
+    /// quoting the body's code, message, type and reference, with the
+    /// dialect's retry hint.
+    pub fn answer_error(
+        &self,
+        status: u16,
+        headers: &HeaderMap,
+        body: &ErrorBody,
+        dialect: &dyn Dialect,
+    ) -> Error {
+        let mut what = self.describe(body.code.as_deref(), body.message.as_deref());
+        for r in body.kind.iter().chain(&body.reference) {
+            what.push_str(&format!(" ({r})"));
+        }
+        let special = dialect.special(status, body, headers, &what);
+        let error = special.unwrap_or_else(|| self.classify(status, headers, &what));
+        error.with_should_retry(dialect.should_retry(headers))
+    }
+
     /// An error of the adapter's own choosing for an answer (an override of
     /// the table), with the component, status and `Retry-After` set.
     pub fn error(
@@ -513,6 +533,9 @@ pub struct ErrorBody {
     /// The provider's reference for the request as it names it, quoted in
     /// messages for support (`request_id 0a1b…`, `clerk_trace_id …`).
     pub reference: Option<String>,
+    /// The provider's error type, quoted in messages (Stripe's
+    /// `invalid_request_error`).
+    pub kind: Option<String>,
 }
 
 /// How an adapter reads its provider's answers, for [`JsonClient::get_json`].
@@ -540,6 +563,24 @@ pub trait Dialect: Sync {
         let _ = (status, body, headers, what);
         None
     }
+
+    /// The provider's own word on whether a failed answer may be retried
+    /// (Stripe's `Stripe-Should-Retry`), kept on every error it produces;
+    /// `None` (the default) leaves it to the error's kind.
+    fn should_retry(&self, headers: &HeaderMap) -> Option<bool> {
+        let _ = headers;
+        None
+    }
+}
+
+/// A JSON answer and when the provider gave it.
+#[derive(Debug)]
+pub struct JsonAnswer {
+    /// The body; `None` for the provider's "no such object".
+    pub body: Option<Value>,
+    /// When the provider answered, by its clock (unix seconds): the
+    /// answer's `Date`, or the clock's estimate when it has none.
+    pub at: i64,
 }
 
 /// Query parameters, in order (a name may repeat).
@@ -639,6 +680,19 @@ impl JsonClient {
         headers: &[(&'static str, &str)],
         dialect: &dyn Dialect,
     ) -> Result<Option<Value>> {
+        let answer = self.get_json_at(op, path, query, headers, dialect);
+        Ok(answer.await?.body)
+    }
+
+    /// [`JsonClient::get_json`], with when the provider answered.
+    pub async fn get_json_at(
+        &self,
+        op: &str,
+        path: &str,
+        query: &Query,
+        headers: &[(&'static str, &str)],
+        dialect: &dyn Dialect,
+    ) -> Result<JsonAnswer> {
         let read = |a| self.read((op, path), a, dialect);
         self.get(op, path, query, headers, read).await
     }
@@ -648,27 +702,22 @@ impl JsonClient {
         (op, path): (&str, &str),
         a: Answer,
         dialect: &dyn Dialect,
-    ) -> Result<Option<Value>> {
+    ) -> Result<JsonAnswer> {
         let error = (!a.is_success()).then(|| dialect.error_body(&a.body));
-        if error.as_ref().is_none_or(Option::is_some) {
-            self.clock.observe(&a.headers, a.sent_ms, a.received_ms);
-        }
+        let own = error.as_ref().is_none_or(Option::is_some);
+        let date = own.then(|| self.clock.observe(&a.headers, a.sent_ms, a.received_ms));
+        let at = date.flatten().unwrap_or_else(|| self.clock.now_s());
+        let retry = || dialect.should_retry(&a.headers);
         let Some(error) = error else {
-            let parsed = serde_json::from_slice(&a.body).map(Some);
-            return parsed.map_err(|e| self.spec.malformed(op, e).with_status(a.status));
+            let parsed = serde_json::from_slice(&a.body).map(|v| JsonAnswer { body: Some(v), at });
+            let malformed = |e| self.spec.malformed(op, e).with_status(a.status);
+            return parsed.map_err(|e| malformed(e).with_should_retry(retry()));
         };
         if a.status == 404 && error.as_ref().is_some_and(|e| dialect.missing(path, e)) {
-            return Ok(None);
+            return Ok(JsonAnswer { body: None, at });
         }
         let body = error.unwrap_or_default();
-        let mut what = self
-            .spec
-            .describe(body.code.as_deref(), body.message.as_deref());
-        if let Some(r) = &body.reference {
-            what.push_str(&format!(" ({r})"));
-        }
-        let special = dialect.special(a.status, &body, &a.headers, &what);
-        let error = special.unwrap_or_else(|| self.spec.classify(a.status, &a.headers, &what));
+        let error = self.spec.answer_error(a.status, &a.headers, &body, dialect);
         Err(error.with_operation(op.to_string()))
     }
 

@@ -22,6 +22,7 @@ impl Dialect for Paddle {
             code: text("code"),
             message: text("detail"),
             reference,
+            kind: text("type"),
         })
     }
 

@@ -5,12 +5,16 @@
 
 use http::HeaderMap;
 use recon_core::clock::ProviderClock;
-use recon_core::http_client::{self, JsonClient};
+use recon_core::http_client::{Dialect, ErrorBody, JsonClient};
 use recon_core::{Budget, Error, ErrorKind, Result};
 use serde_json::Value;
 
 use crate::config::{SPEC, STRIPE_VERSION, StripeConfig};
 
+/// One answer to a GET: the JSON object (`None` for "no such object", a
+/// Stripe-shaped 404) and when Stripe answered, by Stripe's clock (unix
+/// seconds).
+pub(crate) use recon_core::http_client::JsonAnswer as Answer;
 pub(crate) use recon_core::http_client::Query;
 
 /// One list envelope: `{"object":"list","data":[…],"has_more":…}`.
@@ -19,16 +23,6 @@ pub(crate) struct ListPage {
     pub data: Vec<Value>,
     pub has_more: bool,
     /// When Stripe answered, by Stripe's clock (unix seconds).
-    pub at: i64,
-}
-
-/// One answer to a GET.
-#[derive(Debug)]
-pub(crate) struct Answer {
-    /// The JSON object; `None` for "no such object" (a Stripe-shaped 404).
-    pub body: Option<Value>,
-    /// When Stripe answered, by Stripe's clock (unix seconds): the answer's
-    /// `Date`, or the clock's estimate when it has none.
     pub at: i64,
 }
 
@@ -68,7 +62,7 @@ impl Client {
     }
 
     /// GET `path`; a 404 that Stripe (or an emulator) answered with its
-    /// error body is `Ok(None)` (see [`ErrorBody::is_missing`]).
+    /// error body is `Ok(None)` (see [`Stripe::missing`]).
     pub(crate) async fn get_or_missing(
         &self,
         op: &str,
@@ -93,40 +87,18 @@ impl Client {
         if let Some(a) = account {
             headers.push(("Stripe-Account", a));
         }
-        self.api
-            .get(op, path, query, &headers, |a| self.interpret(op, a))
-            .await
+        let answer = self.api.get_json_at(op, path, query, &headers, &Stripe);
+        let answer = answer.await?;
+        if answer.body.as_ref().is_some_and(|v| !v.is_object()) {
+            return Err(malformed(op, "the body is not a JSON object".into()));
+        }
+        Ok(answer)
     }
 
     /// GET a list endpoint and check the envelope.
     pub(crate) async fn list(&self, op: &str, path: &str, query: &Query) -> Result<ListPage> {
         let (v, at) = self.get(op, path, query).await?;
         parse_list(v, at).map_err(|m| malformed(op, m))
-    }
-
-    fn interpret(&self, op: &str, a: http_client::Answer) -> Result<Answer> {
-        let info = (!a.is_success()).then(|| ErrorBody::parse(&a.body));
-        // Only Stripe's own answers tell its time: a success, or an error in
-        // Stripe's shape (not a proxy's page).
-        let date = if info.as_ref().is_none_or(|i| i.kind.is_some()) {
-            self.clock().observe(&a.headers, a.sent_ms, a.received_ms)
-        } else {
-            None
-        };
-        let at = date.unwrap_or_else(|| self.clock().now_s());
-        let Some(info) = info else {
-            return match serde_json::from_slice::<Value>(&a.body) {
-                Ok(v) if v.is_object() => Ok(Answer { body: Some(v), at }),
-                Ok(_) => Err(malformed(op, "the body is not a JSON object".into())),
-                Err(e) => Err(malformed(op, format!("{e}"))
-                    .with_status(a.status)
-                    .with_should_retry(should_retry(&a.headers))),
-            };
-        };
-        if a.status == 404 && info.is_missing() {
-            return Ok(Answer { body: None, at });
-        }
-        Err(classify(a.status, &a.headers, &info).with_operation(op.to_string()))
     }
 }
 
@@ -159,28 +131,23 @@ fn parse_list(v: Value, at: i64) -> std::result::Result<ListPage, String> {
     Ok(ListPage { data, has_more, at })
 }
 
-/// Stripe's error body: `{"error":{"type","code","message"}}`, read leniently.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct ErrorBody {
-    /// `type`: set only when the body is Stripe-shaped (`error` is an
-    /// object with a string `type`).
-    pub kind: Option<String>,
-    pub code: Option<String>,
-    pub message: Option<String>,
-}
+/// How Stripe answers: `{"error":{"type","code","message"}}` (read
+/// leniently: only answers with such an `error` object set Stripe's
+/// clock), `lock_timeout` and `rate_limit` codes, and
+/// `Stripe-Should-Retry`.
+struct Stripe;
 
-impl ErrorBody {
-    pub(crate) fn parse(body: &[u8]) -> Self {
-        let Ok(v) = serde_json::from_slice::<Value>(body) else {
-            return ErrorBody::default();
-        };
-        let e = v.get("error").unwrap_or(&Value::Null);
+impl Dialect for Stripe {
+    fn error_body(&self, body: &[u8]) -> Option<ErrorBody> {
+        let v: Value = serde_json::from_slice(body).ok()?;
+        let e = v.get("error").filter(|e| e.is_object())?;
         let s = |k: &str| e.get(k).and_then(Value::as_str).map(str::to_string);
-        ErrorBody {
-            kind: s("type"),
+        Some(ErrorBody {
             code: s("code"),
             message: s("message"),
-        }
+            reference: None,
+            kind: s("type"),
+        })
     }
 
     /// A 404 that says "no such object", as opposed to "no such route".
@@ -192,53 +159,43 @@ impl ErrorBody {
     /// an empty or non-JSON body, a wrong base URL) is *not* this, and
     /// neither is Stripe's own "Unrecognized request URL" (the route does
     /// not exist): those are errors, never a deletion.
-    fn is_missing(&self) -> bool {
-        if self.code.as_deref() == Some("resource_missing") {
+    fn missing(&self, _path: &str, body: &ErrorBody) -> bool {
+        if body.code.as_deref() == Some("resource_missing") {
             return true;
         }
-        let message = self.message.as_deref().unwrap_or("");
+        let message = body.message.as_deref().unwrap_or("");
         if message.starts_with("Unrecognized request URL") {
             return false;
         }
-        self.kind.is_some() || message.starts_with("No such ")
+        body.kind.is_some() || message.starts_with("No such ")
     }
-}
 
-fn should_retry(headers: &HeaderMap) -> Option<bool> {
-    let v = headers.get("stripe-should-retry")?.to_str().ok()?.trim();
-    match v.to_ascii_lowercase().as_str() {
-        "true" => Some(true),
-        "false" => Some(false),
-        _ => None,
+    /// `lock_timeout` is a conflict whatever the status, and `rate_limit`
+    /// on a 400 is the rate limit; 401 and 403 stay the table's.
+    fn special(&self, status: u16, body: &ErrorBody, h: &HeaderMap, what: &str) -> Option<Error> {
+        let (kind, message) = match (status, body.code.as_deref()?) {
+            (401 | 403, _) => return None,
+            (_, "lock_timeout") => (
+                ErrorKind::Conflict,
+                format!("Stripe could not lock the object (HTTP {status}): {what}"),
+            ),
+            (400, "rate_limit") => (
+                ErrorKind::RateLimited,
+                format!("Stripe's rate limit answered (HTTP 400 rate_limit): {what}"),
+            ),
+            _ => return None,
+        };
+        Some(SPEC.error(kind, status, h, message))
     }
-}
 
-/// Turn a non-2xx answer into an [`Error`]: core's table, except Stripe's
-/// `lock_timeout` (a conflict, whatever the status) and `rate_limit` on a
-/// 400, with `Stripe-Should-Retry` kept.
-pub(crate) fn classify(status: u16, headers: &HeaderMap, info: &ErrorBody) -> Error {
-    let code = info.code.as_deref().unwrap_or("");
-    let mut what = SPEC.describe(info.code.as_deref(), info.message.as_deref());
-    if let Some(k) = &info.kind {
-        what.push_str(&format!(" ({k})"));
+    fn should_retry(&self, headers: &HeaderMap) -> Option<bool> {
+        let v = headers.get("stripe-should-retry")?.to_str().ok()?.trim();
+        match v.to_ascii_lowercase().as_str() {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        }
     }
-    let e = match status {
-        401 | 403 => SPEC.classify(status, headers, &what),
-        _ if code == "lock_timeout" => SPEC.error(
-            ErrorKind::Conflict,
-            status,
-            headers,
-            format!("Stripe could not lock the object (HTTP {status}): {what}"),
-        ),
-        400 if code == "rate_limit" => SPEC.error(
-            ErrorKind::RateLimited,
-            status,
-            headers,
-            format!("Stripe's rate limit answered (HTTP 400 rate_limit): {what}"),
-        ),
-        _ => SPEC.classify(status, headers, &what),
-    };
-    e.with_should_retry(should_retry(headers))
 }
 
 #[cfg(test)]
@@ -252,6 +209,25 @@ mod tests {
             m.insert(*k, v.parse().unwrap());
         }
         m
+    }
+
+    /// The dialect as the client applies it to one failed answer.
+    trait Read {
+        fn parse(body: &[u8]) -> Self;
+        fn is_missing(&self) -> bool;
+    }
+
+    impl Read for ErrorBody {
+        fn parse(body: &[u8]) -> Self {
+            Stripe.error_body(body).unwrap_or_default()
+        }
+        fn is_missing(&self) -> bool {
+            Stripe.missing("/v1/customers/cus_1", self)
+        }
+    }
+
+    fn classify(status: u16, headers: &HeaderMap, body: &ErrorBody) -> Error {
+        SPEC.answer_error(status, headers, body, &Stripe)
     }
 
     fn body(code: &str) -> ErrorBody {
