@@ -52,6 +52,7 @@ pub(crate) static SPEC: ApiSpec = ApiSpec {
     webhook_tolerance_s: WEBHOOK_TOLERANCE_S,
     secret_prefixes: &["sk_live_", "sk_test_", "whsec_"],
     user_agent: concat!("recon-clerk/", env!("CARGO_PKG_VERSION")),
+    key_bases: &[],
 };
 
 /// Environment variable names read by [`ClerkConfig::from_env`].
@@ -211,15 +212,7 @@ impl ClerkConfig {
 mod tests {
     use super::*;
     use recon_core::ErrorKind;
-    use std::collections::HashMap;
-
-    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let m: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |k| m.get(k).cloned()
-    }
+    use recon_core::testkit::vars;
 
     #[test]
     fn missing_key_names_the_variable() {

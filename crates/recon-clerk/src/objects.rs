@@ -1,46 +1,34 @@
 //! Clerk JSON → recon [`Snapshot`]s: kinds, ids, versions and the extracted
 //! columns (status, owner, e-mail).
 
+use recon_core::kinds::KindTable;
+pub(crate) use recon_core::kinds::is_plain_id;
 use recon_core::{Error, ObjectKey, Result, Snapshot};
 use serde_json::Value;
 
 use crate::{ACCOUNT, NAME};
 
+/// The kinds a full sweep covers, in sweep order, with their ids' prefixes.
+const TABLE: &[(&str, &str)] = &[
+    ("users", "user"),
+    ("organizations", "org"),
+    ("organization_memberships", "orgmem"),
+];
+
 /// The kinds a full sweep covers, in sweep order.
-pub const KINDS: &[&str] = &["users", "organizations", "organization_memberships"];
+pub const KINDS: &[&str] = recon_core::kind_names!(TABLE, 0);
+
+static KIND_TABLE: KindTable<(&str, &str)> = KindTable::new("Clerk", NAME, TABLE);
 
 /// The kind of a Clerk id: `user_…` → `users`, `org_…` → `organizations`,
 /// `orgmem_…` → `organization_memberships`.
 pub fn kind_of(id: &str) -> Option<&'static str> {
-    if id.starts_with("user_") {
-        Some("users")
-    } else if id.starts_with("orgmem_") {
-        Some("organization_memberships")
-    } else if id.starts_with("org_") {
-        Some("organizations")
-    } else {
-        None
-    }
+    KIND_TABLE.kind_of(id)
 }
 
 /// One of [`KINDS`], or an error naming them.
 pub(crate) fn check_kind(kind: &str) -> Result<&'static str> {
-    KINDS.iter().copied().find(|k| *k == kind).ok_or_else(|| {
-        Error::invalid(format!(
-            "Clerk has no kind {kind:?}; kinds: {}",
-            KINDS.join(", ")
-        ))
-        .with_component("clerk")
-    })
-}
-
-/// An id that is safe to put in a URL path or a cursor.
-pub(crate) fn is_plain_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 255
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    KIND_TABLE.get(kind).map(|(k, _)| *k)
 }
 
 /// [`is_plain_id`], or an invalid-input error.

@@ -23,6 +23,7 @@ use serde_json::Value;
 use crate::clock::ProviderClock;
 use crate::error::{Error, ErrorKind, Result};
 use crate::retry::{Budget, Rate, RetryPolicy};
+use crate::signing::HexHeader;
 use crate::types::now_ms;
 
 /// The variables an HTTP provider reads (`STRIPE_SECRET_KEY`, …).
@@ -59,6 +60,9 @@ pub struct ApiSpec {
     pub secret_prefixes: &'static [&'static str],
     /// `User-Agent`, e.g. `recon-stripe/0.1.0`.
     pub user_agent: &'static str,
+    /// Base URLs a key's prefix chooses where none is configured (Paddle's
+    /// sandbox keys, `pdl_sdbx_apikey_…`, talk to its sandbox host).
+    pub key_bases: &'static [(&'static str, &'static str)],
 }
 
 impl ApiSpec {
@@ -297,11 +301,13 @@ impl std::fmt::Debug for ApiConfig {
 impl ApiConfig {
     /// `secret_key` with every other setting at the spec's defaults.
     pub fn new(spec: &'static ApiSpec, secret_key: impl Into<String>) -> Self {
+        let key = secret_key.into().trim().to_string();
+        let by_key = spec.key_bases.iter().find(|(p, _)| key.starts_with(p));
         ApiConfig {
             spec,
-            secret_key: SecretString::from(secret_key.into().trim().to_string()),
+            api_base: by_key.map_or(spec.default_base, |(_, b)| b).to_string(),
+            secret_key: SecretString::from(key),
             webhook_secret: None,
-            api_base: spec.default_base.to_string(),
             rate: None,
             retry: RetryPolicy::default(),
             request_timeout: Duration::from_secs(30),
@@ -345,6 +351,30 @@ impl ApiConfig {
     /// The webhook secret, if configured.
     pub fn webhook_secret(&self) -> Option<&SecretString> {
         self.webhook_secret.as_ref()
+    }
+
+    /// A webhook signed with a [`HexHeader`] scheme (Stripe's, Paddle's):
+    /// the configured secret ([`ApiConfig::require_webhook_secret`], `what`
+    /// describing it), the signature checked on `headers` and the raw
+    /// `body` at `now_s` within the configured tolerance, and the body
+    /// parsed as JSON. Every error names the provider.
+    pub fn verify_hex_webhook(
+        &self,
+        scheme: &HexHeader,
+        (headers, body): (&crate::Headers, &[u8]),
+        now_s: i64,
+        what: &str,
+    ) -> Result<Value> {
+        let component = self.spec.component;
+        let secret = self.require_webhook_secret(what)?.expose_secret();
+        let at = (now_s, self.webhook_tolerance_s);
+        let var = self.spec.env.webhook_secret;
+        let checked = scheme.verify_headers(secret, headers, body, at, var);
+        checked.map_err(|e| e.with_component(component))?;
+        serde_json::from_slice(body).map_err(|e| {
+            let e = Error::invalid(format!("the webhook body is not JSON: {e}"));
+            e.with_component(component).with_operation("verify webhook")
+        })
     }
 
     /// Whether a webhook secret is configured.
@@ -777,6 +807,7 @@ mod tests {
         webhook_tolerance_s: 300,
         secret_prefixes: &["ak_"],
         user_agent: "recon-test",
+        key_bases: &[("acme_sandbox_", "https://sandbox.acme.test")],
     };
 
     fn client() -> JsonClient {
@@ -880,6 +911,17 @@ mod tests {
             let e = ApiConfig::new(&SPEC, key).validate().unwrap_err();
             assert!(e.to_string().contains("ACME_KEY"), "{e}");
         }
+        assert_eq!(ApiConfig::new(&SPEC, "ak_1").api_base, SPEC.default_base);
+        let sandbox = ApiConfig::new(&SPEC, "acme_sandbox_1");
+        assert_eq!(sandbox.api_base, "https://sandbox.acme.test");
+        let set = vars(&[
+            ("ACME_KEY", "acme_sandbox_1"),
+            ("ACME_API_BASE", "http://x"),
+        ]);
+        assert_eq!(
+            ApiConfig::from_vars(&SPEC, set).unwrap().api_base,
+            "http://x"
+        );
         let mut c = ApiConfig::new(&SPEC, "ak_hush");
         c.webhook_secret = Some(SecretString::from("whsec_quiet".to_string()));
         let d = format!("{c:?}");

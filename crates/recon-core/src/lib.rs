@@ -18,6 +18,7 @@ mod group;
 pub mod http_client;
 pub mod http_util;
 pub mod keys;
+pub mod kinds;
 pub mod project;
 pub mod provider;
 pub mod registry;

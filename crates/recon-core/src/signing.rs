@@ -112,6 +112,25 @@ impl HexHeader {
         format!("{t}={ts}{sep}{v}={}", self.signature(secret, ts, body))
     }
 
+    /// [`HexHeader::verify`] of the header as `headers` carry it; a missing
+    /// header, or one that is not text, is a `BadSignature` error too.
+    pub fn verify_headers(
+        &self,
+        secret: &str,
+        headers: &crate::Headers,
+        body: &[u8],
+        at: (i64, i64),
+        secret_var: &str,
+    ) -> crate::Result<i64> {
+        let bad = |what: &str| {
+            let message = format!("the {} header is {what}", self.name);
+            crate::Error::bad_signature(message).with_operation("verify webhook")
+        };
+        let value = headers.get(self.name).ok_or_else(|| bad("missing"))?;
+        let value = value.to_str().map_err(|_| bad("not text"))?;
+        self.verify(secret, value, body, at, secret_var)
+    }
+
     /// Check the header's `value` against the raw `body` with `secret` at
     /// `now_s`, allowing timestamps `tolerance_s` old; returns the signed
     /// timestamp. Errors are `BadSignature` and say what is wrong without

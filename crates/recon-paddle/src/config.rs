@@ -2,7 +2,6 @@
 
 use recon_core::http_client::{ApiConfig, ApiEnv, ApiSpec};
 use recon_core::{Rate, Result};
-use secrecy::ExposeSecret;
 
 /// The live API.
 pub const DEFAULT_API_BASE: &str = "https://api.paddle.com";
@@ -29,6 +28,7 @@ pub(crate) static SPEC: ApiSpec = ApiSpec {
     webhook_tolerance_s: WEBHOOK_TOLERANCE_S,
     secret_prefixes: &["pdl_live_apikey_", "pdl_sdbx_apikey_", "pdl_ntf"],
     user_agent: concat!("recon-paddle/", env!("CARGO_PKG_VERSION")),
+    key_bases: &[("pdl_sdbx_", SANDBOX_API_BASE)],
 };
 
 /// The variables [`from_env`] reads.
@@ -46,18 +46,10 @@ pub mod env {
 /// Paddle has no settings beyond the shared ones.
 pub type PaddleConfig = ApiConfig;
 
-/// A configuration for `api_key`, every other setting at its default; a
-/// sandbox key gets the sandbox host.
+/// A configuration for `api_key`, every other setting at its default (a
+/// sandbox key gets the sandbox host).
 pub fn config(api_key: impl Into<String>) -> PaddleConfig {
-    sandbox_host(ApiConfig::new(&SPEC, api_key))
-}
-
-fn sandbox_host(mut cfg: ApiConfig) -> ApiConfig {
-    let sandbox = cfg.secret_key().expose_secret().starts_with("pdl_sdbx_");
-    if sandbox && cfg.api_base == DEFAULT_API_BASE {
-        cfg.api_base = SANDBOX_API_BASE.to_string();
-    }
-    cfg
+    ApiConfig::new(&SPEC, api_key)
 }
 
 /// Read the [`env`] variables from the process environment, and check them.
@@ -67,6 +59,6 @@ pub fn from_env() -> Result<PaddleConfig> {
 
 /// [`from_env`] with another source of variables.
 pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<PaddleConfig> {
-    let cfg = sandbox_host(ApiConfig::from_vars(&SPEC, get)?);
+    let cfg = ApiConfig::from_vars(&SPEC, get)?;
     cfg.validate().map(|()| cfg)
 }

@@ -2,6 +2,7 @@
 //! (`updated_at` in µs) and the extracted columns.
 
 use chrono::DateTime;
+use recon_core::kinds::{KindRow, KindTable};
 use recon_core::{Error, ObjectKey, Result, Snapshot};
 use serde_json::Value;
 
@@ -41,24 +42,23 @@ pub(crate) const TABLE: &[Kind] = &[
 ];
 
 /// The kinds a sweep covers, in order: [`TABLE`]'s names.
-pub const KINDS: &[&str] = &{
-    let mut names = [""; TABLE.len()];
-    let mut i = 0;
-    while i < TABLE.len() {
-        names[i] = TABLE[i].name;
-        i += 1;
+pub const KINDS: &[&str] = recon_core::kind_names!(TABLE, name);
+
+/// [`TABLE`] for lookups by kind and by id.
+pub(crate) static KIND_TABLE: KindTable<Kind> = KindTable::new("Paddle", NAME, TABLE);
+
+impl KindRow for Kind {
+    fn name(&self) -> &'static str {
+        self.name
     }
-    names
-};
+    fn prefix(&self) -> &'static str {
+        self.prefix
+    }
+}
 
 /// The kind of a Paddle id from its prefix: `ctm_…` → `customers`.
 pub fn kind_of(id: &str) -> Option<&'static str> {
-    let (prefix, rest) = id.split_once('_')?;
-    let plain = (1..=64).contains(&rest.len()) && rest.bytes().all(|b| b.is_ascii_alphanumeric());
-    TABLE
-        .iter()
-        .find(|k| k.prefix == prefix && plain)
-        .map(|k| k.name)
+    KIND_TABLE.kind_of(id)
 }
 
 /// The kind an event type is about: `customer.updated` → customers.
@@ -69,83 +69,44 @@ pub(crate) fn of_event(event_type: &str) -> Option<&'static Kind> {
         .find(|k| k.name.strip_suffix('s') == Some(entity))
 }
 
-fn invalid(msg: String) -> Error {
-    Error::invalid(msg).with_component(NAME)
-}
-
-/// One of [`TABLE`], or an error naming the kinds.
-pub(crate) fn lookup(kind: &str) -> Result<&'static Kind> {
-    let known = || {
-        invalid(format!(
-            "Paddle has no kind {kind:?}; kinds: {}",
-            KINDS.join(", ")
-        ))
-    };
-    TABLE.iter().find(|k| k.name == kind).ok_or_else(known)
-}
-
-/// An id of `kind` (so safe in a URL path), or an error.
-pub(crate) fn check_id(k: &Kind, id: &str) -> Result<()> {
-    let why = || {
-        invalid(format!(
-            "{id:?} is not a Paddle {} id ({}_…)",
-            k.name, k.prefix
-        ))
-    };
-    (kind_of(id) == Some(k.name)).then_some(()).ok_or_else(why)
-}
-
 /// An RFC 3339 time in unix µs (Paddle writes 0 to 9 fraction digits).
 pub(crate) fn micros(v: &Value) -> Option<i64> {
-    Some(
-        DateTime::parse_from_rfc3339(v.as_str()?)
-            .ok()?
-            .timestamp_micros(),
-    )
+    DateTime::parse_from_rfc3339(v.as_str()?)
+        .ok()
+        .map(|t| t.timestamp_micros())
 }
 
-/// The version of `obj`: the latest `updated_at` of the entity and of what
-/// it embeds (a subscription's or transaction's items, their prices and
-/// products, which change without the entity's own `updated_at`), else
-/// `created_at`, else `fallback`. A time that does not parse is an error,
-/// never a silent fallback.
+/// Where the parts of an entity that change without its own `updated_at`
+/// keep theirs: a subscription's or transaction's items, their prices and
+/// products.
+const NESTED: [&str; 3] = ["/updated_at", "/price/updated_at", "/product/updated_at"];
+
+/// The version of `obj`: the latest `updated_at` of the entity and of its
+/// [`NESTED`] parts, else `created_at`, else `fallback`. A time that does
+/// not parse is an error, never a silent fallback.
 fn version(obj: &Value, fallback: i64) -> std::result::Result<i64, String> {
     let items = obj["items"].as_array().into_iter().flatten();
-    let nested = items.flat_map(|i| {
-        [
-            &i["updated_at"],
-            &i["price"]["updated_at"],
-            &i["product"]["updated_at"],
-        ]
-    });
-    let mut latest = None;
-    for t in std::iter::once(&obj["updated_at"])
-        .chain(nested)
-        .filter(|t| !t.is_null())
-    {
-        let us = micros(t).ok_or_else(|| format!("updated_at {t} is not an RFC 3339 time"))?;
-        latest = latest.max(Some(us));
-    }
+    let nested = items.flat_map(|i| NESTED.map(|p| i.pointer(p)).into_iter().flatten());
+    let times = std::iter::once(&obj["updated_at"]).chain(nested);
+    let latest = times.filter(|t| !t.is_null()).try_fold(None, |latest, t| {
+        let us = micros(t).ok_or_else(|| format!("updated_at {t} is not an RFC 3339 time"));
+        us.map(|us| latest.max(Some(us)))
+    })?;
     Ok(latest
         .or_else(|| micros(&obj["created_at"]))
         .unwrap_or(fallback))
 }
 
 /// `obj` as a snapshot of `k`: its [`version`], status, owner (the
-/// customer) and e-mail.
+/// customer) and e-mail, without the fields that are not state.
 pub(crate) fn to_snapshot(k: &Kind, mut obj: Value, fallback: i64) -> Result<Snapshot> {
-    let id = obj["id"].as_str().filter(|id| kind_of(id) == Some(k.name));
-    let Some(id) = id.map(str::to_string) else {
-        let got = &obj["id"];
-        return Err(invalid(format!(
-            "a Paddle {} without a {}_… id: {got}",
-            k.name, k.prefix
-        )));
-    };
+    let id = obj["id"].as_str().unwrap_or_default().to_string();
+    KIND_TABLE.check_id(k, &id)?;
     if let Value::Object(m) = &mut obj {
         k.volatile.iter().for_each(|f| drop(m.remove(*f)));
     }
-    let version = version(&obj, fallback).map_err(|e| invalid(format!("Paddle {id}: {e}")))?;
+    let invalid = |e| Error::invalid(format!("Paddle {id}: {e}")).with_component(NAME);
+    let version = version(&obj, fallback).map_err(invalid)?;
     let text = |f: &str| obj[f].as_str().map(str::to_string);
     let (status, owner, email) = (text("status"), text("customer_id"), text("email"));
     let key = ObjectKey::new(NAME, ACCOUNT, k.name, id);

@@ -7,11 +7,10 @@ use recon_core::{
     Budget, Capabilities, Error, EventPage, Fetched, Headers, ListScope, Page, Provider,
     ProviderEvent, Result,
 };
-use secrecy::ExposeSecret;
 
 use crate::client::{client, get, list};
 use crate::config::{MAX_PAGE_SIZE, PaddleConfig, SPEC};
-use crate::objects::{KINDS, check_id, kind_of, lookup, to_snapshot};
+use crate::objects::{KIND_TABLE, KINDS, kind_of, to_snapshot};
 use crate::{ACCOUNT, NAME};
 
 /// Paddle keeps events for 90 days (in µs, the version unit).
@@ -85,7 +84,7 @@ impl Provider for PaddleProvider {
     /// are walked twice, catalog then `custom` (which lists leave out
     /// unless asked); the cursor says which walk (`custom:<id>`).
     async fn list_page(&self, kind: &str, scope: &ListScope, cursor: Option<&str>) -> Result<Page> {
-        let k = lookup(kind)?;
+        let k = KIND_TABLE.get(kind)?;
         if scope != &ListScope::all() {
             return Err(Error::unsupported("Paddle listings are not partitioned"));
         }
@@ -94,7 +93,7 @@ impl Provider for PaddleProvider {
             _ => (false, cursor.unwrap_or("")),
         };
         if !after.is_empty() {
-            check_id(k, after)?;
+            KIND_TABLE.check_id(k, after)?;
         }
         let per_page = self.page_size.min(k.max_page).to_string();
         let mut query = vec![("order_by", "id[ASC]".to_string()), ("per_page", per_page)];
@@ -120,8 +119,8 @@ impl Provider for PaddleProvider {
     /// Paddle deletes nothing (it archives or cancels): `Found`, or
     /// `NotFound` for an id it never had.
     async fn fetch(&self, kind: &str, id: &str) -> Result<Fetched> {
-        let k = lookup(kind)?;
-        check_id(k, id)?;
+        let k = KIND_TABLE.get(kind)?;
+        KIND_TABLE.check_id(k, id)?;
         let op = format!("fetch {id}");
         let body = get(&self.api, &op, &format!("/{kind}/{id}"), &Vec::new()).await?;
         let Some(obj) = body.map(|mut b| b["data"].take()) else {
@@ -140,14 +139,12 @@ impl Provider for PaddleProvider {
     }
 
     fn verify_webhook(&self, headers: &Headers, body: &[u8], now_s: i64) -> Result<ProviderEvent> {
-        let cfg = &self.config;
-        let secret = cfg.require_webhook_secret("the destination's secret key (pdl_ntfset_…)")?;
-        let at = (now_s, cfg.webhook_tolerance_s);
-        crate::webhook::verify_signature(secret.expose_secret(), headers, body, at.0, at.1)?;
-        let v = serde_json::from_slice(body).map_err(|e| {
-            Error::invalid(format!("the notification is not JSON: {e}")).with_component(NAME)
-        })?;
-        crate::webhook::parse_event(v)
+        let what = "the destination's secret key (pdl_ntfset_…)";
+        let scheme = &crate::webhook::SCHEME;
+        let event = self
+            .config
+            .verify_hex_webhook(scheme, (headers, body), now_s, what)?;
+        crate::webhook::parse_event(event)
     }
 
     /// Paddle's time in µs, as its answers' `Date` headers show it.

@@ -11,7 +11,7 @@ use crate::objects::{micros, of_event, to_snapshot};
 use crate::{ACCOUNT, NAME};
 
 /// `Paddle-Signature`: `ts`, `h1`, `;`, signed `"{ts}:{body}"`.
-const SCHEME: HexHeader = HexHeader {
+pub(crate) const SCHEME: HexHeader = HexHeader {
     name: "Paddle-Signature",
     ts: "ts",
     sig: "h1",
@@ -34,16 +34,8 @@ pub fn verify_signature(
     now_s: i64,
     tolerance_s: i64,
 ) -> Result<i64> {
-    let value = headers
-        .get("paddle-signature")
-        .map(|v| v.to_str().unwrap_or(""));
     let var = crate::env::WEBHOOK_SECRET;
-    let checked = match value {
-        Some(v) => SCHEME.verify(secret, v, body, (now_s, tolerance_s), var),
-        None => Err(Error::bad_signature(
-            "the Paddle-Signature header is missing",
-        )),
-    };
+    let checked = SCHEME.verify_headers(secret, headers, body, (now_s, tolerance_s), var);
     checked.map_err(|e| e.with_component(NAME))
 }
 

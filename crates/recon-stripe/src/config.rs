@@ -39,6 +39,7 @@ pub(crate) static SPEC: ApiSpec = ApiSpec {
     webhook_tolerance_s: WEBHOOK_TOLERANCE_S,
     secret_prefixes: &["sk_live_", "sk_test_", "rk_live_", "rk_test_", "whsec_"],
     user_agent: concat!("recon-stripe/", env!("CARGO_PKG_VERSION")),
+    key_bases: &[],
 };
 
 /// Environment variable names read by [`StripeConfig::from_env`].
@@ -184,15 +185,7 @@ impl StripeConfig {
 mod tests {
     use super::*;
     use recon_core::ErrorKind;
-    use std::collections::HashMap;
-
-    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let m: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |k| m.get(k).cloned()
-    }
+    use recon_core::testkit::vars;
 
     #[test]
     fn missing_key_names_the_variable() {

@@ -7,31 +7,28 @@
 //! version the event was created with. The helpers here read both shapes of
 //! the `2025-03-31.basil` field moves.
 
+use recon_core::kinds::KindTable;
+pub(crate) use recon_core::kinds::is_plain_id;
 use recon_core::{Error, ObjectKey, Result, Snapshot};
 use serde_json::Value;
 
-/// The kinds a full sweep covers, in sweep order.
-pub const KINDS: &[&str] = &[
-    "customers",
-    "subscriptions",
-    "invoices",
-    "prices",
-    "products",
+/// The kinds a full sweep covers, in sweep order, with their ids' prefixes.
+const TABLE: &[(&str, &str)] = &[
+    ("customers", "cus"),
+    ("subscriptions", "sub"),
+    ("invoices", "in"),
+    ("prices", "price"),
+    ("products", "prod"),
 ];
+
+/// The kinds a full sweep covers, in sweep order.
+pub const KINDS: &[&str] = recon_core::kind_names!(TABLE, 0);
+
+static KIND_TABLE: KindTable<(&str, &str)> = KindTable::new("Stripe", "stripe", TABLE);
 
 /// The kind of an object id, from its prefix (`cus_…` → `customers`).
 pub fn kind_of(id: &str) -> Option<&'static str> {
-    const PREFIXES: [(&str, &str); 5] = [
-        ("cus_", "customers"),
-        ("sub_", "subscriptions"),
-        ("in_", "invoices"),
-        ("price_", "prices"),
-        ("prod_", "products"),
-    ];
-    PREFIXES
-        .iter()
-        .find(|(p, _)| id.starts_with(p) && id.len() > p.len())
-        .map(|(_, k)| *k)
+    KIND_TABLE.kind_of(id)
 }
 
 /// The kind of an object from its `object` field (`"customer"` → `customers`).
@@ -84,15 +81,6 @@ pub fn invoice_subscription(invoice: &Value) -> Option<&str> {
 /// Whether a retrieved object is Stripe's deleted form (`{"deleted": true}`).
 pub fn is_deleted(obj: &Value) -> bool {
     obj.get("deleted").and_then(Value::as_bool) == Some(true)
-}
-
-/// Ids recon sends back in URLs: letters, digits and `_` / `-` only.
-pub(crate) fn is_plain_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 255
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 fn str_field(obj: &Value, key: &str) -> Option<String> {

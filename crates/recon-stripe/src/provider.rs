@@ -311,36 +311,13 @@ impl Provider for StripeProvider {
     }
 
     fn verify_webhook(&self, headers: &Headers, body: &[u8], now_s: i64) -> Result<ProviderEvent> {
-        let secret = self
+        let what = "the endpoint's signing secret (whsec_…)";
+        let scheme = &crate::webhook::SCHEME;
+        let event = self
             .config
             .api
-            .require_webhook_secret("the endpoint's signing secret (whsec_…)")?;
-        let header = headers
-            .get("stripe-signature")
-            .ok_or_else(|| {
-                Error::bad_signature("the Stripe-Signature header is missing")
-                    .with_component("stripe")
-                    .with_operation("verify webhook")
-            })?
-            .to_str()
-            .map_err(|_| {
-                Error::bad_signature("the Stripe-Signature header is not text")
-                    .with_component("stripe")
-                    .with_operation("verify webhook")
-            })?;
-        crate::webhook::verify_signature(
-            secret.expose_secret(),
-            header,
-            body,
-            now_s,
-            self.config.api.webhook_tolerance_s,
-        )?;
-        let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
-            Error::invalid(format!("the webhook body is not JSON: {e}"))
-                .with_component("stripe")
-                .with_operation("verify webhook")
-        })?;
-        parse_event(value, &self.account)
+            .verify_hex_webhook(scheme, (headers, body), now_s, what)?;
+        parse_event(event, &self.account)
     }
 
     /// Stripe's time in seconds as its answers' `Date` headers show it

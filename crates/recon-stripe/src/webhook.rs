@@ -14,7 +14,7 @@ use recon_core::Result;
 use recon_core::signing::HexHeader;
 
 /// `Stripe-Signature`: `t`, `v1`, `,`, signed `"{t}.{body}"`.
-const SCHEME: HexHeader = HexHeader {
+pub(crate) const SCHEME: HexHeader = HexHeader {
     name: "Stripe-Signature",
     ts: "t",
     sig: "v1",

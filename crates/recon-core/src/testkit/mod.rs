@@ -25,3 +25,13 @@ pub fn fast_retries() -> crate::RetryPolicy {
         max_retry_after: Duration::from_secs(5),
     }
 }
+
+/// A source of variables for a provider's `from_vars`: these pairs, and
+/// nothing from the process environment.
+pub fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+    let m: std::collections::HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |k| m.get(k).cloned()
+}
