@@ -53,6 +53,8 @@ pub(crate) static SPEC: ApiSpec = ApiSpec {
     secret_prefixes: &["sk_live_", "sk_test_", "whsec_"],
     user_agent: concat!("recon-clerk/", env!("CARGO_PKG_VERSION")),
     key_bases: &[],
+    max_page_size: MAX_PAGE_SIZE,
+    key_refused: &[],
 };
 
 /// Environment variable names read by [`ClerkConfig::from_env`].
@@ -77,10 +79,9 @@ pub mod env {
 pub struct ClerkConfig {
     /// Key, webhook secret, base URL (without a trailing slash or `/v1`),
     /// budget (`None` picks it from the key: [`DEVELOPMENT_RATE`] for
-    /// `sk_test_…`, otherwise [`PRODUCTION_RATE`]), retries and timeouts.
+    /// `sk_test_…`, otherwise [`PRODUCTION_RATE`]), retries, timeouts and
+    /// page size (1–500; 500 unless set).
     pub api: ApiConfig,
-    /// Objects per list request (1–500; 500 unless set).
-    pub page_size: u32,
     /// How many more users `GET /v1/users/count` may report than a
     /// completed user listing returned before the listing counts as
     /// incomplete (see the crate documentation). Default 0.
@@ -100,7 +101,6 @@ impl std::fmt::Debug for ClerkConfig {
             )
             .field("api", &self.api)
             .field("rate", &self.effective_rate())
-            .field("page_size", &self.page_size)
             .field("user_count_tolerance", &self.user_count_tolerance)
             .finish()
     }
@@ -127,7 +127,6 @@ impl ClerkConfig {
     pub fn new(secret_key: impl Into<String>) -> Self {
         ClerkConfig {
             api: ApiConfig::new(&SPEC, secret_key),
-            page_size: MAX_PAGE_SIZE,
             user_count_tolerance: 0,
         }
     }
@@ -144,18 +143,11 @@ impl ClerkConfig {
     pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Self> {
         let mut cfg = ClerkConfig {
             api: ApiConfig::from_vars(&SPEC, get)?,
-            page_size: MAX_PAGE_SIZE,
             user_count_tolerance: 0,
         };
         cfg.api.api_base = Self::normalize_base(&cfg.api.api_base);
         cfg.validate()?;
         Ok(cfg)
-    }
-
-    /// Objects per list request (1–500).
-    pub fn with_page_size(mut self, size: u32) -> Self {
-        self.page_size = size;
-        self
     }
 
     /// Allow a completed user listing to miss this many users against
@@ -196,12 +188,6 @@ impl ClerkConfig {
             return Err(SPEC.config_error(format!(
                 "{} is not a Svix signing secret: expected whsec_ followed by base64, as the Clerk dashboard shows it",
                 env::WEBHOOK_SECRET
-            )));
-        }
-        if !(1..=MAX_PAGE_SIZE).contains(&self.page_size) {
-            return Err(SPEC.config_error(format!(
-                "the page size must be between 1 and {MAX_PAGE_SIZE}, not {}",
-                self.page_size
             )));
         }
         Ok(())

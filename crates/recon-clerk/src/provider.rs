@@ -115,7 +115,7 @@ impl ClerkProvider {
         let Some(user) = locate(
             &self.client,
             &self.locator,
-            self.config.page_size,
+            self.config.api.page_size,
             id,
             started,
         )
@@ -170,7 +170,7 @@ impl Provider for ClerkProvider {
             )
             .with_component("clerk"));
         }
-        let size = self.config.page_size;
+        let size = self.config.api.page_size;
         let raw = match kind {
             "users" => {
                 users_page(&self.client, size, self.config.user_count_tolerance, cursor).await?

@@ -39,6 +39,22 @@ pub struct ApiEnv {
     pub rate: &'static str,
 }
 
+impl ApiEnv {
+    /// The four variables for the registry's `--help`, in field order, each
+    /// with what it holds (`[key, webhook secret, base URL, rate]`); the key
+    /// and the webhook secret are secrets.
+    pub const fn vars(&self, meanings: [&'static str; 4]) -> [crate::registry::EnvVar; 4] {
+        use crate::registry::EnvVar;
+        let [key, webhook, base, rate] = meanings;
+        [
+            EnvVar::secret(self.secret_key, key),
+            EnvVar::secret(self.webhook_secret, webhook),
+            EnvVar::setting(self.api_base, base),
+            EnvVar::setting(self.rate, rate),
+        ]
+    }
+}
+
 /// Who an adapter talks to: names for errors, its variables, its defaults.
 #[derive(Debug)]
 pub struct ApiSpec {
@@ -63,6 +79,13 @@ pub struct ApiSpec {
     /// Base URLs a key's prefix chooses where none is configured (Paddle's
     /// sandbox keys, `pdl_sdbx_apikey_…`, talk to its sandbox host).
     pub key_bases: &'static [(&'static str, &'static str)],
+    /// The largest page a list endpoint serves: the default page size, and
+    /// the most [`ApiConfig::page_size`] may ask for.
+    pub max_page_size: u32,
+    /// Error codes that mean the key itself was refused, whatever the
+    /// status (Paddle answers a bad key with 403 `invalid_token`): such an
+    /// answer is `Unauthenticated` and names the key's variable.
+    pub key_refused: &'static [&'static str],
 }
 
 impl ApiSpec {
@@ -236,7 +259,22 @@ impl ApiSpec {
         for r in body.kind.iter().chain(&body.reference) {
             what.push_str(&format!(" ({r})"));
         }
-        let special = dialect.special(status, body, headers, &what);
+        let refused = body
+            .code
+            .as_deref()
+            .filter(|c| self.key_refused.contains(c));
+        let special = match refused {
+            Some(code) => Some(self.error(
+                ErrorKind::Unauthenticated,
+                status,
+                headers,
+                format!(
+                    "{} refused the key ({code}): {what}; check {} ({})",
+                    self.display, self.env.secret_key, self.key_hint
+                ),
+            )),
+            None => dialect.special(status, body, headers, &what),
+        };
         let error = special.unwrap_or_else(|| self.classify(status, headers, &what));
         error.with_should_retry(dialect.should_retry(headers))
     }
@@ -278,6 +316,8 @@ pub struct ApiConfig {
     pub request_timeout: Duration,
     /// See [`ApiSpec::webhook_tolerance_s`].
     pub webhook_tolerance_s: i64,
+    /// Objects asked for per list request (1 to [`ApiSpec::max_page_size`]).
+    pub page_size: u32,
 }
 
 impl std::fmt::Debug for ApiConfig {
@@ -294,6 +334,7 @@ impl std::fmt::Debug for ApiConfig {
             .field("retry", &self.retry)
             .field("request_timeout", &self.request_timeout)
             .field("webhook_tolerance_s", &self.webhook_tolerance_s)
+            .field("page_size", &self.page_size)
             .finish()
     }
 }
@@ -312,6 +353,7 @@ impl ApiConfig {
             retry: RetryPolicy::default(),
             request_timeout: Duration::from_secs(30),
             webhook_tolerance_s: spec.webhook_tolerance_s,
+            page_size: spec.max_page_size,
         }
     }
 
@@ -438,6 +480,13 @@ impl ApiConfig {
         if self.webhook_tolerance_s <= 0 {
             return err("the webhook tolerance must be positive".to_string());
         }
+        let max = spec.max_page_size;
+        if !(1..=max).contains(&self.page_size) {
+            let size = self.page_size;
+            return err(format!(
+                "the page size must be between 1 and {max}, not {size}"
+            ));
+        }
         Ok(())
     }
 
@@ -495,6 +544,13 @@ pub trait ApiSettings: Sized {
     /// Replace the retry policy.
     fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
         self.api_config().retry = policy;
+        self
+    }
+
+    /// Ask for `size` objects per list request (checked when the
+    /// adapter is built: 1 to the provider's largest page).
+    fn with_page_size(mut self, size: u32) -> Self {
+        self.api_config().page_size = size;
         self
     }
 
@@ -808,6 +864,8 @@ mod tests {
         secret_prefixes: &["ak_"],
         user_agent: "recon-test",
         key_bases: &[("acme_sandbox_", "https://sandbox.acme.test")],
+        max_page_size: 100,
+        key_refused: &["key_revoked"],
     };
 
     fn client() -> JsonClient {
@@ -850,6 +908,31 @@ mod tests {
         assert!(!c.classify(401, &none, "x").is_temporary());
         let e = c.classify(401, &none, "x").to_string();
         assert!(e.contains("ACME_KEY") && e.contains("ak_…"), "{e}");
+    }
+
+    struct Plain;
+
+    impl Dialect for Plain {
+        fn error_body(&self, _: &[u8]) -> Option<ErrorBody> {
+            None
+        }
+        fn missing(&self, _: &str, _: &ErrorBody) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn a_refused_key_is_unauthenticated_whatever_the_status() {
+        let none = HeaderMap::new();
+        let body = |code: &str| ErrorBody {
+            code: Some(code.to_string()),
+            ..Default::default()
+        };
+        let e = SPEC.answer_error(403, &none, &body("key_revoked"), &Plain);
+        assert_eq!(e.kind(), ErrorKind::Unauthenticated);
+        assert!(e.to_string().contains("ACME_KEY"), "{e}");
+        let e = SPEC.answer_error(403, &none, &body("forbidden"), &Plain);
+        assert_eq!(e.kind(), ErrorKind::PermissionDenied);
     }
 
     #[test]
@@ -922,6 +1005,13 @@ mod tests {
             ApiConfig::from_vars(&SPEC, set).unwrap().api_base,
             "http://x"
         );
+        assert_eq!(ApiConfig::new(&SPEC, "ak_1").page_size, 100);
+        for size in [0, 101] {
+            let mut c = ApiConfig::new(&SPEC, "ak_1");
+            c.page_size = size;
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains("between 1 and 100"), "{e}");
+        }
         let mut c = ApiConfig::new(&SPEC, "ak_hush");
         c.webhook_secret = Some(SecretString::from("whsec_quiet".to_string()));
         let d = format!("{c:?}");

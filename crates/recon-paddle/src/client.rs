@@ -1,10 +1,9 @@
 //! Core's [`JsonClient`] in Paddle's dialect: the `Paddle-Version` header,
 //! the `{"error": {code, detail}, "meta": {request_id}}` body, `not_found`
-//! as "no such entity", and a 403 for a bad key.
+//! as "no such entity"; a refused key (a 403) is `SPEC.key_refused`.
 
-use http::HeaderMap;
+use recon_core::Result;
 use recon_core::http_client::{Dialect, ErrorBody, JsonClient, Query};
-use recon_core::{Error, ErrorKind, Result};
 use serde_json::Value;
 
 use crate::config::{DEFAULT_RATE, PaddleConfig, SPEC};
@@ -32,22 +31,6 @@ impl Dialect for Paddle {
         let id = path.rsplit('/').next().unwrap_or_default();
         let about = body.message.as_deref().is_some_and(|m| m.contains(id));
         body.code.as_deref() == Some("not_found") && about
-    }
-
-    /// A wrong or revoked key is a 403 at Paddle, not a 401.
-    fn special(&self, status: u16, body: &ErrorBody, h: &HeaderMap, what: &str) -> Option<Error> {
-        let bad_key = [
-            "invalid_token",
-            "authentication_missing",
-            "authentication_malformed",
-        ];
-        let code = body
-            .code
-            .as_deref()
-            .filter(|c| status == 403 && bad_key.contains(c))?;
-        let hint = format!("check {} ({})", SPEC.env.secret_key, SPEC.key_hint);
-        let message = format!("Paddle refused the API key ({code}): {what}; {hint}");
-        Some(SPEC.error(ErrorKind::Unauthenticated, status, h, message))
     }
 }
 

@@ -29,6 +29,12 @@ pub(crate) static SPEC: ApiSpec = ApiSpec {
     secret_prefixes: &["pdl_live_apikey_", "pdl_sdbx_apikey_", "pdl_ntf"],
     user_agent: concat!("recon-paddle/", env!("CARGO_PKG_VERSION")),
     key_bases: &[("pdl_sdbx_", SANDBOX_API_BASE)],
+    max_page_size: MAX_PAGE_SIZE,
+    key_refused: &[
+        "invalid_token",
+        "authentication_missing",
+        "authentication_malformed",
+    ],
 };
 
 /// The variables [`from_env`] reads.

@@ -1,9 +1,9 @@
 //! Paddle in the provider registry.
 
 use recon_core::Result;
-use recon_core::registry::{BuiltProvider, EnvVar, ProviderSettings, ProviderSpec};
+use recon_core::registry::{BuiltProvider, ProviderSettings, ProviderSpec};
 
-use crate::config::env;
+use crate::config::{SPEC, env};
 use crate::provider::REFERENCES;
 use crate::{NAME, PaddleProvider};
 
@@ -11,21 +11,12 @@ use crate::{NAME, PaddleProvider};
 pub const PROVIDER: ProviderSpec = ProviderSpec {
     name: NAME,
     key_var: env::API_KEY,
-    env_vars: &[
-        EnvVar::secret(
-            env::API_KEY,
-            "API key (pdl_live_apikey_…, pdl_sdbx_apikey_…); turns Paddle on",
-        ),
-        EnvVar::secret(
-            env::WEBHOOK_SECRET,
-            "the notification destination's secret key (pdl_ntfset_…)",
-        ),
-        EnvVar::setting(
-            env::API_BASE,
-            "API base URL (default: the live or sandbox host, by key)",
-        ),
-        EnvVar::setting(env::RATE, "request budget such as 240/60s (the default)"),
-    ],
+    env_vars: &SPEC.env.vars([
+        "API key (pdl_live_apikey_…, pdl_sdbx_apikey_…); turns Paddle on",
+        "the notification destination's secret key (pdl_ntfset_…)",
+        "API base URL (default: the live or sandbox host, by key)",
+        "request budget such as 240/60s (the default)",
+    ]),
     kinds: crate::objects::KINDS,
     // No "changed since" filter in Paddle's lists: every sweep lists all,
     // at 240 requests a minute (transactions 30 a page).
@@ -45,9 +36,6 @@ fn build(settings: &ProviderSettings) -> Result<BuiltProvider> {
     let mut cfg = crate::from_env()?;
     cfg.apply_file(settings);
     let p = PaddleProvider::new(cfg)?;
-    Ok(BuiltProvider::new(
-        p.budget().stats().clone(),
-        REFERENCES,
-        p,
-    ))
+    let stats = p.budget().stats().clone();
+    Ok(BuiltProvider::new(stats, REFERENCES, p))
 }

@@ -9,7 +9,7 @@ use recon_core::{
 };
 
 use crate::client::{client, get, list};
-use crate::config::{MAX_PAGE_SIZE, PaddleConfig, SPEC};
+use crate::config::{PaddleConfig, SPEC};
 use crate::objects::{KIND_TABLE, KINDS, kind_of, to_snapshot};
 use crate::{ACCOUNT, NAME};
 
@@ -31,24 +31,13 @@ pub const REFERENCES: &[Reference] = &[
 pub struct PaddleProvider {
     api: JsonClient,
     config: PaddleConfig,
-    page_size: u32,
 }
 
 impl PaddleProvider {
     /// An adapter for `config`; checks it and sends nothing.
     pub fn new(config: PaddleConfig) -> Result<Self> {
-        let (api, page_size) = (client(&config)?, MAX_PAGE_SIZE);
-        Ok(PaddleProvider {
-            api,
-            config,
-            page_size,
-        })
-    }
-
-    /// Ask for `size` objects per page (1–200; transactions: at most 30).
-    pub fn with_page_size(mut self, size: u32) -> Self {
-        self.page_size = size.clamp(1, MAX_PAGE_SIZE);
-        self
+        let api = client(&config)?;
+        Ok(PaddleProvider { api, config })
     }
 
     /// The rate limiter and retry policy (and their counters).
@@ -95,7 +84,7 @@ impl Provider for PaddleProvider {
         if !after.is_empty() {
             KIND_TABLE.check_id(k, after)?;
         }
-        let per_page = self.page_size.min(k.max_page).to_string();
+        let per_page = self.config.page_size.min(k.max_page).to_string();
         let mut query = vec![("order_by", "id[ASC]".to_string()), ("per_page", per_page)];
         query.extend(k.statuses.map(|s| ("status", s.to_string())));
         let ty = if custom { "custom" } else { "standard" };
@@ -110,10 +99,8 @@ impl Provider for PaddleProvider {
         };
         let now = self.version_now();
         let items = items.into_iter().map(|o| to_snapshot(k, o, now));
-        Ok(Page {
-            items: items.collect::<Result<_>>()?,
-            next,
-        })
+        let items = items.collect::<Result<_>>()?;
+        Ok(Page { items, next })
     }
 
     /// Paddle deletes nothing (it archives or cancels): `Found`, or
@@ -135,7 +122,7 @@ impl Provider for PaddleProvider {
     async fn events_page(&self, since: i64, cursor: Option<&str>) -> Result<EventPage> {
         // The engine's clock, so that a start it accepted is never cut.
         let oldest = self.version_now() - EVENT_HORIZON;
-        crate::events::page(&self.api, self.page_size, (since, oldest), cursor).await
+        crate::events::page(&self.api, self.config.page_size, (since, oldest), cursor).await
     }
 
     fn verify_webhook(&self, headers: &Headers, body: &[u8], now_s: i64) -> Result<ProviderEvent> {

@@ -40,6 +40,8 @@ pub(crate) static SPEC: ApiSpec = ApiSpec {
     secret_prefixes: &["sk_live_", "sk_test_", "rk_live_", "rk_test_", "whsec_"],
     user_agent: concat!("recon-stripe/", env!("CARGO_PKG_VERSION")),
     key_bases: &[],
+    max_page_size: 100,
+    key_refused: &[],
 };
 
 /// Environment variable names read by [`StripeConfig::from_env`].

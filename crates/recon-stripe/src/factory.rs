@@ -3,32 +3,26 @@
 use recon_core::Result;
 use recon_core::registry::{BuiltProvider, EnvVar, ProviderSettings, ProviderSpec};
 
-use crate::config::env;
+use crate::config::{SPEC, env};
 use crate::{NAME, StripeConfig, StripeProvider};
+
+/// The shared four, and `STRIPE_ACCOUNT` before the rate.
+const ENV_VARS: [EnvVar; 5] = {
+    let [key, webhook, base, rate] = SPEC.env.vars([
+        "secret (sk_…) or restricted (rk_…) API key; turns Stripe on",
+        "the webhook endpoint's signing secret (whsec_…)",
+        "API base URL (default https://api.stripe.com)",
+        "request budget such as 100/s (default follows the key)",
+    ]);
+    let account = EnvVar::setting(env::ACCOUNT, "a Connect account (acct_…) to act as");
+    [key, webhook, base, account, rate]
+};
 
 /// Stripe, for the registry.
 pub const PROVIDER: ProviderSpec = ProviderSpec {
     name: NAME,
     key_var: env::SECRET_KEY,
-    env_vars: &[
-        EnvVar::secret(
-            env::SECRET_KEY,
-            "secret (sk_…) or restricted (rk_…) API key; turns Stripe on",
-        ),
-        EnvVar::secret(
-            env::WEBHOOK_SECRET,
-            "the webhook endpoint's signing secret (whsec_…)",
-        ),
-        EnvVar::setting(
-            env::API_BASE,
-            "API base URL (default https://api.stripe.com)",
-        ),
-        EnvVar::setting(env::ACCOUNT, "a Connect account (acct_…) to act as"),
-        EnvVar::setting(
-            env::RATE,
-            "request budget such as 100/s (default follows the key)",
-        ),
-    ],
+    env_vars: &ENV_VARS,
     kinds: crate::objects::KINDS,
     default_schedule: &[
         ("subscriptions", "0 5 * * * *"),
@@ -46,9 +40,6 @@ fn build(settings: &ProviderSettings) -> Result<BuiltProvider> {
     let mut cfg = StripeConfig::from_env()?;
     cfg.api.apply_file(settings);
     let p = StripeProvider::new(cfg)?;
-    Ok(BuiltProvider::new(
-        p.budget().stats().clone(),
-        StripeProvider::references(),
-        p,
-    ))
+    let stats = p.budget().stats().clone();
+    Ok(BuiltProvider::new(stats, StripeProvider::references(), p))
 }

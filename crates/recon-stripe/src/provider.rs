@@ -116,7 +116,7 @@ impl StripeProvider {
     async fn list_everything(&self, kind: &str, mut query: Query) -> Result<Vec<Snapshot>> {
         let op = format!("list {kind}");
         let path = format!("/v1/{kind}");
-        query.push(("limit", "100".into()));
+        query.push(("limit", self.config.api.page_size.to_string()));
         let mut out = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
@@ -185,7 +185,7 @@ impl Provider for StripeProvider {
     async fn list_page(&self, kind: &str, scope: &ListScope, cursor: Option<&str>) -> Result<Page> {
         let kind = check_kind(kind)?;
         let mut q = base_query(kind);
-        q.push(("limit", "100".into()));
+        q.push(("limit", self.config.api.page_size.to_string()));
         if let Some(g) = scope.created_gte {
             q.push(("created[gte]", g.to_string()));
         }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use recon_core::testkit::conformance::FakeApi;
 use recon_core::{ErrorKind, Fetched, ListScope, Provider, Snapshot};
-use recon_paddle::PaddleProvider;
+use recon_paddle::{ApiSettings, PaddleProvider};
 use serde_json::{Value, json};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -269,9 +269,11 @@ fn configuration_names_variables_and_picks_the_host() {
             "{e}"
         );
     }
-    // Page sizes are clamped to what Paddle serves.
-    let p = PaddleProvider::new(recon_paddle::config("pdl_live_apikey_x")).unwrap();
-    assert!(format!("{:?}", p.with_page_size(1000)).contains("page_size: 200"));
+    // Page sizes are checked against what Paddle serves.
+    let cfg = recon_paddle::config("pdl_live_apikey_x");
+    assert_eq!(cfg.page_size, recon_paddle::MAX_PAGE_SIZE);
+    let e = PaddleProvider::new(cfg.with_page_size(201)).unwrap_err();
+    assert!(e.to_string().contains("between 1 and 200"), "{e}");
 }
 
 #[tokio::test]

@@ -108,9 +108,7 @@ pub fn answer(held: &Held, req: &Request) -> ResponseTemplate {
 
 /// The adapter against `base`, `page` objects a page.
 pub fn provider(base: &str, page: u32) -> PaddleProvider {
-    PaddleProvider::new(config(base))
-        .expect("provider")
-        .with_page_size(page)
+    PaddleProvider::new(config(base).with_page_size(page)).expect("provider")
 }
 
 impl Fixture for Paddle {
