@@ -36,6 +36,94 @@ impl KindRow for (&'static str, &'static str) {
     }
 }
 
+/// One kind an adapter mirrors, as data: what a listing by id cursor and a
+/// snapshot need to know, so that adding a kind is one entry.
+#[derive(Debug, Clone, Copy)]
+pub struct KindSpec {
+    /// The kind (`customers`): its path in the API, its name in the mirror.
+    pub name: &'static str,
+    /// The prefix of its ids, without the `_` (`ctm` for `ctm_…`).
+    pub prefix: &'static str,
+    /// Query parameters every listing of it sends (a status filter that
+    /// lists every state, where the API's default leaves some out).
+    pub filters: &'static [(&'static str, &'static str)],
+    /// Listings in turn, each with one more parameter, for a kind whose
+    /// plain listing leaves part of it out (Paddle lists `custom` prices
+    /// only when asked). Empty: one listing.
+    pub walks: &'static [(&'static str, &'static str)],
+    /// The largest page the API serves for it (`u32::MAX`: the provider's).
+    pub max_page: u32,
+    /// Fields that change on every read without being state (signed URLs,
+    /// the latest transaction): never stored, so never drift.
+    pub volatile: &'static [&'static str],
+}
+
+impl KindRow for KindSpec {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn prefix(&self) -> &'static str {
+        self.prefix
+    }
+}
+
+impl KindSpec {
+    /// `name` with ids `prefix_…`, one listing, no filters, nothing volatile.
+    pub const fn new(name: &'static str, prefix: &'static str) -> Self {
+        KindSpec {
+            name,
+            prefix,
+            filters: &[],
+            walks: &[],
+            max_page: u32::MAX,
+            volatile: &[],
+        }
+    }
+
+    /// Where a listing cursor points: the walk (see [`KindSpec::walks`])
+    /// and the id it is after (`""`: the walk's start). A cursor is the id
+    /// in the first walk and `<walk>:<id>` in the others; anything else is
+    /// `None`.
+    pub fn walk<'c>(&self, cursor: Option<&'c str>) -> Option<(usize, &'c str)> {
+        match cursor.map(|c| c.split_once(':')) {
+            None => Some((0, "")),
+            Some(None) => Some((0, cursor?)),
+            Some(Some((n, after))) => {
+                let n = n
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..self.walks.len()).contains(n))?;
+                Some((n, after))
+            }
+        }
+    }
+
+    /// The query parameters of `walk`: the filters, then the walk's own.
+    pub fn query(&self, walk: usize) -> Vec<(&'static str, String)> {
+        let own = self.walks.get(walk).into_iter();
+        let params = self.filters.iter().chain(own);
+        params.map(|(k, v)| (*k, v.to_string())).collect()
+    }
+
+    /// The cursor after a page of `walk` whose next page is `next`: that
+    /// page, else the start of the next walk, else `None` (the end).
+    pub fn next(&self, walk: usize, next: Option<String>) -> Option<String> {
+        match next {
+            Some(n) if walk == 0 => Some(n),
+            Some(n) => Some(format!("{walk}:{n}")),
+            None if walk + 1 < self.walks.len() => Some(format!("{}:", walk + 1)),
+            None => None,
+        }
+    }
+
+    /// `obj` without the [volatile](KindSpec::volatile) fields.
+    pub fn strip(&self, obj: &mut serde_json::Value) {
+        if let serde_json::Value::Object(m) = obj {
+            self.volatile.iter().for_each(|f| drop(m.remove(*f)));
+        }
+    }
+}
+
 /// A provider's kinds, in sweep order.
 #[derive(Debug)]
 pub struct KindTable<R: 'static> {
@@ -144,6 +232,46 @@ mod tests {
         assert_eq!(T.kind_of("user_a-b_C"), Some("users"));
         assert_eq!(T.kind_of("user_a/b"), None);
         assert_eq!(T.kind_of(&format!("user_{}", "a".repeat(256))), None);
+    }
+
+    #[test]
+    fn walks_are_visited_in_turn() {
+        const WALKS: &[(&str, &str)] = &[("type", "standard"), ("type", "custom")];
+        let k = KindSpec {
+            filters: &[("status", "active,archived")],
+            walks: WALKS,
+            ..KindSpec::new("prices", "pri")
+        };
+        assert_eq!(k.walk(None), Some((0, "")));
+        assert_eq!(k.walk(Some("pri_1")), Some((0, "pri_1")));
+        assert_eq!(k.walk(Some("1:")), Some((1, "")));
+        assert_eq!(k.walk(Some("1:pri_2")), Some((1, "pri_2")));
+        assert_eq!(k.walk(Some("2:pri_2")), None);
+        assert_eq!(k.walk(Some("0:pri_2")), None);
+        assert_eq!(k.walk(Some("x:pri_2")), None);
+        let q = k.query(1);
+        assert_eq!(
+            q,
+            [
+                ("status", "active,archived".into()),
+                ("type", "custom".into())
+            ]
+        );
+        assert_eq!(k.next(0, Some("pri_1".into())).as_deref(), Some("pri_1"));
+        assert_eq!(k.next(0, None).as_deref(), Some("1:"));
+        assert_eq!(k.next(1, Some("pri_9".into())).as_deref(), Some("1:pri_9"));
+        assert_eq!(k.next(1, None), None);
+        let one = KindSpec::new("customers", "ctm");
+        assert_eq!(one.query(0), []);
+        assert_eq!(one.next(0, None), None);
+        assert_eq!(one.walk(Some("1:ctm_1")), None);
+        let mut obj = serde_json::json!({"id": "x", "urls": {}});
+        KindSpec {
+            volatile: &["urls"],
+            ..one
+        }
+        .strip(&mut obj);
+        assert_eq!(obj, serde_json::json!({"id": "x"}));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use recon_core::Result;
 use recon_core::http_client::{Dialect, ErrorBody, JsonClient, Query};
 use serde_json::Value;
 
-use crate::config::{DEFAULT_RATE, PaddleConfig, SPEC};
+use crate::config::SPEC;
 
 struct Paddle;
 
@@ -32,11 +32,6 @@ impl Dialect for Paddle {
         let about = body.message.as_deref().is_some_and(|m| m.contains(id));
         body.code.as_deref() == Some("not_found") && about
     }
-}
-
-pub(crate) fn client(cfg: &PaddleConfig) -> Result<JsonClient> {
-    cfg.validate()?;
-    JsonClient::new(&SPEC, cfg.client_settings(cfg.rate.unwrap_or(DEFAULT_RATE)))
 }
 
 /// One page of an id-ordered listing at `path` (`query` says `after`):

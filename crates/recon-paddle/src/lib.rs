@@ -17,7 +17,7 @@ pub use factory::PROVIDER;
 pub use objects::{KINDS, kind_of};
 pub use provider::PaddleProvider;
 pub use recon_core::http_client::ApiSettings;
-pub use webhook::{parse_event, sign, verify_signature};
+pub use webhook::{SIGNATURE, parse_event};
 
 /// The provider name: the first part of every mirrored key.
 pub const NAME: &str = "paddle";

@@ -2,43 +2,35 @@
 //! (`updated_at` in µs) and the extracted columns.
 
 use chrono::DateTime;
-use recon_core::kinds::{KindRow, KindTable};
+use recon_core::kinds::{KindSpec as Kind, KindTable};
 use recon_core::{Error, ObjectKey, Result, Snapshot};
 use serde_json::Value;
 
 use crate::{ACCOUNT, NAME};
 
-/// An entity type recon mirrors: its kind and API path (its event types are
-/// the singular, `customer.updated`), id prefix (`ctm_…`), the `status`
-/// filter that lists every state, whether it has non-catalog (`custom`)
-/// entities, which lists leave out unless asked, the largest `per_page`
-/// Paddle serves for it, and the fields that are not state.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Kind {
-    pub name: &'static str,
-    pub prefix: &'static str,
-    pub statuses: Option<&'static str>,
-    pub custom: bool,
-    pub max_page: u32,
-    pub volatile: &'static [&'static str],
-}
-
+/// A kind listed with a status filter that lists every state (lists
+/// leave archived entities out unless asked).
 const fn kind(name: &'static str, prefix: &'static str) -> Kind {
-    let (statuses, max_page, volatile) = (Some("active,archived"), 200, &[] as &[&str]);
-    let custom = false;
-    #[rustfmt::skip]
-    return Kind { name, prefix, statuses, custom, max_page, volatile };
+    let filters = &[("status", "active,archived")];
+    Kind {
+        filters,
+        ..Kind::new(name, prefix)
+    }
 }
 
-/// The entity types recon mirrors, in sweep order.
+/// Catalog entities, then the `custom` ones lists leave out unless asked.
+const CATALOG_THEN_CUSTOM: &[(&str, &str)] = &[("type", "standard"), ("type", "custom")];
+
+/// The entity types recon mirrors, in sweep order; API paths are the
+/// kinds, event types their singular (`customer.updated`).
 #[rustfmt::skip]
 pub(crate) const TABLE: &[Kind] = &[
     kind("customers", "ctm"),
-    Kind { custom: true, ..kind("products", "pro") },
-    Kind { custom: true, ..kind("prices", "pri") },
-    Kind { statuses: Some("active,canceled,past_due,paused,trialing"),
-           volatile: &["management_urls", "transaction_id"], ..kind("subscriptions", "sub") },
-    Kind { statuses: None, max_page: 30, ..kind("transactions", "txn") },
+    Kind { walks: CATALOG_THEN_CUSTOM, ..kind("products", "pro") },
+    Kind { walks: CATALOG_THEN_CUSTOM, ..kind("prices", "pri") },
+    Kind { filters: &[("status", "active,canceled,past_due,paused,trialing")],
+           volatile: &["management_urls", "transaction_id"], ..Kind::new("subscriptions", "sub") },
+    Kind { max_page: 30, ..Kind::new("transactions", "txn") },
 ];
 
 /// The kinds a sweep covers, in order: [`TABLE`]'s names.
@@ -46,15 +38,6 @@ pub const KINDS: &[&str] = recon_core::kind_names!(TABLE, name);
 
 /// [`TABLE`] for lookups by kind and by id.
 pub(crate) static KIND_TABLE: KindTable<Kind> = KindTable::new("Paddle", NAME, TABLE);
-
-impl KindRow for Kind {
-    fn name(&self) -> &'static str {
-        self.name
-    }
-    fn prefix(&self) -> &'static str {
-        self.prefix
-    }
-}
 
 /// The kind of a Paddle id from its prefix: `ctm_…` → `customers`.
 pub fn kind_of(id: &str) -> Option<&'static str> {
@@ -102,9 +85,7 @@ fn version(obj: &Value, fallback: i64) -> std::result::Result<i64, String> {
 pub(crate) fn to_snapshot(k: &Kind, mut obj: Value, fallback: i64) -> Result<Snapshot> {
     let id = obj["id"].as_str().unwrap_or_default().to_string();
     KIND_TABLE.check_id(k, &id)?;
-    if let Value::Object(m) = &mut obj {
-        k.volatile.iter().for_each(|f| drop(m.remove(*f)));
-    }
+    k.strip(&mut obj);
     let invalid = |e| Error::invalid(format!("Paddle {id}: {e}")).with_component(NAME);
     let version = version(&obj, fallback).map_err(invalid)?;
     let text = |f: &str| obj[f].as_str().map(str::to_string);

@@ -8,8 +8,8 @@ use recon_core::{
     ProviderEvent, Result,
 };
 
-use crate::client::{client, get, list};
-use crate::config::{PaddleConfig, SPEC};
+use crate::client::{get, list};
+use crate::config::{DEFAULT_RATE, PaddleConfig, SPEC};
 use crate::objects::{KIND_TABLE, KINDS, kind_of, to_snapshot};
 use crate::{ACCOUNT, NAME};
 
@@ -36,7 +36,9 @@ pub struct PaddleProvider {
 impl PaddleProvider {
     /// An adapter for `config`; checks it and sends nothing.
     pub fn new(config: PaddleConfig) -> Result<Self> {
-        let api = client(&config)?;
+        config.validate()?;
+        let settings = config.client_settings(config.rate.unwrap_or(DEFAULT_RATE));
+        let api = JsonClient::new(&SPEC, settings)?;
         Ok(PaddleProvider { api, config })
     }
 
@@ -70,37 +72,30 @@ impl Provider for PaddleProvider {
 
     /// By id, ascending, `after` the last id read: entities created during
     /// the walk have higher ids and come at its end. Products and prices
-    /// are walked twice, catalog then `custom` (which lists leave out
-    /// unless asked); the cursor says which walk (`custom:<id>`).
+    /// are walked twice, catalog then `custom` (see [`KindSpec::walks`](recon_core::kinds::KindSpec::walks)).
     async fn list_page(&self, kind: &str, scope: &ListScope, cursor: Option<&str>) -> Result<Page> {
         let k = KIND_TABLE.get(kind)?;
         if scope != &ListScope::all() {
             return Err(Error::unsupported("Paddle listings are not partitioned"));
         }
-        let (custom, after) = match cursor.map(|c| c.strip_prefix("custom:")) {
-            Some(Some(after)) if k.custom => (true, after),
-            _ => (false, cursor.unwrap_or("")),
-        };
+        let bad = || Error::invalid(format!("not a Paddle {kind} cursor: {cursor:?}"));
+        let (walk, after) = k.walk(cursor).ok_or_else(bad)?;
         if !after.is_empty() {
             KIND_TABLE.check_id(k, after)?;
         }
+        let mut query = k.query(walk);
         let per_page = self.config.page_size.min(k.max_page).to_string();
-        let mut query = vec![("order_by", "id[ASC]".to_string()), ("per_page", per_page)];
-        query.extend(k.statuses.map(|s| ("status", s.to_string())));
-        let ty = if custom { "custom" } else { "standard" };
-        query.extend(k.custom.then(|| ("type", ty.to_string())));
+        query.extend([("order_by", "id[ASC]".into()), ("per_page", per_page)]);
         query.extend((!after.is_empty()).then(|| ("after", after.to_string())));
         let (op, path) = (format!("list {kind}"), format!("/{kind}"));
         let (items, next) = list(&self.api, (&op, &path), &query, (after, "id")).await?;
-        let next = match next {
-            Some(n) if custom => Some(format!("custom:{n}")),
-            None if k.custom && !custom => Some("custom:".to_string()),
-            n => n,
-        };
         let now = self.version_now();
         let items = items.into_iter().map(|o| to_snapshot(k, o, now));
         let items = items.collect::<Result<_>>()?;
-        Ok(Page { items, next })
+        Ok(Page {
+            items,
+            next: k.next(walk, next),
+        })
     }
 
     /// Paddle deletes nothing (it archives or cancels): `Found`, or
@@ -127,7 +122,7 @@ impl Provider for PaddleProvider {
 
     fn verify_webhook(&self, headers: &Headers, body: &[u8], now_s: i64) -> Result<ProviderEvent> {
         let what = "the destination's secret key (pdl_ntfset_…)";
-        let scheme = &crate::webhook::SCHEME;
+        let scheme = &crate::SIGNATURE;
         let event = self
             .config
             .verify_hex_webhook(scheme, (headers, body), now_s, what)?;

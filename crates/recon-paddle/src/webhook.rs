@@ -4,40 +4,22 @@
 //! `{event_id, event_type, occurred_at, data, …}`, as `GET /events` lists.
 
 use recon_core::signing::HexHeader;
-use recon_core::{Error, Headers, ProviderEvent, Result};
+use recon_core::{Error, ProviderEvent, Result};
 use serde_json::Value;
 
 use crate::objects::{micros, of_event, to_snapshot};
 use crate::{ACCOUNT, NAME};
 
 /// `Paddle-Signature`: `ts`, `h1`, `;`, signed `"{ts}:{body}"`.
-pub(crate) const SCHEME: HexHeader = HexHeader {
+/// `SIGNATURE.sign(secret, ts, body)` is the header Paddle would send (for
+/// tests and simulators); [`HexHeader::verify_headers`] checks one.
+pub const SIGNATURE: HexHeader = HexHeader {
     name: "Paddle-Signature",
     ts: "ts",
     sig: "h1",
     separator: ';',
     joiner: ":",
 };
-
-/// The `Paddle-Signature` Paddle would send for `body` at `ts` (for tests
-/// and simulators).
-pub fn sign(secret: &str, ts: i64, body: &[u8]) -> String {
-    SCHEME.sign(secret, ts, body)
-}
-
-/// Check `Paddle-Signature` on the raw `body`: a matching `h1`, and a `ts`
-/// at most `tolerance_s` before `now_s`. Returns `ts`.
-pub fn verify_signature(
-    secret: &str,
-    headers: &Headers,
-    body: &[u8],
-    now_s: i64,
-    tolerance_s: i64,
-) -> Result<i64> {
-    let var = crate::env::WEBHOOK_SECRET;
-    let checked = SCHEME.verify_headers(secret, headers, body, (now_s, tolerance_s), var);
-    checked.map_err(|e| e.with_component(NAME))
-}
 
 /// An event as a [`ProviderEvent`]: `event_id` is the ledger key (each
 /// destination gets its own `notification_id` for one event), `occurred_at`

@@ -147,7 +147,8 @@ impl Fixture for Paddle {
         let h1: Vec<String> = secrets
             .iter()
             .map(|s| {
-                recon_paddle::sign(s, t, &body)
+                recon_paddle::SIGNATURE
+                    .sign(s, t, &body)
                     .split_once(';')
                     .unwrap()
                     .1

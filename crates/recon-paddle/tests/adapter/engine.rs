@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use recon_core::testkit::conformance::{FakeApi, Fixture};
 use recon_core::{Engine, Provider, RunStatus, Store, SweepOptions, now_ms};
-use recon_paddle::{PaddleProvider, sign};
+use recon_paddle::{PaddleProvider, SIGNATURE};
 use recon_store_sqlite::SqliteStore;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
@@ -128,7 +128,10 @@ fn delivery(obj: &Value, event_id: &str) -> (recon_core::Headers, Vec<u8>) {
     let mut h = recon_core::Headers::new();
     h.insert(
         "paddle-signature",
-        sign(&Paddle.secret(0), now, &body).parse().unwrap(),
+        SIGNATURE
+            .sign(&Paddle.secret(0), now, &body)
+            .parse()
+            .unwrap(),
     );
     (h, body)
 }
@@ -155,7 +158,10 @@ async fn webhooks_apply_once_and_never_backwards() {
     let mut h2 = recon_core::Headers::new();
     h2.insert(
         "paddle-signature",
-        sign(&Paddle.secret(0), ts, &other).parse().unwrap(),
+        SIGNATURE
+            .sign(&Paddle.secret(0), ts, &other)
+            .parse()
+            .unwrap(),
     );
     assert!(e.ingest_webhook(&h2, &other).await.unwrap().duplicate);
     // An older state arriving late is refused, whatever its event id.
