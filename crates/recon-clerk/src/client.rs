@@ -64,10 +64,7 @@ impl Client {
     /// GET `path` (`/v1/…`) and parse the JSON body. Every failure, a 404
     /// included, is an `Err`.
     pub(crate) async fn get(&self, op: &str, path: &str, query: &Query) -> Result<Value> {
-        match self.get_or_missing(op, path, query).await? {
-            Some(v) => Ok(v),
-            None => Err(SPEC.not_found(op, path)),
-        }
+        SPEC.found(op, path, self.get_or_missing(op, path, query).await?)
     }
 
     /// GET `path`; a 404 with a Clerk error body (`resource_not_found`) is

@@ -99,7 +99,7 @@ pub(crate) fn to_snapshot(kind: &str, obj: Value, fallback_version: i64) -> Resu
         return Ok(Snapshot::tombstone(key(kind, &id), fallback_version));
     }
     let version = version_of(kind, &obj).unwrap_or(fallback_version);
-    let (status, owner, email) = match kind {
+    let columns = match kind {
         "users" => {
             let status = if obj["banned"].as_bool() == Some(true) {
                 "banned"
@@ -117,10 +117,7 @@ pub(crate) fn to_snapshot(kind: &str, obj: Value, fallback_version: i64) -> Resu
         ),
         _ => (None, None, None),
     };
-    Ok(Snapshot::live(key(kind, &id), version, obj)
-        .with_status(status)
-        .with_owner(owner)
-        .with_email(email))
+    Ok(Snapshot::live(key(kind, &id), version, obj).with_columns(columns))
 }
 
 #[cfg(test)]

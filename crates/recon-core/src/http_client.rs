@@ -171,6 +171,12 @@ impl ApiSpec {
         .with_status(404)
     }
 
+    /// The object a GET of `path` answered, or the error for a path that
+    /// must exist (a listing, a parent) answered with "no such object".
+    pub fn found<T>(&self, op: &str, path: &str, body: Option<T>) -> Result<T> {
+        body.ok_or_else(|| self.not_found(op, path))
+    }
+
     /// Provider text with anything that looks like a key masked.
     pub fn redact(&self, text: &str) -> String {
         crate::http_util::redact(text, self.secret_prefixes)

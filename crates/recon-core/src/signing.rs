@@ -131,6 +131,20 @@ impl HexHeader {
         self.verify(secret, value, body, at, secret_var)
     }
 
+    /// The header a provider sends while it rotates secrets: `ts`, then one
+    /// signature per secret, in order.
+    pub fn sign_each<'s>(
+        &self,
+        secrets: impl IntoIterator<Item = &'s str>,
+        ts: i64,
+        body: &[u8],
+    ) -> String {
+        let (sep, v) = (self.separator, self.sig);
+        let sigs = secrets.into_iter().map(|s| self.signature(s, ts, body));
+        let sigs: String = sigs.map(|h| format!("{sep}{v}={h}")).collect();
+        format!("{}={ts}{sigs}", self.ts)
+    }
+
     /// Check the header's `value` against the raw `body` with `secret` at
     /// `now_s`, allowing timestamps `tolerance_s` old; returns the signed
     /// timestamp. Errors are `BadSignature` and say what is wrong without
@@ -220,6 +234,36 @@ mod tests {
         assert!(!any_matches(&good, Vec::<Option<Vec<u8>>>::new()));
         // A prefix of the MAC is not the MAC.
         assert!(!any_matches(&good, [Some(good[..16].to_vec())]));
+    }
+
+    #[test]
+    fn a_rotating_header_verifies_under_each_secret() {
+        let scheme = HexHeader {
+            name: "Acme-Signature",
+            ts: "t",
+            sig: "v1",
+            separator: ',',
+            joiner: ".",
+        };
+        let header = scheme.sign_each(["old", "new"], 7, b"{}");
+        assert!(header.starts_with("t=7,v1=") && header.matches(",v1=").count() == 2);
+        assert_eq!(
+            scheme.sign_each(["new"], 7, b"{}"),
+            scheme.sign("new", 7, b"{}")
+        );
+        for secret in ["old", "new"] {
+            assert_eq!(
+                scheme
+                    .verify(secret, &header, b"{}", (7, 300), "V")
+                    .unwrap(),
+                7
+            );
+        }
+        assert!(
+            scheme
+                .verify("other", &header, b"{}", (7, 300), "V")
+                .is_err()
+        );
     }
 
     #[test]

@@ -122,7 +122,15 @@ impl Snapshot {
         self.email = email.map(Into::into);
         self
     }
+
+    /// Set the extracted status, owner and e-mail at once.
+    pub fn with_columns(self, (status, owner, email): Columns) -> Self {
+        self.with_status(status).with_owner(owner).with_email(email)
+    }
 }
+
+/// An object's extracted columns: status, owner and e-mail.
+pub type Columns = (Option<String>, Option<String>, Option<String>);
 
 /// Hash of an object's content. `serde_json::Map` keeps keys sorted, so the
 /// serialisation is canonical and the same object always hashes the same.

@@ -43,8 +43,7 @@ pub(crate) async fn list(
     query: &Query,
     (after, id_field): (&str, &str),
 ) -> Result<(Vec<Value>, Option<String>)> {
-    let mut body = get(api, op, path, query).await?;
-    let body = body.as_mut().ok_or_else(|| SPEC.not_found(op, path))?;
+    let mut body = SPEC.found(op, path, get(api, op, path, query).await?)?;
     let has_more = body["meta"]["pagination"]["has_more"].as_bool();
     SPEC.ascending_page(op, body["data"].take(), has_more, (after, id_field))
 }

@@ -89,8 +89,7 @@ pub(crate) fn to_snapshot(k: &Kind, mut obj: Value, fallback: i64) -> Result<Sna
     let invalid = |e| Error::invalid(format!("Paddle {id}: {e}")).with_component(NAME);
     let version = version(&obj, fallback).map_err(invalid)?;
     let text = |f: &str| obj[f].as_str().map(str::to_string);
-    let (status, owner, email) = (text("status"), text("customer_id"), text("email"));
+    let columns = (text("status"), text("customer_id"), text("email"));
     let key = ObjectKey::new(NAME, ACCOUNT, k.name, id);
-    let s = Snapshot::live(key, version, obj);
-    Ok(s.with_status(status).with_owner(owner).with_email(email))
+    Ok(Snapshot::live(key, version, obj).with_columns(columns))
 }

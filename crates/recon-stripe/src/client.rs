@@ -55,10 +55,7 @@ impl Client {
     /// (unix seconds, Stripe's clock). Every failure is an `Err`.
     pub(crate) async fn get(&self, op: &str, path: &str, query: &Query) -> Result<(Value, i64)> {
         let answer = self.get_or_missing(op, path, query).await?;
-        match answer.body {
-            Some(v) => Ok((v, answer.at)),
-            None => Err(SPEC.not_found(op, path)),
-        }
+        Ok((SPEC.found(op, path, answer.body)?, answer.at))
     }
 
     /// GET `path`; a 404 that Stripe (or an emulator) answered with its

@@ -17,7 +17,7 @@ pub use config::{
 pub use factory::PROVIDER;
 pub use provider::StripeProvider;
 pub use recon_core::http_client::ApiSettings;
-pub use webhook::{sign, signature, verify_signature};
+pub use webhook::{SIGNATURE, sign, signature, verify_signature};
 
 /// The provider name: the first part of every mirrored key.
 pub const NAME: &str = "stripe";

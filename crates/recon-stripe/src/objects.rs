@@ -107,7 +107,7 @@ pub(crate) fn to_snapshot(account: &str, kind: &str, obj: Value, version: i64) -
     if is_deleted(&obj) {
         return Ok(Snapshot::tombstone(key, version));
     }
-    let (status, owner, email) = match kind {
+    let columns = match kind {
         "customers" => (None, None, str_field(&obj, "email")),
         "subscriptions" => (
             str_field(&obj, "status"),
@@ -136,10 +136,7 @@ pub(crate) fn to_snapshot(account: &str, kind: &str, obj: Value, version: i64) -
         "products" => (active_status(&obj), None, None),
         _ => (None, None, None),
     };
-    Ok(Snapshot::live(key, version, obj)
-        .with_status(status)
-        .with_owner(owner)
-        .with_email(email))
+    Ok(Snapshot::live(key, version, obj).with_columns(columns))
 }
 
 #[cfg(test)]

@@ -312,7 +312,7 @@ impl Provider for StripeProvider {
 
     fn verify_webhook(&self, headers: &Headers, body: &[u8], now_s: i64) -> Result<ProviderEvent> {
         let what = "the endpoint's signing secret (whsec_…)";
-        let scheme = &crate::webhook::SCHEME;
+        let scheme = &crate::webhook::SIGNATURE;
         let event = self
             .config
             .api

@@ -14,7 +14,7 @@ use recon_core::Result;
 use recon_core::signing::HexHeader;
 
 /// `Stripe-Signature`: `t`, `v1`, `,`, signed `"{t}.{body}"`.
-pub(crate) const SCHEME: HexHeader = HexHeader {
+pub const SIGNATURE: HexHeader = HexHeader {
     name: "Stripe-Signature",
     ts: "t",
     sig: "v1",
@@ -25,13 +25,13 @@ pub(crate) const SCHEME: HexHeader = HexHeader {
 /// The hex `v1` signature of `body` sent at `t` under `secret` (the whole
 /// `whsec_…` string).
 pub fn signature(secret: &str, t: i64, body: &[u8]) -> String {
-    SCHEME.signature(secret, t, body)
+    SIGNATURE.signature(secret, t, body)
 }
 
 /// A `Stripe-Signature` header value for `body` sent at `t`, as Stripe would
 /// send it: `t=<t>,v1=<hex>`. For tests, simulators and load generators.
 pub fn sign(secret: &str, t: i64, body: &[u8]) -> String {
-    SCHEME.sign(secret, t, body)
+    SIGNATURE.sign(secret, t, body)
 }
 
 /// Check `header` (the `Stripe-Signature` value) against the raw `body`.
@@ -44,7 +44,7 @@ pub fn verify_signature(
     tolerance_s: i64,
 ) -> Result<()> {
     let var = crate::config::env::WEBHOOK_SECRET;
-    let checked = SCHEME.verify(secret, header, body, (now_s, tolerance_s), var);
+    let checked = SIGNATURE.verify(secret, header, body, (now_s, tolerance_s), var);
     checked.map(drop).map_err(|e| e.with_component("stripe"))
 }
 

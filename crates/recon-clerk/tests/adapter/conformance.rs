@@ -105,10 +105,7 @@ impl Fixture for Clerk {
     }
 
     fn tolerance(&self) -> WebhookTolerance {
-        WebhookTolerance {
-            past_s: recon_clerk::WEBHOOK_TOLERANCE_S,
-            future_s: Some(recon_clerk::WEBHOOK_TOLERANCE_S),
-        }
+        WebhookTolerance::both_ways(recon_clerk::WEBHOOK_TOLERANCE_S)
     }
 }
 

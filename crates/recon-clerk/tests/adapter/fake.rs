@@ -14,8 +14,7 @@ use std::time::Duration;
 use recon_clerk::{ClerkConfig, ClerkProvider};
 use recon_core::{Rate, RetryPolicy};
 use serde_json::{Value, json};
-use wiremock::matchers::method;
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{MockServer, Request, Respond, ResponseTemplate};
 
 pub const KEY: &str = "sk_test_recon_fake_key_do_not_log";
 pub const WHSEC: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -129,12 +128,7 @@ impl Fake {
     }
 
     pub async fn start(&self) -> MockServer {
-        let server = MockServer::start().await;
-        Mock::given(method("GET"))
-            .respond_with(self.clone())
-            .mount(&server)
-            .await;
-        server
+        recon_core::testkit::serve(self.clone()).await
     }
 
     pub fn with<R>(&self, f: impl FnOnce(&mut Data) -> R) -> R {

@@ -63,6 +63,24 @@ pub struct WebhookTolerance {
     pub future_s: Option<i64>,
 }
 
+impl WebhookTolerance {
+    /// `s` seconds old at most; the future is not refused.
+    pub const fn past(s: i64) -> Self {
+        WebhookTolerance {
+            past_s: s,
+            future_s: None,
+        }
+    }
+
+    /// `s` seconds either way.
+    pub const fn both_ways(s: i64) -> Self {
+        WebhookTolerance {
+            past_s: s,
+            future_s: Some(s),
+        }
+    }
+}
+
 /// One provider's side of the suite.
 pub trait Fixture: Send + Sync + 'static {
     /// A kind with a listing and a direct fetch.

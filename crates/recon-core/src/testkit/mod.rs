@@ -35,3 +35,11 @@ pub fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
         .collect();
     move |k| m.get(k).cloned()
 }
+
+/// A wiremock server that answers every GET with `responder` (a fake API).
+pub async fn serve(responder: impl wiremock::Respond + 'static) -> wiremock::MockServer {
+    let server = wiremock::MockServer::start().await;
+    let every_get = wiremock::Mock::given(wiremock::matchers::method("GET"));
+    every_get.respond_with(responder).mount(&server).await;
+    server
+}

@@ -144,30 +144,15 @@ impl Fixture for Paddle {
         })
         .to_string()
         .into_bytes();
-        let h1: Vec<String> = secrets
-            .iter()
-            .map(|s| {
-                recon_paddle::SIGNATURE
-                    .sign(s, t, &body)
-                    .split_once(';')
-                    .unwrap()
-                    .1
-                    .to_string()
-            })
-            .collect();
+        let secrets = secrets.iter().map(String::as_str);
+        let value = recon_paddle::SIGNATURE.sign_each(secrets, t, &body);
         let mut h = recon_core::Headers::new();
-        h.insert(
-            "paddle-signature",
-            format!("ts={t};{}", h1.join(";")).parse().unwrap(),
-        );
+        h.insert("paddle-signature", value.parse().unwrap());
         (h, body)
     }
 
     fn tolerance(&self) -> WebhookTolerance {
-        WebhookTolerance {
-            past_s: recon_paddle::WEBHOOK_TOLERANCE_S,
-            future_s: None,
-        }
+        WebhookTolerance::past(recon_paddle::WEBHOOK_TOLERANCE_S)
     }
 
     fn reports_deleted(&self) -> bool {

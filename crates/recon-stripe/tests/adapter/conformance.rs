@@ -89,15 +89,10 @@ impl Fixture for Stripe {
         })
         .to_string()
         .into_bytes();
-        let sigs: Vec<String> = secrets
-            .iter()
-            .map(|s| format!("v1={}", recon_stripe::signature(s, t, &body)))
-            .collect();
+        let secrets = secrets.iter().map(String::as_str);
+        let value = recon_stripe::SIGNATURE.sign_each(secrets, t, &body);
         let mut h = recon_core::Headers::new();
-        h.insert(
-            "stripe-signature",
-            format!("t={t},{}", sigs.join(",")).parse().unwrap(),
-        );
+        h.insert("stripe-signature", value.parse().unwrap());
         (h, body)
     }
 
@@ -106,10 +101,7 @@ impl Fixture for Stripe {
     }
 
     fn tolerance(&self) -> WebhookTolerance {
-        WebhookTolerance {
-            past_s: recon_stripe::WEBHOOK_TOLERANCE_S,
-            future_s: None,
-        }
+        WebhookTolerance::past(recon_stripe::WEBHOOK_TOLERANCE_S)
     }
 }
 

@@ -11,8 +11,7 @@ use std::time::Duration;
 use recon_core::{Rate, RetryPolicy};
 use recon_stripe::{StripeConfig, StripeProvider};
 use serde_json::{Value, json};
-use wiremock::matchers::method;
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{MockServer, Request, Respond, ResponseTemplate};
 
 pub const KEY: &str = "sk_test_recon_fake";
 
@@ -76,12 +75,7 @@ impl Fake {
     }
 
     pub async fn start(&self) -> MockServer {
-        let server = MockServer::start().await;
-        Mock::given(method("GET"))
-            .respond_with(self.clone())
-            .mount(&server)
-            .await;
-        server
+        recon_core::testkit::serve(self.clone()).await
     }
 
     pub fn add(&self, kind: &str, obj: Value) {
