@@ -100,10 +100,6 @@ impl Fixture for Clerk {
         (h, body)
     }
 
-    fn reports_deleted(&self) -> bool {
-        false
-    }
-
     fn tolerance(&self) -> WebhookTolerance {
         WebhookTolerance::both_ways(recon_clerk::WEBHOOK_TOLERANCE_S)
     }

@@ -114,9 +114,11 @@ pub trait Fixture: Send + Sync + 'static {
     fn tolerance(&self) -> WebhookTolerance;
 
     /// Whether a fetch of a deleted object says `Deleted` (Stripe's
-    /// `{deleted: true}`); `false` when the API cannot tell it from an
-    /// unknown one (then it must say `NotFound`).
-    fn reports_deleted(&self) -> bool;
+    /// `{deleted: true}`). By default `false`: the API cannot tell it from
+    /// an unknown one, so the fetch must say `NotFound`.
+    fn reports_deleted(&self) -> bool {
+        false
+    }
 
     /// Whether ids name their kind (`kind_of` must then answer it).
     fn ids_name_their_kind(&self) -> bool {

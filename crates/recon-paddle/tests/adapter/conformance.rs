@@ -154,10 +154,6 @@ impl Fixture for Paddle {
     fn tolerance(&self) -> WebhookTolerance {
         WebhookTolerance::past(recon_paddle::WEBHOOK_TOLERANCE_S)
     }
-
-    fn reports_deleted(&self) -> bool {
-        false
-    }
 }
 
 recon_core::provider_conformance_tests!(crate::conformance::Paddle);
