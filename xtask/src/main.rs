@@ -119,7 +119,12 @@ fn ci() -> Result<()> {
     ]))?;
     // Each provider is a feature of recon-bin: a binary with one, or none,
     // builds.
-    for features in [&["--features", "recon-stripe"][..], &[]] {
+    for features in [
+        &["--features", "recon-stripe"][..],
+        &["--features", "recon-clerk"],
+        &["--features", "recon-paddle"],
+        &[],
+    ] {
         run(cargo()
             .args(["clippy", "-p", "recon-bin", "--no-default-features"])
             .args(features)
