@@ -282,7 +282,10 @@ impl ApiSpec {
             None => dialect.special(status, body, headers, &what),
         };
         let error = special.unwrap_or_else(|| self.classify(status, headers, &what));
-        error.with_should_retry(dialect.should_retry(headers))
+        match dialect.should_retry(headers) {
+            Some(hint) => error.with_should_retry(Some(hint)),
+            None => error,
+        }
     }
 
     /// An error of the adapter's own choosing for an answer (an override of
@@ -656,6 +659,15 @@ pub trait Dialect: Sync {
         None
     }
 
+    /// Whether a failed answer with this `body` is the provider's own (its
+    /// `Date` then sets the provider's clock), as opposed to a gateway's
+    /// page that happens to parse. By default every body
+    /// [`error_body`](Dialect::error_body) read is.
+    fn own(&self, body: &ErrorBody) -> bool {
+        let _ = body;
+        true
+    }
+
     /// The provider's own word on whether a failed answer may be retried
     /// (Stripe's `Stripe-Should-Retry`), kept on every error it produces;
     /// `None` (the default) leaves it to the error's kind.
@@ -796,7 +808,9 @@ impl JsonClient {
         dialect: &dyn Dialect,
     ) -> Result<JsonAnswer> {
         let error = (!a.is_success()).then(|| dialect.error_body(&a.body));
-        let own = error.as_ref().is_none_or(Option::is_some);
+        let own = error
+            .as_ref()
+            .is_none_or(|e| e.as_ref().is_some_and(|b| dialect.own(b)));
         let date = own.then(|| self.clock.observe(&a.headers, a.sent_ms, a.received_ms));
         let at = date.flatten().unwrap_or_else(|| self.clock.now_s());
         let retry = || dialect.should_retry(&a.headers);

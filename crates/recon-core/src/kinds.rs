@@ -82,12 +82,12 @@ impl KindSpec {
 
     /// Where a listing cursor points: the walk (see [`KindSpec::walks`])
     /// and the id it is after (`""`: the walk's start). A cursor is the id
-    /// in the first walk and `<walk>:<id>` in the others; anything else is
-    /// `None`.
+    /// in the first walk and `<walk>:<id>` in the others; anything else (an
+    /// empty cursor included: it would restart the listing) is `None`.
     pub fn walk<'c>(&self, cursor: Option<&'c str>) -> Option<(usize, &'c str)> {
         match cursor.map(|c| c.split_once(':')) {
             None => Some((0, "")),
-            Some(None) => Some((0, cursor?)),
+            Some(None) => cursor.filter(|c| !c.is_empty()).map(|c| (0, c)),
             Some(Some((n, after))) => {
                 let n = n
                     .parse()
@@ -249,6 +249,7 @@ mod tests {
         assert_eq!(k.walk(Some("2:pri_2")), None);
         assert_eq!(k.walk(Some("0:pri_2")), None);
         assert_eq!(k.walk(Some("x:pri_2")), None);
+        assert_eq!(k.walk(Some("")), None);
         let q = k.query(1);
         assert_eq!(
             q,

@@ -83,7 +83,13 @@ fn version(obj: &Value, fallback: i64) -> std::result::Result<i64, String> {
 /// `obj` as a snapshot of `k`: its [`version`], status, owner (the
 /// customer) and e-mail, without the fields that are not state.
 pub(crate) fn to_snapshot(k: &Kind, mut obj: Value, fallback: i64) -> Result<Snapshot> {
-    let id = obj["id"].as_str().unwrap_or_default().to_string();
+    let Some(id) = obj["id"].as_str().map(str::to_string) else {
+        let got = &obj["id"];
+        return Err(
+            Error::invalid(format!("a Paddle {} with no string id: {got}", k.name))
+                .with_component(NAME),
+        );
+    };
     KIND_TABLE.check_id(k, &id)?;
     k.strip(&mut obj);
     let invalid = |e| Error::invalid(format!("Paddle {id}: {e}")).with_component(NAME);

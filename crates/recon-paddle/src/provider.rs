@@ -78,7 +78,9 @@ impl Provider for PaddleProvider {
         if scope != &ListScope::all() {
             return Err(Error::unsupported("Paddle listings are not partitioned"));
         }
-        let bad = || Error::invalid(format!("not a Paddle {kind} cursor: {cursor:?}"));
+        let bad = || {
+            Error::invalid(format!("not a Paddle {kind} cursor: {cursor:?}")).with_component(NAME)
+        };
         let (walk, after) = k.walk(cursor).ok_or_else(bad)?;
         if !after.is_empty() {
             KIND_TABLE.check_id(k, after)?;

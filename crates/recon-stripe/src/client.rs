@@ -129,8 +129,7 @@ fn parse_list(v: Value, at: i64) -> std::result::Result<ListPage, String> {
 }
 
 /// How Stripe answers: `{"error":{"type","code","message"}}` (read
-/// leniently: only answers with such an `error` object set Stripe's
-/// clock), `lock_timeout` and `rate_limit` codes, and
+/// leniently), `lock_timeout` and `rate_limit` codes, and
 /// `Stripe-Should-Retry`.
 struct Stripe;
 
@@ -145,6 +144,12 @@ impl Dialect for Stripe {
             reference: None,
             kind: s("type"),
         })
+    }
+
+    /// Only a body whose `error` has a string `type` is Stripe's own: a
+    /// gateway's JSON error page must not set Stripe's clock.
+    fn own(&self, body: &ErrorBody) -> bool {
+        body.kind.is_some()
     }
 
     /// A 404 that says "no such object", as opposed to "no such route".

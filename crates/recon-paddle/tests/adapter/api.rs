@@ -79,6 +79,49 @@ async fn every_kind_lists_every_state() {
 }
 
 #[tokio::test]
+async fn both_walks_go_page_by_page() {
+    let fake = FakeApi::start(Arc::new(Paddle), 0).await;
+    let custom = json!({"type": "custom"});
+    fake.with(|h| {
+        let prices = vec![
+            entity("pri", 1, "active", json!({})),
+            entity("pri", 2, "archived", json!({})),
+            entity("pri", 3, "active", custom.clone()),
+            entity("pri", 4, "archived", custom.clone()),
+            entity("pri", 5, "active", custom.clone()),
+        ];
+        h.objects.insert("prices".into(), prices);
+    });
+    let p = provider(&fake.uri(), 1);
+    let (mut cursors, mut ids, mut cursor) = (Vec::new(), Vec::new(), None::<String>);
+    loop {
+        let all = ListScope::all();
+        let page = p
+            .list_page("prices", &all, cursor.as_deref())
+            .await
+            .unwrap();
+        ids.extend(page.items.iter().map(|s| s.key.id.clone()));
+        cursors.extend(page.next.clone());
+        match page.next {
+            Some(n) => cursor = Some(n),
+            None => break,
+        }
+    }
+    let want: Vec<String> = (1..=5).map(|n| format!("pri_01x{n:04}")).collect();
+    assert_eq!(ids, want, "every price once, catalog then custom");
+    // A walk's last page says no more: the next walk starts ("1:").
+    let want = ["pri_01x0001", "1:", "1:pri_01x0003", "1:pri_01x0004"];
+    assert_eq!(cursors, want);
+    for bad in ["", "2:pri_01x0001", "1:ctm_01a", "custom:pri_01x0001"] {
+        let e = p
+            .list_page("prices", &ListScope::all(), Some(bad))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{bad:?}: {e}");
+    }
+}
+
+#[tokio::test]
 async fn a_state_hashes_the_same_by_list_and_by_webhook() {
     let fake = FakeApi::start(Arc::new(Paddle), 0).await;
     let sub = entity(

@@ -96,3 +96,44 @@ async fn without_a_usable_date_versions_are_local_time() {
         assert!((p.version_now() - now()).abs() <= 1, "{bad:?}");
     }
 }
+
+#[tokio::test]
+async fn only_stripes_own_answers_set_its_clock() {
+    // A gateway's error page in JSON, `Date` two minutes ahead: not Stripe's
+    // (its `error` has no `type`), so not Stripe's time either.
+    let server = MockServer::start().await;
+    let answer = |body: serde_json::Value| {
+        ResponseTemplate::new(404)
+            .insert_header("date", date(120).as_str())
+            .set_body_json(body)
+    };
+    Mock::given(method("GET"))
+        .and(path("/v1/customers/cus_proxy"))
+        .respond_with(answer(
+            json!({"error": {"code": 404, "message": "no route"}}),
+        ))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/customers/cus_gone"))
+        .respond_with(answer(json!({"error": {
+            "type": "invalid_request_error", "code": "resource_missing",
+            "message": "No such customer: 'cus_gone'"
+        }})))
+        .mount(&server)
+        .await;
+    let p = provider(&server.uri());
+    let e = p.fetch("customers", "cus_proxy").await.unwrap_err();
+    assert_eq!(e.kind(), recon_core::ErrorKind::NotFound, "{e}");
+    assert!(
+        p.version_now() < now() + 60,
+        "a gateway's Date moved Stripe's clock"
+    );
+    // Stripe's own "no such object" does tell its time.
+    assert!(matches!(
+        p.fetch("customers", "cus_gone").await.unwrap(),
+        Fetched::NotFound
+    ));
+    let vn = p.version_now();
+    assert!(vn >= now() + 118 && vn <= now() + 120, "{vn}");
+}
