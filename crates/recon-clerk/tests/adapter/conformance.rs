@@ -35,9 +35,7 @@ impl Fixture for Clerk {
     }
 
     fn answer(&self, held: &Held, req: &Request) -> ResponseTemplate {
-        let segs: Vec<&str> = req.url.path().trim_start_matches('/').split('/').collect();
-        let q: std::collections::HashMap<String, String> =
-            req.url.query_pairs().into_owned().collect();
+        let (segs, q) = recon_core::testkit::conformance::route(req);
         match segs.as_slice() {
             ["v1", kind] => {
                 let mut items: Vec<&Value> = held.of(kind).iter().collect();

@@ -53,6 +53,12 @@ impl Held {
     }
 }
 
+/// A request as a fake API routes it: the path's segments and the query.
+pub fn route(req: &Request) -> (Vec<&str>, std::collections::HashMap<String, String>) {
+    let segments = req.url.path().trim_start_matches('/').split('/').collect();
+    (segments, req.url.query_pairs().into_owned().collect())
+}
+
 /// How far from now a webhook's timestamp may be.
 #[derive(Debug, Clone, Copy)]
 pub struct WebhookTolerance {

@@ -3,7 +3,6 @@
 //! `not_found`, and `Paddle-Signature`. The fixture's `answer` is also the
 //! fake the other tests use.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use recon_core::testkit::conformance::{Fixture, Held, WebhookTolerance};
@@ -59,8 +58,7 @@ pub fn config(base: &str) -> PaddleConfig {
 /// Answer like Paddle: lists by ascending id after `after`, honouring
 /// `per_page` and the `status` filter; retrieves in `{data}`.
 pub fn answer(held: &Held, req: &Request) -> ResponseTemplate {
-    let q: HashMap<String, String> = req.url.query_pairs().into_owned().collect();
-    let segs: Vec<&str> = req.url.path().trim_start_matches('/').split('/').collect();
+    let (segs, q) = recon_core::testkit::conformance::route(req);
     if req.headers.get("paddle-version").is_none_or(|v| v != "1") {
         return error(400, "version_missing");
     }

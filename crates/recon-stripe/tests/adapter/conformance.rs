@@ -38,9 +38,7 @@ impl Fixture for Stripe {
     }
 
     fn answer(&self, held: &Held, req: &Request) -> ResponseTemplate {
-        let segs: Vec<&str> = req.url.path().trim_start_matches('/').split('/').collect();
-        let q: std::collections::HashMap<String, String> =
-            req.url.query_pairs().into_owned().collect();
+        let (segs, q) = recon_core::testkit::conformance::route(req);
         match segs.as_slice() {
             ["v1", kind] => {
                 // Newest first; ids grow with creation, so a cursor that
