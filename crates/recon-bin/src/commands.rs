@@ -518,13 +518,15 @@ pub async fn runs(config: Option<&Path>, a: RunsArgs) -> Result<u8> {
 
 /// `recon demo`.
 pub async fn demo(a: DemoArgs) -> Result<u8> {
-    #[cfg(all(feature = "recon-stripe", feature = "recon-clerk"))]
+    #[cfg(feature = "demo")]
     return crate::demo::run(a).await;
-    #[cfg(not(all(feature = "recon-stripe", feature = "recon-clerk")))]
+    #[cfg(not(feature = "demo"))]
     {
         let _ = a;
         Err(recon_core::Error::config(
-            "the demo simulates Stripe and Clerk: this binary was built without the stripe or clerk feature",
+            "this binary was built without `recon demo` (a production build): \
+             build with the `demo` feature (`cargo build -p recon-bin --features demo`), \
+             or install the default build",
         )
         .into())
     }

@@ -5,6 +5,7 @@
 
 use recon_core::http_client::ApiSettings;
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -296,6 +297,10 @@ pub async fn run(a: DemoArgs) -> Result<u8> {
     let (mut taken, mut dropped, mut duplicated, mut delivered) = (0u64, 0u64, 0u64, 0u64);
     let mut done = 0;
     let t_webhooks = Instant::now();
+    // A terminal gets one line rewritten in place; a pipe or a log file gets
+    // plain lines, at most one every two seconds and the last.
+    let terminal = std::io::stdout().is_terminal();
+    let mut last_line: Option<Instant> = None;
     while done < a.mutations {
         let n = (a.mutations - done).min(500);
         sim.mutate(n);
@@ -305,16 +310,26 @@ pub async fn run(a: DemoArgs) -> Result<u8> {
         dropped += r.dropped.len() as u64;
         duplicated += r.duplicated;
         delivered += r.delivered;
-        if !a.out.json {
+        let line = format!(
+            "2. mutations: {done}/{} applied at the simulator; webhooks {taken} sent, {dropped} dropped, {duplicated} duplicated, {delivered} acknowledged",
+            a.mutations
+        );
+        let due = done >= a.mutations || last_line.is_none_or(|t| t.elapsed().as_secs() >= 2);
+        if !a.out.json && terminal {
             use std::io::Write;
-            print!(
-                "\r2. mutations: {done}/{} applied at the simulator; webhooks {taken} sent, {dropped} dropped, {duplicated} duplicated, {delivered} acknowledged   ",
-                a.mutations
-            );
+            print!("\r{line}   ");
             let _ = std::io::stdout().flush();
+        } else if !a.out.json && due {
+            println!("{line}");
+            last_line = Some(Instant::now());
         }
     }
-    say(format!(" ({:.1}s)", t_webhooks.elapsed().as_secs_f64()));
+    let took = t_webhooks.elapsed().as_secs_f64();
+    if terminal {
+        say(format!(" ({took:.1}s)"));
+    } else {
+        say(format!("   ({took:.1}s)"));
+    }
     let truth = sim.truth();
     let (per_before, ok1, total1) =
         consistency(store.as_ref(), &truth, &state.app.providers).await?;

@@ -8,9 +8,9 @@ mod app;
 mod apptables;
 mod commands;
 mod config;
-#[cfg(all(feature = "recon-stripe", feature = "recon-clerk"))]
+#[cfg(feature = "demo")]
 mod demo;
-#[cfg(all(feature = "recon-stripe", feature = "recon-clerk"))]
+#[cfg(feature = "demo")]
 mod demo_app;
 mod output;
 mod progress;
@@ -304,5 +304,20 @@ mod allocator_tests {
         );
         super::tune_allocator();
         assert_eq!(get(), 0);
+    }
+}
+
+#[cfg(all(test, not(feature = "demo")))]
+mod production_build_tests {
+    use clap::Parser;
+
+    #[tokio::test]
+    async fn the_demo_says_how_to_get_it() {
+        let cli = super::Cli::try_parse_from(["recon", "demo"]).unwrap();
+        let super::Command::Demo(a) = cli.command else {
+            panic!("not the demo command")
+        };
+        let e = crate::commands::demo(a).await.unwrap_err().to_string();
+        assert!(e.contains("`demo` feature"), "{e}");
     }
 }

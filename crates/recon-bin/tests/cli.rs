@@ -323,6 +323,37 @@ fn help_teaches_by_example() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("--owner"));
 }
 
+/// The demo end to end, its output piped as CI and log files see it: it
+/// converges (exit 0), and its progress is plain lines, not a line
+/// rewritten with carriage returns.
+#[test]
+fn the_demo_converges_and_prints_plain_lines_to_a_pipe() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_recon"))
+        .args(["demo", "--size", "60", "--mutations", "1200", "--seed", "7"])
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        !stdout.contains('\r'),
+        "carriage returns in piped output: {stdout:?}"
+    );
+    let progress: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("2. mutations:"))
+        .collect();
+    assert!(
+        progress
+            .last()
+            .is_some_and(|l| l.contains("1200/1200 applied")),
+        "{stdout}"
+    );
+}
+
 const DAY: i64 = 86_400;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
