@@ -289,6 +289,9 @@ impl Store for FailingStore {
     async fn drift(&self, q: &DriftQuery) -> Result<Vec<DriftRecord>> {
         self.inner.drift(q).await
     }
+    async fn drift_counts(&self, q: &DriftQuery) -> Result<Vec<recon_core::store::DriftCount>> {
+        self.inner.drift_counts(q).await
+    }
     async fn stale(&self, before: i64, limit: u32) -> Result<Vec<StaleObject>> {
         self.inner.stale(before, limit).await
     }

@@ -8,7 +8,7 @@ use clap::Args;
 use recon_core::diagnostics::{self, Scope};
 use recon_core::store::DriftQuery;
 use recon_core::{OneOutcome, Progress, RunStatus, SweepOptions};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::OutputArgs;
 use crate::app::{App, open_store};
@@ -80,9 +80,21 @@ pub struct DriftArgs {
     /// Objects not confirmed for longer than this are stale.
     #[arg(long, default_value = "24h")]
     pub stale: String,
-    /// At most this many rows per section.
+    /// At most this many rows per section (drift records: the newest).
     #[arg(long, default_value_t = 50)]
     pub limit: u32,
+    /// Only the drift one run found (its id, from `recon runs`).
+    #[arg(long, value_name = "RUN_ID")]
+    pub run: Option<String>,
+    /// Only drift of this provider.
+    #[arg(long)]
+    pub provider: Option<String>,
+    /// Only drift detected within this long (`24h`, `7d`); default: all.
+    #[arg(long, value_name = "DURATION")]
+    pub since: Option<String>,
+    /// Changed fields shown per record (the rest are counted).
+    #[arg(long, default_value_t = 8)]
+    pub fields: usize,
     #[command(flatten)]
     pub out: OutputArgs,
 }
@@ -435,17 +447,45 @@ pub async fn drift(config: Option<&Path>, a: DriftArgs) -> Result<u8> {
         a.limit,
     )
     .await?;
-    let recent = app
-        .store
-        .drift(&DriftQuery {
-            limit: a.limit,
-            ..DriftQuery::default()
-        })
-        .await?;
+    let since = match &a.since {
+        Some(s) => {
+            let d = humantime::parse_duration(s).map_err(|_| {
+                recon_core::Error::invalid(format!("--since {s:?}: expected a duration like 24h"))
+            })?;
+            Some(recon_core::now_ms() - d.as_millis() as i64)
+        }
+        None => None,
+    };
+    if let Some(p) = &a.provider {
+        crate::registry::registry().get(p)?;
+    }
+    let query = DriftQuery {
+        provider: a.provider.clone(),
+        run_id: a.run.clone(),
+        since,
+        limit: a.limit,
+    };
+    let groups = app.store.drift_counts(&query).await?;
+    let recent = app.store.drift(&query).await?;
+    let changes: Vec<_> = recent
+        .iter()
+        .map(|d| recon_core::diff::changed_fields(d.before.as_ref(), d.after.as_ref()))
+        .collect();
     if a.out.json {
-        print_json(
-            &json!({ "ok": true, "stale": report.stale, "dangling": report.dangling, "recent_drift": recent, "unhealthy_runs": report.unhealthy_runs }),
-        );
+        let recent: Vec<Value> = recent
+            .iter()
+            .zip(&changes)
+            .map(|(d, c)| {
+                let mut v = json!(d);
+                v["changes"] = json!(c);
+                v
+            })
+            .collect();
+        print_json(&json!({
+            "ok": true, "stale": report.stale, "dangling": report.dangling,
+            "drift_groups": groups, "recent_drift": recent,
+            "unhealthy_runs": report.unhealthy_runs
+        }));
         return Ok(EXIT_OK);
     }
     println!(
@@ -468,28 +508,49 @@ pub async fn drift(config: Option<&Path>, a: DriftArgs) -> Result<u8> {
             d.problem
         );
     }
-    println!("Recent drift: {}", recent.len());
-    for d in &recent {
-        // App rows and check violations say what they found.
-        let detail = match d.cause {
-            recon_core::DriftCause::AppDrift => format!(
-                ": {}",
-                crate::apptables::was_now(d.before.as_ref(), d.after.as_ref())
-            ),
-            recon_core::DriftCause::Check => format!(
-                ": {}",
-                d.after.as_ref().map(|v| v.to_string()).unwrap_or_default()
-            ),
-            _ => String::new(),
-        };
+    let total: u64 = groups.iter().map(|g| g.count).sum();
+    let scope = match (&a.run, &a.since) {
+        (Some(run), _) => format!(" found by run {run}"),
+        (None, Some(s)) => format!(" in the last {s}"),
+        (None, None) => String::new(),
+    };
+    println!("Drift{scope}: {total} records");
+    for g in &groups {
         println!(
-            "  {} {} {} {} via {}{detail}",
+            "  {:>7}  {} {} {}",
+            g.count,
+            g.provider,
+            g.kind,
+            g.cause.as_str()
+        );
+    }
+    if !recent.is_empty() {
+        println!("Newest {} of them:", recent.len());
+    }
+    for (d, fields) in recent.iter().zip(&changes) {
+        println!(
+            "  {} {} {} {} via {}{}",
             d.key.provider,
             d.key.kind,
             d.key.id,
             d.cause.as_str(),
-            d.source.as_str()
+            d.source.as_str(),
+            d.run_id
+                .as_deref()
+                .map(|r| format!(" (run {r})"))
+                .unwrap_or_default()
         );
+        // A check violation says what it found; the others, what changed.
+        if d.cause == recon_core::DriftCause::Check {
+            let found = d.after.as_ref().map(|v| v.to_string()).unwrap_or_default();
+            println!("      {found}");
+        }
+        for f in fields.iter().take(a.fields) {
+            println!("      {f}");
+        }
+        if fields.len() > a.fields {
+            println!("      (+{} more fields)", fields.len() - a.fields);
+        }
     }
     if report.unhealthy_runs > 0 {
         println!(

@@ -65,6 +65,41 @@ async fn reconcile_finds_and_fixes_drift_with_json() {
         got[0].snapshot.email.as_deref(),
         Some("changed@example.com")
     );
+
+    // `recon drift`: counts by kind and cause, then the changed fields.
+    let run_id = doc["runs"][0]["id"].as_str().unwrap().to_string();
+    data.lock().unwrap()[5]["name"] = "Renamed".into();
+    data.lock().unwrap()[6]["email"] = "six@example.com".into();
+    let mut c = recon(&db, Some(&stripe.uri()));
+    c.args(["reconcile", "stripe", "--kind", "customers"]);
+    assert_eq!(run(c).0, 0);
+    let (code, out, err) = run(recon(&db, None).arg("drift"));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Drift: 3 records"), "{out}");
+    assert!(out.contains("      3  stripe customers changed"), "{out}");
+    assert!(
+        out.contains(r#"email: "u3@example.com" → "changed@example.com""#),
+        "{out}"
+    );
+    assert!(out.contains(r#"name: "N" → "Renamed""#), "{out}");
+    let mut c = recon(&db, None);
+    c.args(["drift", "--run", &run_id, "--json"]);
+    let (code, out, err) = run(c);
+    assert_eq!(code, 0, "{err}");
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["drift_groups"][0]["count"], 1, "{doc}");
+    let only = doc["recent_drift"].as_array().unwrap();
+    assert_eq!(only.len(), 1, "{doc}");
+    assert_eq!(only[0]["key"]["id"], "cus_0003");
+    let change = &only[0]["changes"][0];
+    assert_eq!(change["path"], "email");
+    assert_eq!(change["before"], "u3@example.com");
+    assert_eq!(change["after"], "changed@example.com");
+    let mut c = recon(&db, None);
+    c.args(["drift", "--provider", "acme"]);
+    let (code, _, err) = run(c);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("stripe"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,6 +11,7 @@
 pub mod clock;
 pub mod commit;
 pub mod diagnostics;
+pub mod diff;
 pub mod engine;
 pub mod error;
 mod group;

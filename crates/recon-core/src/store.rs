@@ -137,6 +137,31 @@ pub struct DriftQuery {
     pub limit: u32,
 }
 
+/// How many drift records one provider, kind and cause have.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftCount {
+    /// Provider.
+    pub provider: String,
+    /// Kind.
+    pub kind: String,
+    /// What kind of difference.
+    pub cause: crate::types::DriftCause,
+    /// How many records.
+    pub count: u64,
+}
+
+/// Rows of `(provider, kind, cause, count)` as [`DriftCount`]s (a cause no
+/// longer known reads as `changed`).
+pub fn drift_counts(rows: Vec<(String, String, String, i64)>) -> Vec<DriftCount> {
+    let count = |(provider, kind, cause, n): (String, String, String, i64)| DriftCount {
+        provider,
+        kind,
+        cause: crate::types::DriftCause::parse(&cause).unwrap_or(crate::types::DriftCause::Changed),
+        count: n.max(0) as u64,
+    };
+    rows.into_iter().map(count).collect()
+}
+
 /// An object the provider has not confirmed for a while.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StaleObject {
@@ -565,6 +590,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Drift records, newest first.
     async fn drift(&self, query: &DriftQuery) -> Result<Vec<DriftRecord>>;
+
+    /// How many drift records match `query` (its `limit` aside), by
+    /// provider, kind and cause, the most first.
+    async fn drift_counts(&self, query: &DriftQuery) -> Result<Vec<DriftCount>>;
 
     /// Live objects not confirmed since `before` (unix ms), oldest first.
     async fn stale(&self, before: i64, limit: u32) -> Result<Vec<StaleObject>>;

@@ -43,8 +43,8 @@ use async_trait::async_trait;
 use recon_core::commit::sweep_floor_name;
 use recon_core::project::{AppSync, AppTable, ChangeRow, quote_ident};
 use recon_core::store::{
-    AppWrite, Cursor, Dangling, DriftQuery, Guard, KeySel, LedgerRow, PendingFetch, Reference,
-    SeenRow, StaleObject, Store, StoreTx, View,
+    AppWrite, Cursor, Dangling, DriftCount, DriftQuery, Guard, KeySel, LedgerRow, PendingFetch,
+    Reference, SeenRow, StaleObject, Store, StoreTx, View, drift_counts,
 };
 use recon_core::types::{
     DriftCause, DriftRecord, ObjectKey, RunKind, RunRecord, RunStatus, Snapshot, Source,
@@ -2093,6 +2093,24 @@ impl Store for PgStore {
             })
             .collect::<std::result::Result<_, _>>()
             .map_err(db_err("drift"))
+    }
+
+    async fn drift_counts(&self, q: &DriftQuery) -> Result<Vec<DriftCount>> {
+        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+            "SELECT provider, kind, cause, count(*)
+             FROM drift_log
+             WHERE ($1::text IS NULL OR provider = $1) AND ($2::text IS NULL OR run_id = $2)
+               AND ($3::int8 IS NULL OR detected_at >= $3)
+             GROUP BY provider, kind, cause
+             ORDER BY count(*) DESC, provider, kind, cause",
+        )
+        .bind(q.provider.as_deref())
+        .bind(q.run_id.as_deref())
+        .bind(q.since)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err("drift counts"))?;
+        Ok(drift_counts(rows))
     }
 
     async fn stale(&self, before: i64, limit: u32) -> Result<Vec<StaleObject>> {

@@ -692,6 +692,34 @@ pub async fn drift_log(store: Arc<dyn Store>) {
     assert_eq!(r2[0].before.as_ref().unwrap()["v"], 1);
     assert_eq!(r2[0].after.as_ref().unwrap()["v"], 2);
     assert_eq!(r2[0].key, key("things", "d"));
+    let counts = |run_id: Option<&str>| {
+        let q = DriftQuery {
+            run_id: run_id.map(str::to_string),
+            limit: 1,
+            ..DriftQuery::default()
+        };
+        async move { s.drift_counts(&q).await.unwrap() }
+    };
+    let count = |provider: &str, kind: &str, cause, count| crate::store::DriftCount {
+        provider: provider.into(),
+        kind: kind.into(),
+        cause,
+        count,
+    };
+    use crate::types::DriftCause::{Changed, Missing};
+    // The most first; ties by provider, kind, cause.
+    assert_eq!(
+        counts(None).await,
+        [
+            count("test", "things", Changed, 1),
+            count("test", "things", Missing, 1)
+        ]
+    );
+    assert_eq!(
+        counts(Some("r2")).await,
+        [count("test", "things", Changed, 1)]
+    );
+    assert!(counts(Some("nope")).await.is_empty());
     // A dry run logs nothing and writes nothing.
     let b = Batch {
         changes: vec![Change {
