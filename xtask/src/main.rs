@@ -123,6 +123,8 @@ fn ci() -> Result<()> {
         &["--features", "recon-stripe"][..],
         &["--features", "recon-clerk"],
         &["--features", "recon-paddle"],
+        // The production binary: every provider, no simulator or demo.
+        &["--features", "recon-stripe,recon-clerk,recon-paddle"],
         &[],
     ] {
         run(cargo()
