@@ -12,6 +12,7 @@ mod bench;
 mod new_provider;
 mod pg;
 
+use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
@@ -142,9 +143,39 @@ fn ci() -> Result<()> {
         "recon-stripe",
         "--bins",
     ]))?;
+    package()?;
     // The provider template still builds, passes its tests and is clippy-clean.
     new_provider::check()?;
     test(&[])
+}
+
+/// Every published crate packages and builds from its package alone, in
+/// dependency order (cargo's local overlay stands in for crates.io), in a
+/// target directory of its own: crates from a registry are never rebuilt
+/// when their content changes under the same version, so neither that
+/// directory nor the overlay's unpacked sources may outlive a run.
+fn package() -> Result<()> {
+    let root = new_provider::workspace_root();
+    let target = root.join("target/package-verify");
+    let _ = std::fs::remove_dir_all(&target);
+    let _ = std::fs::remove_dir_all(root.join("target/package"));
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    if let Some(Ok(dirs)) = cargo_home.map(|h| std::fs::read_dir(h.join("registry/src"))) {
+        for d in dirs.flatten() {
+            if d.file_name().to_string_lossy().starts_with('-') {
+                let _ = std::fs::remove_dir_all(d.path());
+            }
+        }
+    }
+    let result = run(cargo()
+        .args(["package", "--workspace"])
+        .args(["--exclude", "xtask", "--exclude", "recon-tests"])
+        .args(["--exclude", "recon-examples", "--target-dir"])
+        .arg(&target));
+    let _ = std::fs::remove_dir_all(&target);
+    result
 }
 
 fn chaos(args: &[String]) -> Result<()> {

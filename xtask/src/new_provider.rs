@@ -97,7 +97,7 @@ pub fn run_task(args: &[String]) -> Result<()> {
 }
 
 /// The workspace root (xtask's parent directory).
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("xtask lives in the workspace")
@@ -206,7 +206,7 @@ Created {shown}: a working adapter for a hypothetical JSON API (one kind,
 
 Register it in crates/recon-bin/Cargo.toml (that is the whole registration):
   1. under [dependencies]:
-       recon-{name} = {{ path = \"../recon-{name}\", optional = true }}
+       recon-{name} = {{ path = \"../recon-{name}\", version = \"0.1.0\", optional = true }}
   2. in the multi-line `default = [ … ]` feature list:
        \"recon-{name}\",
 
