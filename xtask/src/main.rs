@@ -170,7 +170,8 @@ fn package() -> Result<()> {
         }
     }
     let result = run(cargo()
-        .args(["package", "--workspace"])
+        // A developer's tree has uncommitted work: package it as it is.
+        .args(["package", "--workspace", "--allow-dirty"])
         .args(["--exclude", "xtask", "--exclude", "recon-tests"])
         .args(["--exclude", "recon-examples", "--target-dir"])
         .arg(&target));

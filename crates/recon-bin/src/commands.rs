@@ -430,6 +430,16 @@ pub async fn drift(config: Option<&Path>, a: DriftArgs) -> Result<u8> {
             a.stale
         ))
     })?;
+    let since = match &a.since {
+        Some(s) => {
+            let d = humantime::parse_duration(s).map_err(|_| {
+                recon_core::Error::invalid(format!("--since {s:?}: expected a duration like 24h"))
+            })?;
+            let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+            Some(recon_core::now_ms().saturating_sub(ms))
+        }
+        None => None,
+    };
     let app = ready_app(config, false).await?;
     let scopes: Vec<Scope<'_>> = app
         .providers
@@ -447,18 +457,6 @@ pub async fn drift(config: Option<&Path>, a: DriftArgs) -> Result<u8> {
         a.limit,
     )
     .await?;
-    let since = match &a.since {
-        Some(s) => {
-            let d = humantime::parse_duration(s).map_err(|_| {
-                recon_core::Error::invalid(format!("--since {s:?}: expected a duration like 24h"))
-            })?;
-            Some(recon_core::now_ms() - d.as_millis() as i64)
-        }
-        None => None,
-    };
-    if let Some(p) = &a.provider {
-        crate::registry::registry().get(p)?;
-    }
     let query = DriftQuery {
         provider: a.provider.clone(),
         run_id: a.run.clone(),
@@ -466,6 +464,15 @@ pub async fn drift(config: Option<&Path>, a: DriftArgs) -> Result<u8> {
         limit: a.limit,
     };
     let groups = app.store.drift_counts(&query).await?;
+    // Drift of a provider this binary was built without, or of the checks
+    // (`check`), is still drift: only a name nothing ever recorded is a
+    // mistake worth an error.
+    if let Some(p) = &a.provider {
+        let registry = crate::registry::registry();
+        if groups.is_empty() && p != "check" && registry.lookup(p).is_none() {
+            return Err(registry.unknown(p).into());
+        }
+    }
     let recent = app.store.drift(&query).await?;
     let changes: Vec<_> = recent
         .iter()
@@ -509,11 +516,16 @@ pub async fn drift(config: Option<&Path>, a: DriftArgs) -> Result<u8> {
         );
     }
     let total: u64 = groups.iter().map(|g| g.count).sum();
-    let scope = match (&a.run, &a.since) {
-        (Some(run), _) => format!(" found by run {run}"),
-        (None, Some(s)) => format!(" in the last {s}"),
-        (None, None) => String::new(),
-    };
+    let mut scope = String::new();
+    if let Some(p) = &a.provider {
+        scope.push_str(&format!(" of {p}"));
+    }
+    if let Some(run) = &a.run {
+        scope.push_str(&format!(" found by run {run}"));
+    }
+    if let Some(s) = &a.since {
+        scope.push_str(&format!(" in the last {s}"));
+    }
     println!("Drift{scope}: {total} records");
     for g in &groups {
         println!(
@@ -540,10 +552,15 @@ pub async fn drift(config: Option<&Path>, a: DriftArgs) -> Result<u8> {
                 .map(|r| format!(" (run {r})"))
                 .unwrap_or_default()
         );
-        // A check violation says what it found; the others, what changed.
+        // A check violation says what it found; an app row inserted,
+        // deleted or reported missing, what it held; the others, what
+        // changed.
         if d.cause == recon_core::DriftCause::Check {
             let found = d.after.as_ref().map(|v| v.to_string()).unwrap_or_default();
             println!("      {found}");
+        } else if d.cause == recon_core::DriftCause::AppDrift && fields.is_empty() {
+            let was_now = crate::apptables::was_now(d.before.as_ref(), d.after.as_ref());
+            println!("      {was_now}");
         }
         for f in fields.iter().take(a.fields) {
             println!("      {f}");

@@ -383,6 +383,16 @@ async fn projections_follow_sweeps_and_the_app_pass_repairs_hand_edits() {
     assert_eq!(d["key"]["id"], "cus_0003");
     let (code, out, err) = run({
         let mut c = lite.recon(None);
+        c.arg("drift");
+        c
+    });
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(r#"email: "hand@example.com" → "u3@example.com""#),
+        "{out}"
+    );
+    let (code, out, err) = run({
+        let mut c = lite.recon(None);
         c.args(["changes", "--json", "--limit", "1000"]);
         c
     });
@@ -435,6 +445,22 @@ async fn projections_follow_sweeps_and_the_app_pass_repairs_hand_edits() {
     assert_eq!(
         doc["checks"][0]["violations"][0]["stripe_customer_id"],
         "cus_0007"
+    );
+    // The violation is drift of `check`, and `recon drift` finds it there.
+    let (code, out, err) = run({
+        let mut c = lite.recon(None);
+        c.args(["drift", "--provider", "check", "--json"]);
+        c
+    });
+    assert_eq!(code, 0, "{out}{err}");
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    let groups = doc["drift_groups"].as_array().unwrap();
+    assert!(
+        !groups.is_empty()
+            && groups
+                .iter()
+                .all(|g| g["provider"] == "check" && g["cause"] == "check"),
+        "{doc}"
     );
     sqlx::query("UPDATE users SET note = NULL")
         .execute(&pool)

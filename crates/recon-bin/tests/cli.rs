@@ -361,6 +361,7 @@ fn help_teaches_by_example() {
 /// The demo end to end, its output piped as CI and log files see it: it
 /// converges (exit 0), and its progress is plain lines, not a line
 /// rewritten with carriage returns.
+#[cfg(feature = "demo")]
 #[test]
 fn the_demo_converges_and_prints_plain_lines_to_a_pipe() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_recon"))

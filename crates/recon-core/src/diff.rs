@@ -11,9 +11,12 @@ pub struct FieldChange {
     /// `items.data[0].price.id`. Keys that are not plain names are quoted
     /// (`metadata["plan tier"]`).
     pub path: String,
-    /// The value before (`None`: the field was absent).
+    /// The value before (`None`: the field was absent; in JSON the key is
+    /// left out, so an absent field and a `null` one read differently).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before: Option<Value>,
     /// The value after (`None`: the field is gone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<Value>,
 }
 
@@ -130,6 +133,16 @@ mod tests {
                 "status: \"active\" → \"past_due\"",
             ]
         );
+    }
+
+    #[test]
+    fn json_tells_absent_from_null() {
+        let gone =
+            serde_json::to_string(&changed_fields(Some(&json!({"a": null})), Some(&json!({}))));
+        let came =
+            serde_json::to_string(&changed_fields(Some(&json!({})), Some(&json!({"a": null}))));
+        assert_eq!(gone.unwrap(), r#"[{"path":"a","before":null}]"#);
+        assert_eq!(came.unwrap(), r#"[{"path":"a","after":null}]"#);
     }
 
     #[test]

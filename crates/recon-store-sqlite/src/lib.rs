@@ -127,6 +127,22 @@ pub struct SqliteStore {
     in_memory: bool,
 }
 
+/// The drift log's `WHERE` for `q`, only the filters it sets: SQLite plans
+/// `(? IS NULL OR run_id = ?)` as a scan of the whole log, and a scan reads
+/// every record's documents.
+fn drift_filter(qb: &mut QueryBuilder<Sqlite>, q: &DriftQuery) {
+    qb.push(" WHERE 1 = 1");
+    if let Some(p) = &q.provider {
+        qb.push(" AND provider = ").push_bind(p.clone());
+    }
+    if let Some(run) = &q.run_id {
+        qb.push(" AND run_id = ").push_bind(run.clone());
+    }
+    if let Some(since) = q.since {
+        qb.push(" AND detected_at >= ").push_bind(since);
+    }
+}
+
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteStore").finish_non_exhaustive()
@@ -1657,20 +1673,18 @@ impl Store for SqliteStore {
     }
 
     async fn drift(&self, q: &DriftQuery) -> Result<Vec<DriftRecord>> {
-        let rows = sqlx::query(
+        let mut qb = QueryBuilder::<Sqlite>::new(
             "SELECT provider, account, kind, object_id, run_id, source, cause, before, after, detected_at
-             FROM drift_log
-             WHERE (?1 IS NULL OR provider = ?1) AND (?2 IS NULL OR run_id = ?2)
-               AND (?3 IS NULL OR detected_at >= ?3)
-             ORDER BY seq DESC LIMIT ?4",
-        )
-        .bind(q.provider.as_deref())
-        .bind(q.run_id.as_deref())
-        .bind(q.since)
-        .bind(i64::from(q.limit.max(1)))
-        .fetch_all(&self.reader)
-        .await
-        .map_err(db_err("drift"))?;
+             FROM drift_log",
+        );
+        drift_filter(&mut qb, q);
+        qb.push(" ORDER BY seq DESC LIMIT ")
+            .push_bind(i64::from(q.limit.max(1)));
+        let rows = qb
+            .build()
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err("drift"))?;
         rows.iter()
             .map(|r| -> std::result::Result<DriftRecord, sqlx::Error> {
                 let source: String = r.try_get("source")?;
@@ -1697,20 +1711,15 @@ impl Store for SqliteStore {
     }
 
     async fn drift_counts(&self, q: &DriftQuery) -> Result<Vec<DriftCount>> {
-        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
-            "SELECT provider, kind, cause, count(*)
-             FROM drift_log
-             WHERE (?1 IS NULL OR provider = ?1) AND (?2 IS NULL OR run_id = ?2)
-               AND (?3 IS NULL OR detected_at >= ?3)
-             GROUP BY provider, kind, cause
-             ORDER BY count(*) DESC, provider, kind, cause",
-        )
-        .bind(q.provider.as_deref())
-        .bind(q.run_id.as_deref())
-        .bind(q.since)
-        .fetch_all(&self.reader)
-        .await
-        .map_err(db_err("drift counts"))?;
+        let mut qb =
+            QueryBuilder::<Sqlite>::new("SELECT provider, kind, cause, count(*) FROM drift_log");
+        drift_filter(&mut qb, q);
+        qb.push(" GROUP BY provider, kind, cause ORDER BY count(*) DESC, provider, kind, cause");
+        let rows: Vec<(String, String, String, i64)> = qb
+            .build_query_as()
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err("drift counts"))?;
         Ok(drift_counts(rows))
     }
 
