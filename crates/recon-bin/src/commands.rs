@@ -424,18 +424,10 @@ pub async fn replay(config: Option<&Path>, a: ReplayArgs) -> Result<u8> {
 
 /// `recon drift`.
 pub async fn drift(config: Option<&Path>, a: DriftArgs) -> Result<u8> {
-    let stale = humantime::parse_duration(&a.stale).map_err(|_| {
-        recon_core::Error::invalid(format!(
-            "--stale {:?}: expected a duration like 24h",
-            a.stale
-        ))
-    })?;
+    let stale = duration_arg("--stale", &a.stale)?;
     let since = match &a.since {
         Some(s) => {
-            let d = humantime::parse_duration(s).map_err(|_| {
-                recon_core::Error::invalid(format!("--since {s:?}: expected a duration like 24h"))
-            })?;
-            let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+            let ms = i64::try_from(duration_arg("--since", s)?.as_millis()).unwrap_or(i64::MAX);
             Some(recon_core::now_ms().saturating_sub(ms))
         }
         None => None,
@@ -576,6 +568,13 @@ pub async fn drift(config: Option<&Path>, a: DriftArgs) -> Result<u8> {
         );
     }
     Ok(EXIT_OK)
+}
+
+/// A command-line duration (`24h`, `30m`), or an error naming the flag.
+fn duration_arg(flag: &str, value: &str) -> Result<std::time::Duration> {
+    humantime::parse_duration(value).map_err(|_| {
+        recon_core::Error::invalid(format!("{flag} {value:?}: expected a duration like 24h")).into()
+    })
 }
 
 /// `recon runs`.

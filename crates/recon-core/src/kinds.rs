@@ -153,9 +153,10 @@ impl<R: KindRow> KindTable<R> {
     /// `_`, so `org_…` and `orgmem_…` never shadow each other.
     pub fn of_id(&self, id: &str) -> Option<&'static R> {
         let (prefix, rest) = id.split_once('_')?;
-        let rows = self.rows.iter();
-        rows.filter(|_| is_plain_id(rest))
-            .find(|r| r.prefix() == prefix)
+        if !is_plain_id(rest) {
+            return None;
+        }
+        self.rows.iter().find(|r| r.prefix() == prefix)
     }
 
     /// The kind of an id ([`KindTable::of_id`]).
