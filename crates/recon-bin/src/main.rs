@@ -17,6 +17,7 @@ mod progress;
 mod registry;
 mod resume;
 mod serve;
+mod telemetry;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -103,6 +104,8 @@ fn after_help() -> String {
         "RECON_CONFIG",
         "RECON_LOG_FORMAT=json",
         "RUST_LOG",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_SERVICE_NAME",
     ]);
     // Wrapped at 100 columns, like the examples.
     let mut line = String::from("\nEnvironment:");
@@ -259,7 +262,9 @@ fn main() -> ExitCode {
         Command::Serve => false,
     };
     // The demo prints its own story; its logs stay quiet unless RUST_LOG asks.
-    output::init_tracing(matches!(cli.command, Command::Demo(_)));
+    // Traces (with OTEL_EXPORTER_OTLP_ENDPOINT) are flushed when this
+    // guard is shut down below, or dropped on any other way out.
+    let telemetry = output::init_tracing(matches!(cli.command, Command::Demo(_)));
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -284,6 +289,9 @@ fn main() -> ExitCode {
             Err(e) => output::report_error(&e, json),
         }
     });
+    // The runtime first (its tasks' spans end), then the spans are flushed.
+    drop(rt);
+    telemetry.shutdown();
     ExitCode::from(code)
 }
 

@@ -13,9 +13,12 @@ pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_BREAKER: u8 = 3;
 
 /// Human logs on stderr by default; JSON with `RECON_LOG_FORMAT=json`; level
-/// from `RUST_LOG` (default `info` for recon, `warn` for the rest).
-pub fn init_tracing(quiet: bool) {
-    use tracing_subscriber::EnvFilter;
+/// from `RUST_LOG` (default `info` for recon, `warn` for the rest). With
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` set, traces are exported too (see
+/// [`crate::telemetry`]; the logs do not change): keep the returned guard
+/// until the end, it flushes them.
+pub fn init_tracing(quiet: bool) -> crate::telemetry::Telemetry {
+    use tracing_subscriber::{EnvFilter, Layer};
     let default = if quiet {
         "error"
     } else {
@@ -23,14 +26,15 @@ pub fn init_tracing(quiet: bool) {
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let json = std::env::var("RECON_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        let _ = builder.json().flatten_event(true).try_init();
+    let logs = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .log_internal_errors(true);
+    let logs = if json {
+        logs.json().flatten_event(true).boxed()
     } else {
-        let _ = builder.with_target(false).try_init();
-    }
+        logs.with_target(false).boxed()
+    };
+    crate::telemetry::init(logs, filter)
 }
 
 /// The exit code for a recon error kind.

@@ -241,7 +241,59 @@ struct Item<'a> {
 }
 
 /// Commit a batch: see the module documentation.
+///
+/// Traced as a `recon.commit` span: provider, account and kind of the
+/// batch's objects (`*` when it mixes kinds), how many events and changes it
+/// holds, whether it is a dry run, and how many drift records it wrote.
+/// Never an object's content.
 pub async fn commit(store: &dyn Store, batch: &Batch, dry_run: bool) -> Result<Outcome> {
+    use tracing::Instrument;
+    let span = tracing::info_span!(
+        "recon.commit",
+        provider = tracing::field::Empty,
+        account = tracing::field::Empty,
+        kind = tracing::field::Empty,
+        events = batch.events.len(),
+        changes = batch.changes.len(),
+        dry_run,
+        drift = tracing::field::Empty,
+    );
+    if span.is_disabled() {
+        return apply(store, batch, dry_run).await;
+    }
+    describe(&span, batch);
+    let out = apply(store, batch, dry_run).instrument(span.clone()).await;
+    if let Ok(o) = &out {
+        span.record("drift", o.drift.len());
+    }
+    out
+}
+
+/// The commit span's provider, account and kind, from the batch's objects
+/// (else its events, else its cursors).
+fn describe(span: &tracing::Span, batch: &Batch) {
+    let mut keys = batch
+        .events
+        .iter()
+        .flat_map(|e| e.event.snapshots.iter().map(|s| &s.key))
+        .chain(batch.changes.iter().map(|c| &c.snapshot.key))
+        .chain(batch.fetches.iter().map(|(k, _)| k))
+        .chain(batch.resolves.iter().map(|(k, _)| k));
+    if let Some(first) = keys.next() {
+        span.record("provider", first.provider.as_str());
+        span.record("account", first.account.as_str());
+        let same = keys.all(|k| k.kind == first.kind);
+        span.record("kind", if same { first.kind.as_str() } else { "*" });
+    } else if let Some(e) = batch.events.first() {
+        span.record("provider", e.event.provider.as_str());
+        span.record("account", e.event.account.as_str());
+    } else if let Some(c) = batch.cursors.first() {
+        span.record("provider", c.provider.as_str());
+        span.record("account", c.account.as_str());
+    }
+}
+
+async fn apply(store: &dyn Store, batch: &Batch, dry_run: bool) -> Result<Outcome> {
     let sync = store.app_sync().filter(|s| s.is_active());
     let mut tx = store.begin().await?;
     let generation = now_ms();

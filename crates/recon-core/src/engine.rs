@@ -34,6 +34,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use tracing::field::Empty;
 
 use crate::commit::{Batch, Change, Decision, DriftMeta, EventEntry, Outcome, sweep_floor_name};
 use crate::error::{Error, ErrorKind, Result};
@@ -275,15 +277,30 @@ impl Engine {
     /// (Connect objects under their connected account). "Not found" there
     /// is a tombstone.
     async fn fetch_state(&self, key: &ObjectKey) -> Result<Snapshot> {
-        Ok(
-            match self
-                .provider
-                .fetch_in(&key.account, &key.kind, &key.id)
-                .await?
-            {
-                Fetched::Found(s) | Fetched::Deleted(s) => s,
-                Fetched::NotFound => Snapshot::tombstone(key.clone(), self.provider.version_now()),
-            },
+        let span = self.fetch_span(&key.account, &key.kind, &key.id);
+        let fetched = self
+            .provider
+            .fetch_in(&key.account, &key.kind, &key.id)
+            .instrument(span.clone())
+            .await;
+        Ok(match traced_fetch(&span, fetched)? {
+            Fetched::Found(s) | Fetched::Deleted(s) => s,
+            Fetched::NotFound => Snapshot::tombstone(key.clone(), self.provider.version_now()),
+        })
+    }
+
+    /// The span of one direct fetch (`recon.fetch`): provider, account, kind
+    /// and object id; its outcome is recorded by [`traced_fetch`].
+    fn fetch_span(&self, account: &str, kind: &str, id: &str) -> tracing::Span {
+        tracing::info_span!(
+            "recon.fetch",
+            provider = self.provider.name(),
+            account,
+            kind,
+            id,
+            outcome = Empty,
+            error = Empty,
+            otel.status_code = Empty,
         )
     }
 
@@ -606,6 +623,20 @@ impl Engine {
 
     /// Path 2: a full sweep of one kind. Returns the recorded run, whatever
     /// its status; `Err` only when the run could not even be recorded.
+    #[tracing::instrument(
+        name = "recon.sweep",
+        skip_all,
+        fields(
+            provider = self.provider.name(),
+            account = self.provider.account(),
+            kind = kind,
+            run_id = Empty,
+            dry_run = opts.dry_run,
+            status = Empty,
+            listed = Empty,
+            drift = Empty,
+        )
+    )]
     pub async fn sweep(&self, kind: &str, opts: &SweepOptions) -> Result<RunRecord> {
         if !self.provider.kinds().contains(&kind) {
             return Err(Error::invalid(format!(
@@ -615,6 +646,7 @@ impl Engine {
             )));
         }
         let mut run = self.new_run(kind, RunKind::Sweep, opts.dry_run);
+        tracing::Span::current().record("run_id", run.id.as_str());
         let heartbeat = self.start_run(&run).await?;
         let mut state = SweepState::default();
         let result = self.sweep_inner(kind, opts, &mut run, &mut state).await;
@@ -630,6 +662,7 @@ impl Engine {
             Err(e) => (RunStatus::Failed, Some(e.to_string())),
         };
         let record = self.finish(run, status, error).await?;
+        record_run(&record);
         // A sweep (above all a first backfill) can change the mirror's size
         // many times over: the planner's statistics follow, or projection
         // queries and lookups by id are planned as if it were empty. After
@@ -685,15 +718,29 @@ impl Engine {
             let tx = tx.clone();
             let stop = stop.clone();
             let kind = kind.to_string();
+            let run_id = run.id.clone();
+            // In the sweep's span, so that its pages are the run's children.
             producers.spawn(async move {
                 let mut cursor: Option<String> = None;
                 let (started, mut pages) = (std::time::Instant::now(), 0u64);
                 loop {
                     pages += 1;
+                    let span = tracing::info_span!(
+                        "recon.page",
+                        provider = provider.name(),
+                        account = provider.account(),
+                        kind = kind.as_str(),
+                        run_id = run_id.as_str(),
+                        page = pages,
+                        items = Empty,
+                        error = Empty,
+                        otel.status_code = Empty,
+                    );
                     let page = tokio::select! {
                         _ = stop.cancelled() => return,
-                        p = provider.list_page(&kind, &scope, cursor.as_deref()) => p,
+                        p = provider.list_page(&kind, &scope, cursor.as_deref()).instrument(span.clone()) => p,
                     };
+                    traced_page(&span, page.as_ref().map(|p| p.items.len()));
                     let next = page.as_ref().ok().and_then(|p| p.next.clone());
                     let failed = page.is_err();
                     if tx.send(page).await.is_err() || failed {
@@ -707,7 +754,7 @@ impl Engine {
                         }
                     }
                 }
-            });
+            }.in_current_span());
         }
         drop(tx);
 
@@ -1006,11 +1053,15 @@ impl Engine {
         let engine = self.clone();
         let meta = meta.clone();
         let run_id = run_id.to_string();
-        tokio::spawn(async move {
-            engine
-                .commit_chunk(items, Guard::Newer, &meta, &run_id, plan_only, fresh, fresh)
-                .await
-        })
+        // In the sweep's span: the commit is the run's child.
+        tokio::spawn(
+            async move {
+                engine
+                    .commit_chunk(items, Guard::Newer, &meta, &run_id, plan_only, fresh, fresh)
+                    .await
+            }
+            .in_current_span(),
+        )
     }
 
     /// Mark a chunk seen (for deletion detection) and commit it (or plan it).
@@ -1119,6 +1170,18 @@ impl Engine {
 
     /// Path 3: reconcile one object by id. `kind` may be omitted when the id
     /// says it (`cus_…`).
+    #[tracing::instrument(
+        name = "recon.reconcile_one",
+        skip_all,
+        fields(
+            provider = self.provider.name(),
+            account = self.provider.account(),
+            kind = Empty,
+            id = id,
+            dry_run = dry_run,
+            outcome = Empty,
+        )
+    )]
     pub async fn reconcile_one(
         &self,
         kind: Option<&str>,
@@ -1138,9 +1201,20 @@ impl Engine {
                 })?
                 .to_string(),
         };
+        let span = tracing::Span::current();
+        span.record("kind", kind.as_str());
         let key = self.key(&kind, id);
-        let fetched = self.provider.fetch(&kind, id).await?;
-        self.apply_fetched(key, fetched, dry_run, None).await
+        let fetch = self.fetch_span(self.provider.account(), &kind, id);
+        let fetched = self
+            .provider
+            .fetch(&kind, id)
+            .instrument(fetch.clone())
+            .await;
+        let out = self
+            .apply_fetched(key, traced_fetch(&fetch, fetched)?, dry_run, None)
+            .await?;
+        span.record("outcome", outcome_name(&out));
+        Ok(out)
     }
 
     async fn apply_fetched(
@@ -1196,6 +1270,17 @@ impl Engine {
     /// Path 3: reconcile everything one customer or user owns, the owner
     /// included. Objects the mirror attributes to the owner but the provider
     /// no longer lists are fetched one by one.
+    #[tracing::instrument(
+        name = "recon.reconcile_owner",
+        skip_all,
+        fields(
+            provider = self.provider.name(),
+            account = self.provider.account(),
+            owner = owner,
+            dry_run = dry_run,
+            objects = Empty,
+        )
+    )]
     pub async fn reconcile_owner(&self, owner: &str, dry_run: bool) -> Result<Vec<OneOutcome>> {
         let current = self.provider.owned_by(owner).await?;
         let stored = self
@@ -1218,12 +1303,16 @@ impl Engine {
                 continue;
             }
             let key = s.snapshot.key.clone();
+            let span = self.fetch_span(&key.account, &key.kind, &key.id);
             let f = self
                 .provider
                 .fetch_in(&key.account, &key.kind, &key.id)
-                .await?;
+                .instrument(span.clone())
+                .await;
+            let f = traced_fetch(&span, f)?;
             out.push(self.apply_fetched(key, f, dry_run, None).await?);
         }
+        tracing::Span::current().record("objects", out.len());
         Ok(out)
     }
 
@@ -1242,6 +1331,21 @@ impl Engine {
     /// `>=`), oldest first, through the ledger; the cursor moves in the same
     /// transaction as each page. Events the ledger did not have are missed
     /// webhooks: what they change is logged as drift.
+    #[tracing::instrument(
+        name = "recon.replay",
+        skip_all,
+        fields(
+            provider = self.provider.name(),
+            account = self.provider.account(),
+            kind = "*",
+            since = since,
+            run_id = Empty,
+            dry_run = opts.dry_run,
+            status = Empty,
+            listed = Empty,
+            drift = Empty,
+        )
+    )]
     pub async fn replay(&self, since: i64, opts: &SweepOptions) -> Result<RunRecord> {
         let caps = self.provider.capabilities();
         if !caps.event_log {
@@ -1271,6 +1375,7 @@ impl Engine {
             }
         }
         let mut run = self.new_run("*", RunKind::Replay, opts.dry_run);
+        tracing::Span::current().record("run_id", run.id.as_str());
         let heartbeat = self.start_run(&run).await?;
         let res = self.replay_inner(since, opts, &mut run).await;
         drop(heartbeat);
@@ -1281,7 +1386,9 @@ impl Engine {
             }
             Err(e) => (RunStatus::Failed, Some(e.to_string())),
         };
-        self.finish(run, status, error).await
+        let record = self.finish(run, status, error).await?;
+        record_run(&record);
+        Ok(record)
     }
 
     async fn replay_inner(
@@ -1312,7 +1419,24 @@ impl Engine {
             if opts.cancel.is_cancelled() {
                 return Err(Error::new(ErrorKind::Cancelled, "replay cancelled"));
             }
-            let page = self.provider.events_page(since, cursor.as_deref()).await?;
+            let span = tracing::info_span!(
+                "recon.page",
+                provider = self.provider.name(),
+                account = self.provider.account(),
+                kind = "events",
+                run_id = run.id.as_str(),
+                page = run.counts.pages + 1,
+                items = Empty,
+                error = Empty,
+                otel.status_code = Empty,
+            );
+            let page = self
+                .provider
+                .events_page(since, cursor.as_deref())
+                .instrument(span.clone())
+                .await;
+            traced_page(&span, page.as_ref().map(|p| p.events.len()));
+            let page = page?;
             run.counts.pages += 1;
             run.counts.listed += page.events.len() as u64;
             if let Some(p) = &opts.progress {
@@ -1404,6 +1528,61 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// The name of an on-demand outcome, for its span.
+fn outcome_name(o: &OneOutcome) -> &'static str {
+    match o {
+        OneOutcome::Fixed { .. } => "fixed",
+        OneOutcome::AlreadySynced { .. } => "already_synced",
+        OneOutcome::Deleted { .. } => "deleted",
+        OneOutcome::NotFound { .. } => "not_found",
+    }
+}
+
+/// Record a finished run's status and counts on its span.
+fn record_run(run: &RunRecord) {
+    let span = tracing::Span::current();
+    if span.is_disabled() {
+        return;
+    }
+    span.record("status", run.status.as_str());
+    span.record("listed", run.counts.listed);
+    span.record("drift", run.counts.drift);
+}
+
+/// Record a listed page's size, or its failure (the error's kind only: its
+/// message may quote the provider's answer), on its span.
+fn traced_page(span: &tracing::Span, items: std::result::Result<usize, &Error>) {
+    if span.is_disabled() {
+        return;
+    }
+    match items {
+        Ok(n) => {
+            span.record("items", n);
+        }
+        Err(e) => {
+            span.record("error", e.kind().as_str());
+            span.record("otel.status_code", "ERROR");
+        }
+    }
+}
+
+/// Record a fetch's outcome (found, deleted, not found) or its failure's
+/// kind on its span, and pass the result on.
+fn traced_fetch(span: &tracing::Span, fetched: Result<Fetched>) -> Result<Fetched> {
+    if !span.is_disabled() {
+        match &fetched {
+            Ok(Fetched::Found(_)) => span.record("outcome", "found"),
+            Ok(Fetched::Deleted(_)) => span.record("outcome", "deleted"),
+            Ok(Fetched::NotFound) => span.record("outcome", "not_found"),
+            Err(e) => {
+                span.record("error", e.kind().as_str());
+                span.record("otel.status_code", "ERROR")
+            }
+        };
+    }
+    fetched
 }
 
 /// What a sweep that stops during its deletion checks has deleted, for its

@@ -305,40 +305,64 @@ async fn webhook(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(entry) = s.app.providers.iter().find(|p| p.name == provider) else {
-        return answer(
-            StatusCode::NOT_FOUND,
-            json!({ "error": "no such provider configured" }),
-        );
-    };
-    match entry.engine.ingest_webhook(&headers, &body).await {
-        Ok(r) => {
-            let outcome = if r.duplicate {
-                "duplicate"
-            } else if r.ignored {
-                "ignored"
-            } else if r.applied > 0 {
-                "applied"
-            } else {
-                "stale"
-            };
-            s.metrics.webhook(&provider, outcome);
-            answer(
-                StatusCode::OK,
-                json!({ "received": true, "outcome": outcome }),
-            )
-        }
-        Err(e) => {
-            let (status, outcome, public) = webhook_error(&e);
-            s.metrics.webhook(&provider, outcome);
-            if status.is_client_error() {
-                tracing::warn!(provider = %provider, error = %e, "webhook refused");
-            } else {
-                tracing::error!(provider = %provider, error = %e, "webhook not recorded");
+    // One `recon.webhook` span per delivery: the provider and account that
+    // took it, the event's id and type once verified, the outcome. Never the
+    // signature, the headers or the body.
+    let span = tracing::info_span!(
+        "recon.webhook",
+        otel.kind = "server",
+        provider = tracing::field::Empty,
+        account = tracing::field::Empty,
+        event_id = tracing::field::Empty,
+        event_type = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+    );
+    let recorded = span.clone();
+    let handle = async move {
+        let span = recorded;
+        let Some(entry) = s.app.providers.iter().find(|p| p.name == provider) else {
+            span.record("outcome", "no_such_provider");
+            return answer(
+                StatusCode::NOT_FOUND,
+                json!({ "error": "no such provider configured" }),
+            );
+        };
+        span.record("provider", entry.name);
+        span.record("account", entry.provider.account());
+        match entry.engine.ingest_webhook(&headers, &body).await {
+            Ok(r) => {
+                let outcome = if r.duplicate {
+                    "duplicate"
+                } else if r.ignored {
+                    "ignored"
+                } else if r.applied > 0 {
+                    "applied"
+                } else {
+                    "stale"
+                };
+                span.record("event_id", r.event_id.as_str());
+                span.record("event_type", r.event_type.as_str());
+                span.record("outcome", outcome);
+                s.metrics.webhook(&provider, outcome);
+                answer(
+                    StatusCode::OK,
+                    json!({ "received": true, "outcome": outcome }),
+                )
             }
-            answer(status, json!({ "error": public }))
+            Err(e) => {
+                let (status, outcome, public) = webhook_error(&e);
+                span.record("outcome", outcome);
+                s.metrics.webhook(&provider, outcome);
+                if status.is_client_error() {
+                    tracing::warn!(provider = %provider, error = %e, "webhook refused");
+                } else {
+                    tracing::error!(provider = %provider, error = %e, "webhook not recorded");
+                }
+                answer(status, json!({ "error": public }))
+            }
         }
-    }
+    };
+    tracing::Instrument::instrument(handle, span).await
 }
 
 /// How the webhook route answers an ingest error: status, metric outcome
