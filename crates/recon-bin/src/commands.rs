@@ -544,12 +544,16 @@ pub async fn drift(config: Option<&Path>, a: DriftArgs) -> Result<u8> {
                 .map(|r| format!(" (run {r})"))
                 .unwrap_or_default()
         );
-        // A check violation says what it found; an app row inserted,
+        // A check violation says what it found; an endpoint finding, what
+        // is wrong with the endpoint; an app row inserted,
         // deleted or reported missing, what it held; the others, what
         // changed.
         if d.cause == recon_core::DriftCause::Check {
             let found = d.after.as_ref().map(|v| v.to_string()).unwrap_or_default();
             println!("      {found}");
+        } else if d.cause == recon_core::DriftCause::Endpoint {
+            let message = d.after.as_ref().and_then(|v| v["message"].as_str());
+            println!("      {}", message.unwrap_or("(no message)"));
         } else if d.cause == recon_core::DriftCause::AppDrift && fields.is_empty() {
             let was_now = crate::apptables::was_now(d.before.as_ref(), d.after.as_ref());
             println!("      {was_now}");

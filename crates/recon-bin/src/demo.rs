@@ -399,6 +399,7 @@ pub async fn run(a: DemoArgs) -> Result<u8> {
                 (_, recon_core::DriftCause::Changed) => "missed or stale: changed",
                 (_, recon_core::DriftCause::AppDrift) => "app table: repaired",
                 (_, recon_core::DriftCause::Check) => "check: violation",
+                (_, recon_core::DriftCause::Endpoint) => "webhook endpoint: finding",
             };
             *by_kind_cause
                 .entry(format!("{}.{}", d.key.provider, d.key.kind))

@@ -12,6 +12,7 @@ mod config;
 mod demo;
 #[cfg(feature = "demo")]
 mod demo_app;
+mod endpoints;
 mod output;
 mod progress;
 mod registry;
@@ -81,6 +82,7 @@ Examples:
   recon reconcile stripe --app --dry-run      which of your own table's rows differ from the mirror?
   recon check                                 run the declared and built-in checks (exit 1 on violations)
   recon changes --follow                      every change recon makes, as it happens
+  recon endpoints check                       do the providers send webhooks to recon? (RECON_PUBLIC_URL)
   recon serve                                 webhooks + scheduler + /metrics on 127.0.0.1:8080";
 
 /// `recon --help` after the options: examples, the providers this binary
@@ -101,6 +103,7 @@ fn after_help() -> String {
         "RECON_ADMIN_TOKEN",
         "RECON_LISTEN",
         "RECON_ALERT_WEBHOOK_URL",
+        "RECON_PUBLIC_URL",
         "RECON_CONFIG",
         "RECON_LOG_FORMAT=json",
         "RUST_LOG",
@@ -196,8 +199,9 @@ what those events changed.")]
     /// Show stale objects, inconsistent references and recent drift.
     #[command(after_help = "\
 Drift causes: missing, changed, deleted (the mirror vs the provider), app_drift (a row of your own
-table differed from what the mirror implies; kind app:<projection>, with was → now) and check
-(a declared or built-in check returned this row; kind check:<check>).
+table differed from what the mirror implies; kind app:<projection>, with was → now), check
+(a declared or built-in check returned this row; kind check:<check>) and endpoint (a provider's
+webhook endpoint is missing, disabled or lacks event types: `recon endpoints check`).
 
 Examples:
   recon drift                  stale objects, dangling references, the 50 latest drift records
@@ -238,6 +242,32 @@ Examples:
     Changes(apptables::ChangesArgs),
     /// Show recent runs with their counts, mismatch ratio and status.
     Runs(commands::RunsArgs),
+    /// Check the providers' webhook endpoints (URL, enabled, event types),
+    /// or create Stripe's.
+    #[command(after_help = "\
+Webhooks fail silently: an endpoint at an old URL, one the provider disabled after its deliveries
+kept failing (Stripe does), or one that does not send every event type recon reads all look like
+a quiet day. Set RECON_PUBLIC_URL to the address the providers reach recon at (e.g.
+https://app.example.com); each provider must deliver to RECON_PUBLIC_URL/webhooks/<provider>.
+
+`check` reads Stripe's endpoints (GET /v1/webhook_endpoints) and prints one line per finding:
+no_endpoint (none delivers to recon; the others are listed as wrong_url), disabled, missing_types.
+Each finding is recorded as drift (cause endpoint, kind endpoint: `recon drift`) and alerted
+(RECON_ALERT_WEBHOOK_URL). Clerk's API cannot list its (Svix) endpoints: check says where to look.
+`recon serve` runs the check at start and daily when RECON_PUBLIC_URL is set.
+
+`create stripe` creates the endpoint at RECON_PUBLIC_URL/webhooks/stripe with every event type recon
+needs and prints its signing secret once (set it as STRIPE_WEBHOOK_SECRET). It refuses (exit 2) when
+an enabled endpoint already delivers there, unless --force.
+
+Examples:
+  RECON_PUBLIC_URL=https://app.example.com recon endpoints check
+  recon endpoints check stripe --json
+  recon endpoints create stripe
+
+Exit status: 0 all is well (or created); 1 findings, or the provider failed; 2 usage or configuration
+(RECON_PUBLIC_URL unset, provider off, an endpoint already there).")]
+    Endpoints(endpoints::EndpointsArgs),
 }
 
 fn main() -> ExitCode {
@@ -259,6 +289,7 @@ fn main() -> ExitCode {
         Command::Check(a) => a.out.json,
         Command::Changes(a) => a.out.json,
         Command::Demo(a) => a.out.json,
+        Command::Endpoints(a) => a.out.json,
         Command::Serve => false,
     };
     // The demo prints its own story; its logs stay quiet unless RUST_LOG asks.
@@ -283,6 +314,7 @@ fn main() -> ExitCode {
             Command::Runs(a) => commands::runs(cli.config.as_deref(), a).await,
             Command::Check(a) => apptables::check(cli.config.as_deref(), a).await,
             Command::Changes(a) => apptables::changes(cli.config.as_deref(), a).await,
+            Command::Endpoints(a) => endpoints::run(cli.config.as_deref(), a).await,
         };
         match result {
             Ok(code) => code,

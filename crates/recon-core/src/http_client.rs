@@ -827,6 +827,42 @@ impl JsonClient {
         Err(error.with_operation(op.to_string()))
     }
 
+    /// POST `form` to `base + path` as `application/x-www-form-urlencoded`
+    /// and read the JSON answer in the provider's `dialect`, exactly as
+    /// [`JsonClient::get_json_at`] reads a GET's (a "no such object" 404 is
+    /// `body: None`).
+    ///
+    /// Temporary failures are retried on the budget like a GET's, so the
+    /// request must be safe to repeat: anything that creates must carry the
+    /// provider's idempotency header in `headers` (Stripe's
+    /// `Idempotency-Key`; [`idempotency_key`] makes one per call).
+    pub async fn post_form_json_at(
+        &self,
+        op: &str,
+        path: &str,
+        form: &Query,
+        headers: &[(&'static str, &str)],
+        dialect: &dyn Dialect,
+    ) -> Result<JsonAnswer> {
+        let url = format!("{}{}", self.base, path);
+        let body = form_encode(form);
+        let (url, body) = (&url, &body);
+        self.budget
+            .call(op, move || async move {
+                let req = self
+                    .http
+                    .post(url)
+                    .header(
+                        http::header::CONTENT_TYPE,
+                        "application/x-www-form-urlencoded",
+                    )
+                    .body(body.clone());
+                let answer = self.exchange(op, req, headers).await?;
+                self.read((op, path), answer, dialect)
+            })
+            .await
+    }
+
     async fn send(
         &self,
         op: &str,
@@ -834,10 +870,19 @@ impl JsonClient {
         query: &Query,
         headers: &[(&'static str, &str)],
     ) -> Result<Answer> {
-        let mut req = self
-            .http
-            .get(url)
-            .query(query)
+        let req = self.http.get(url).query(query);
+        self.exchange(op, req, headers).await
+    }
+
+    /// Send `req` with the key, `Accept: application/json` and `headers`,
+    /// and read the whole answer.
+    async fn exchange(
+        &self,
+        op: &str,
+        req: reqwest::RequestBuilder,
+        headers: &[(&'static str, &str)],
+    ) -> Result<Answer> {
+        let mut req = req
             .bearer_auth(self.key.expose_secret())
             .header(http::header::ACCEPT, "application/json");
         for (k, v) in headers {
@@ -863,6 +908,38 @@ impl JsonClient {
             received_ms,
         })
     }
+}
+
+/// A fresh idempotency key (a UUID v7) for one POST that creates: the same
+/// key on every retry of that call, a new one for the next call.
+pub fn idempotency_key() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// `pairs` as an `application/x-www-form-urlencoded` body (names may
+/// repeat: `enabled_events[]=a&enabled_events[]=b`).
+pub fn form_encode(pairs: &Query) -> String {
+    fn push(out: &mut String, s: &str) {
+        for b in s.bytes() {
+            match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                    out.push(b as char)
+                }
+                b' ' => out.push('+'),
+                _ => out.push_str(&format!("%{b:02X}")),
+            }
+        }
+    }
+    let mut out = String::new();
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        push(&mut out, k);
+        out.push('=');
+        push(&mut out, v);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -1081,6 +1158,23 @@ mod tests {
         assert_eq!(o.api.request_timeout, Duration::from_secs(2));
         assert!(o.api.has_webhook_secret());
         assert_eq!(o.api.webhook_tolerance_s, 300);
+    }
+
+    #[test]
+    fn forms_are_encoded_like_browsers_do() {
+        let form: Query = vec![
+            ("url", "https://a.example/webhooks/stripe?x=1&y".into()),
+            ("enabled_events[]", "customer.created".into()),
+            ("enabled_events[]", "*".into()),
+            ("description", "recon (é)".into()),
+        ];
+        assert_eq!(
+            form_encode(&form),
+            "url=https%3A%2F%2Fa.example%2Fwebhooks%2Fstripe%3Fx%3D1%26y\
+             &enabled_events%5B%5D=customer.created&enabled_events%5B%5D=*\
+             &description=recon+%28%C3%A9%29"
+        );
+        assert_ne!(idempotency_key(), idempotency_key());
     }
 
     #[tokio::test]

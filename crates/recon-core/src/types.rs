@@ -240,6 +240,11 @@ pub enum DriftCause {
     /// A declared check returned this row. The key's kind is
     /// `check:<check>`.
     Check,
+    /// A provider's webhook endpoint is missing, points elsewhere, is
+    /// disabled or lacks event types recon needs (`recon endpoints check`).
+    /// The key's kind is `endpoint`; its id the endpoint's (or, when there
+    /// is none, the URL nothing delivers to).
+    Endpoint,
 }
 
 impl DriftCause {
@@ -251,6 +256,7 @@ impl DriftCause {
             DriftCause::Deleted => "deleted",
             DriftCause::AppDrift => "app_drift",
             DriftCause::Check => "check",
+            DriftCause::Endpoint => "endpoint",
         }
     }
 
@@ -262,6 +268,7 @@ impl DriftCause {
             "deleted" => DriftCause::Deleted,
             "app_drift" => DriftCause::AppDrift,
             "check" => DriftCause::Check,
+            "endpoint" => DriftCause::Endpoint,
             _ => return None,
         })
     }

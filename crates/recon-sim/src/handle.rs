@@ -244,6 +244,28 @@ impl SimHandle {
             .set_skew(skew_ms);
     }
 
+    /// Stripe's webhook endpoints as its API shows them, oldest first
+    /// (`POST /stripe/v1/webhook_endpoints` creates one).
+    pub fn stripe_webhook_endpoints(&self) -> Vec<serde_json::Value> {
+        let w = self.shared.world.read().expect("lock");
+        let t = &w.stripe.webhook_endpoints;
+        t.index
+            .values()
+            .filter_map(|id| t.get(id))
+            .map(|e| e.json(false))
+            .collect()
+    }
+
+    /// Disable (or enable again) a Stripe webhook endpoint, as Stripe
+    /// disables one whose deliveries keep failing. Whether it exists.
+    pub fn set_stripe_webhook_endpoint_disabled(&self, id: &str, disabled: bool) -> bool {
+        let mut w = self.shared.world.write().expect("lock");
+        w.stripe
+            .webhook_endpoints
+            .update(id, |e| e.disabled = disabled)
+            .is_some()
+    }
+
     /// Stripe events in the log (all, including ones older than 30 days).
     pub fn stripe_event_count(&self) -> usize {
         self.shared.world.read().expect("lock").events.rows.len()

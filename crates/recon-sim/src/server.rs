@@ -60,7 +60,13 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
 }
 
 async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
-    let path = req.uri().path().to_string();
+    let (req, body) = req.into_parts();
+    // Only Stripe's webhook endpoint POSTs have a body (a small form).
+    let Ok(body) = axum::body::to_bytes(body, 1 << 20).await else {
+        return plain(413, "the simulator reads request bodies of at most 1 MiB");
+    };
+    let body = String::from_utf8_lossy(&body);
+    let path = req.uri.path().to_string();
     let (provider, rest) = if let Some(r) = path.strip_prefix("/stripe") {
         (Provider::Stripe, r.to_string())
     } else if let Some(r) = path.strip_prefix("/clerk") {
@@ -68,8 +74,8 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
     } else {
         return plain(404, "the simulator serves /stripe/v1/… and /clerk/v1/…");
     };
-    let query = req.uri().query().unwrap_or("").to_string();
-    let key = format!("{} {} {rest}?{query}", provider.name(), req.method());
+    let query = req.uri.query().unwrap_or("").to_string();
+    let key = format!("{} {} {rest}?{query}", provider.name(), req.method);
     let faults = s.faults.lock().expect("lock")[provider.index()].clone();
     let n = s.fault_state[provider.index()].occurrence(&key);
     let (injected, latency) = decide(&faults, s.seed, &key, n);
@@ -79,10 +85,9 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
     let answer = answer(
         &s,
         provider,
-        req.method(),
-        req.headers(),
-        &rest,
-        &query,
+        &req.method,
+        &req.headers,
+        (&rest, &query, &body),
         injected,
         &faults,
     );
@@ -215,15 +220,14 @@ fn authorized(provider: Provider, s: &Shared, headers: &HeaderMap) -> bool {
         .is_some_and(|k| k.trim() == want)
 }
 
-/// The answer to one request and the fault counter it hit, if any.
-#[allow(clippy::too_many_arguments)]
+/// The answer to one request (path, query string and body) and the fault
+/// counter it hit, if any.
 fn answer(
     s: &Shared,
     provider: Provider,
     method: &Method,
     headers: &HeaderMap,
-    rest: &str,
-    query: &str,
+    (rest, query, body): (&str, &str, &str),
     injected: Option<Injected>,
     faults: &Faults,
 ) -> (ApiResponse, Option<&'static str>) {
@@ -252,12 +256,16 @@ fn answer(
         };
         return (r.route("unauthorized"), Some("401"));
     }
-    if method != Method::GET {
+    // Writes: Stripe's webhook endpoints only.
+    let post = provider == Provider::Stripe && method == Method::POST;
+    if method != Method::GET && !post {
         let r = error_for(
             provider,
             405,
             "",
-            &format!("the simulator serves GET only, not {method}"),
+            &format!(
+                "the simulator serves GET (and Stripe's webhook endpoint POSTs) only, not {method}"
+            ),
         );
         return (r.route("not GET"), None);
     }
@@ -313,7 +321,12 @@ fn answer(
         _ => {}
     }
     let q = Query::parse(Some(query));
-    let resp = {
+    let resp = if post {
+        let form = Query::parse(Some(body));
+        let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
+        let mut w = s.world.write().expect("lock");
+        stripe_api::handle_post(&mut w, rest, &form, key)
+    } else {
         let w = s.world.read().expect("lock");
         match provider {
             Provider::Stripe => stripe_api::handle(&w, rest, &q),

@@ -155,11 +155,19 @@ fn envelope(url: &str, items: &[String], has_more: bool) -> String {
 pub(crate) fn handle(w: &World, path: &str, q: &Query) -> ApiResponse {
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match parts.as_slice() {
+        ["v1", "webhook_endpoints"] => list_endpoints(w, q).route("GET /v1/webhook_endpoints"),
+        ["v1", "webhook_endpoints", id] => match w.stripe.webhook_endpoints.get(id) {
+            Some(e) => ApiResponse::json(200, e.json(false).to_string()),
+            None => missing("webhook_endpoint", id),
+        }
+        .route("GET /v1/webhook_endpoints/{id}"),
         ["v1", "events"] => list_events(w, q).route("GET /v1/events").listing("events"),
         ["v1", "events", id] => retrieve_event(w, id).route("GET /v1/events/{id}"),
-        ["v1", "payment_intents"] => ApiResponse::json(200, envelope("/v1/payment_intents", &[], false))
-            .route("GET /v1/payment_intents")
-            .listing("payment_intents"),
+        ["v1", "payment_intents"] => {
+            ApiResponse::json(200, envelope("/v1/payment_intents", &[], false))
+                .route("GET /v1/payment_intents")
+                .listing("payment_intents")
+        }
         ["v1", kind] if StripeKind::parse(kind).is_some() => {
             let k = StripeKind::parse(kind).expect("kind");
             list(w, k, q).route(list_route(k)).listing(k.path())
@@ -168,14 +176,166 @@ pub(crate) fn handle(w: &World, path: &str, q: &Query) -> ApiResponse {
             let k = StripeKind::parse(kind).expect("kind");
             retrieve(w, k, id).route(get_route(k))
         }
-        _ => error(
-            404,
+        _ => unrecognized("GET", path).route("GET (unknown)"),
+    }
+}
+
+fn unrecognized(method: &str, path: &str) -> ApiResponse {
+    error(
+        404,
+        "invalid_request_error",
+        None,
+        None,
+        &format!(
+            "Unrecognized request URL ({method}: {path}). Please see https://stripe.com/docs or we can help at https://support.stripe.com/."
+        ),
+    )
+}
+
+/// Answer `POST {path}` with the form `f`: creating and updating webhook
+/// endpoints. A create repeated with the same `Idempotency-Key` answers
+/// the first one's result, as Stripe does.
+pub(crate) fn handle_post(
+    w: &mut World,
+    path: &str,
+    f: &Query,
+    idempotency_key: Option<&str>,
+) -> ApiResponse {
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match parts.as_slice() {
+        ["v1", "webhook_endpoints"] => {
+            create_endpoint(w, f, idempotency_key).route("POST /v1/webhook_endpoints")
+        }
+        ["v1", "webhook_endpoints", id] => {
+            update_endpoint(w, id, f).route("POST /v1/webhook_endpoints/{id}")
+        }
+        _ => unrecognized("POST", path).route("POST (unknown)"),
+    }
+}
+
+fn list_endpoints(w: &World, q: &Query) -> ApiResponse {
+    let table = &w.stripe.webhook_endpoints;
+    let paged = paging(
+        q,
+        |id| table.get(id).map(crate::table::Row::key),
+        "webhook_endpoint",
+    );
+    let (limit, cursor) = match paged {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let bounds = crate::table::time_bounds(None, None);
+    let (ids, has_more) = stripe_page(&table.index, bounds, cursor, limit, |_| true);
+    let items: Vec<String> = ids
+        .iter()
+        .filter_map(|id| table.get(id))
+        .map(|e| e.json(false).to_string())
+        .collect();
+    ApiResponse::json(200, envelope("/v1/webhook_endpoints", &items, has_more))
+}
+
+fn missing_param(param: &str) -> ApiResponse {
+    error(
+        400,
+        "invalid_request_error",
+        Some("parameter_missing"),
+        Some(param),
+        &format!("Missing required param: {param}."),
+    )
+}
+
+fn create_endpoint(w: &mut World, f: &Query, idempotency_key: Option<&str>) -> ApiResponse {
+    if let Some(e) = idempotency_key
+        .and_then(|k| w.stripe.endpoint_by_idempotency_key.get(k))
+        .and_then(|id| w.stripe.webhook_endpoints.get(id))
+    {
+        return ApiResponse::json(200, e.json(true).to_string());
+    }
+    let Some(url) = f.get("url").filter(|u| !u.is_empty()) else {
+        return missing_param("url");
+    };
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return error(
+            400,
             "invalid_request_error",
-            None,
-            None,
-            &format!("Unrecognized request URL (GET: {path}). Please see https://stripe.com/docs or we can help at https://support.stripe.com/."),
-        )
-        .route("GET (unknown)"),
+            Some("url_invalid"),
+            Some("url"),
+            "Invalid URL: must be an http or https URL.",
+        );
+    }
+    let events: Vec<String> = f
+        .all("enabled_events")
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    if events.is_empty() {
+        return missing_param("enabled_events");
+    }
+    // Ids and secrets from the URL and a counter, not the seeded random
+    // source: creating an endpoint leaves the mutations' sequence alone.
+    let n = w.stripe.webhook_endpoints.rows.len() as u64 + 1;
+    let h = crate::ids::splitmix(crate::ids::fnv(url.as_bytes()) ^ n);
+    let e = crate::stripe_state::WebhookEndpoint {
+        id: format!("we_{h:016x}{n:08x}"),
+        seq: n,
+        created: w.now_ms() / 1000,
+        url: url.to_string(),
+        enabled_events: events,
+        disabled: false,
+        description: f.get("description").map(str::to_string),
+        api_version: f.get("api_version").map(str::to_string),
+        secret: format!(
+            "whsec_{:016x}{:016x}",
+            crate::ids::splitmix(h),
+            crate::ids::splitmix(h ^ 1)
+        ),
+    };
+    let body = e.json(true).to_string();
+    if let Some(k) = idempotency_key {
+        w.stripe
+            .endpoint_by_idempotency_key
+            .insert(k.to_string(), e.id.clone());
+    }
+    w.stripe.webhook_endpoints.insert(e);
+    ApiResponse::json(200, body)
+}
+
+fn update_endpoint(w: &mut World, id: &str, f: &Query) -> ApiResponse {
+    let disabled = match f.get("disabled") {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(other) => {
+            return error(
+                400,
+                "invalid_request_error",
+                Some("parameter_invalid_boolean"),
+                Some("disabled"),
+                &format!("Invalid boolean: {other}"),
+            );
+        }
+    };
+    let events: Vec<String> = f
+        .all("enabled_events")
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let url = f.get("url").filter(|u| !u.is_empty()).map(str::to_string);
+    let updated = w.stripe.webhook_endpoints.update(id, |e| {
+        if let Some(d) = disabled {
+            e.disabled = d;
+        }
+        if !events.is_empty() {
+            e.enabled_events = events;
+        }
+        if let Some(u) = url {
+            e.url = u;
+        }
+        e.json(false)
+    });
+    match updated {
+        Some(v) => ApiResponse::json(200, v.to_string()),
+        None => missing("webhook_endpoint", id),
     }
 }
 

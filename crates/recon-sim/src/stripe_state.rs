@@ -180,6 +180,46 @@ macro_rules! row {
     };
 }
 
+/// A webhook endpoint (`GET/POST /v1/webhook_endpoints`). The simulator
+/// never delivers to it: the test or the demo does ([`crate::SimHandle::deliver`]).
+#[derive(Debug, Clone)]
+pub(crate) struct WebhookEndpoint {
+    pub id: String,
+    pub seq: u64,
+    pub created: i64,
+    pub url: String,
+    pub enabled_events: Vec<String>,
+    pub disabled: bool,
+    pub description: Option<String>,
+    pub api_version: Option<String>,
+    /// Returned by the create only.
+    pub secret: String,
+}
+
+impl WebhookEndpoint {
+    /// Its API form; `with_secret` only for the answer to its creation.
+    pub(crate) fn json(&self, with_secret: bool) -> Value {
+        let mut v = json!({
+            "id": self.id,
+            "object": "webhook_endpoint",
+            "api_version": self.api_version,
+            "application": null,
+            "created": self.created,
+            "description": self.description,
+            "enabled_events": self.enabled_events,
+            "livemode": false,
+            "metadata": {},
+            "status": if self.disabled { "disabled" } else { "enabled" },
+            "url": self.url,
+        });
+        if with_secret {
+            v["secret"] = json!(self.secret);
+        }
+        v
+    }
+}
+
+row!(WebhookEndpoint, |_| true);
 row!(Customer, |c| !c.deleted);
 row!(Product, |p| !p.deleted);
 row!(Price, |p| !p.deleted);
@@ -197,6 +237,9 @@ pub(crate) struct StripeState {
     /// Subscriptions and invoices by customer id.
     pub subs_by_customer: std::collections::HashMap<String, Vec<String>>,
     pub invoices_by_customer: std::collections::HashMap<String, Vec<String>>,
+    /// Webhook endpoints, and the ones created by `Idempotency-Key`.
+    pub webhook_endpoints: Table<WebhookEndpoint>,
+    pub endpoint_by_idempotency_key: std::collections::HashMap<String, String>,
 }
 
 /// How one object renders.

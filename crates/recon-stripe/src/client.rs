@@ -92,6 +92,29 @@ impl Client {
         Ok(answer)
     }
 
+    /// POST a form to `path` (as the configured account, like every other
+    /// request) and parse the JSON object Stripe answers. Each call carries
+    /// its own `Idempotency-Key`, so the budget's retries of a create never
+    /// create twice.
+    pub(crate) async fn post_form(&self, op: &str, path: &str, form: &Query) -> Result<Value> {
+        let key = recon_core::http_client::idempotency_key();
+        let mut headers = vec![
+            ("Stripe-Version", STRIPE_VERSION),
+            ("Idempotency-Key", key.as_str()),
+        ];
+        if let Some(a) = &self.account {
+            headers.push(("Stripe-Account", a));
+        }
+        let answer = self
+            .api
+            .post_form_json_at(op, path, form, &headers, &Stripe);
+        let v = SPEC.found(op, path, answer.await?.body)?;
+        if !v.is_object() {
+            return Err(malformed(op, "the body is not a JSON object".into()));
+        }
+        Ok(v)
+    }
+
     /// GET a list endpoint and check the envelope.
     pub(crate) async fn list(&self, op: &str, path: &str, query: &Query) -> Result<ListPage> {
         let (v, at) = self.get(op, path, query).await?;

@@ -2,6 +2,7 @@
 
 mod client;
 mod config;
+pub mod endpoints;
 pub mod events;
 mod factory;
 pub mod objects;

@@ -12,6 +12,10 @@
 //! the cursor has fallen beyond the provider's event log (Stripe: 30 days),
 //! the replay starts at the oldest reachable point, an alert is raised and
 //! full sweeps of every kind are requested.
+//!
+//! With `RECON_PUBLIC_URL` set, the providers' webhook endpoints are checked
+//! at start and daily ([`ENDPOINTS_CRON`]): findings are drift, alerted and
+//! counted like a check's (`crate::endpoints`).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -29,11 +33,16 @@ pub fn parse_cron(expr: &str) -> Result<Cron> {
     Cron::from_str(expr).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
+/// When the daily check of the webhook endpoints runs (UTC).
+pub const ENDPOINTS_CRON: &str = "0 50 4 * * *";
+
 #[derive(Debug, Clone)]
 enum Action {
     Sweep(String),
     /// Replay from the event cursor; without one, from this long ago.
     Replay(Duration),
+    /// Check every readable provider's webhook endpoints.
+    Endpoints,
 }
 
 #[derive(Debug, Clone)]
@@ -79,10 +88,60 @@ fn jobs(state: &Shared) -> Vec<Job> {
             });
         }
     }
+    if crate::endpoints::scheduled(&state.app)
+        && let Ok(cron) = parse_cron(ENDPOINTS_CRON)
+    {
+        out.push(Job {
+            name: "endpoints".into(),
+            provider: String::new(),
+            action: Action::Endpoints,
+            cron,
+        });
+    }
     out
 }
 
+/// Check the webhook endpoints of every provider whose endpoints can be
+/// read: findings are recorded as drift and alerted; `/metrics` counts them
+/// as check `endpoints:<provider>`. A provider that cannot be read (or a
+/// bad `RECON_PUBLIC_URL`) is a warning, never a stop.
+async fn check_endpoints(state: &Shared) {
+    let public = match crate::endpoints::public_url() {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::warn!(error = %e, "webhook endpoints not checked");
+            return;
+        }
+    };
+    for p in &state.app.providers {
+        if !crate::endpoints::readable(p.name) {
+            continue;
+        }
+        let source = recon_core::Source::Sweep;
+        match crate::endpoints::check_and_record(&state.app, p.name, &public, source).await {
+            Ok(c) => {
+                let findings = c.findings();
+                if findings.is_empty() {
+                    tracing::info!(provider = p.name, url = %c.expected_url, "webhook endpoint checked: all is well");
+                }
+                for f in findings {
+                    tracing::warn!(provider = p.name, finding = %f.code, "{}", f.message);
+                }
+                if let Some(r) = c.as_check_result() {
+                    state.metrics.check(&r);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(provider = p.name, error = %e, "webhook endpoints could not be checked")
+            }
+        }
+    }
+}
+
 async fn execute(state: &Shared, provider: &str, action: &Action) {
+    if let Action::Endpoints = action {
+        return check_endpoints(state).await;
+    }
     let Ok(entry) = state.app.provider(provider) else {
         return;
     };
@@ -96,6 +155,7 @@ async fn execute(state: &Shared, provider: &str, action: &Action) {
     let result = match action {
         Action::Sweep(kind) => entry.engine.sweep(kind, &opts).await,
         Action::Replay(window) => replay(state, entry, *window, &opts).await,
+        Action::Endpoints => return,
     };
     match result {
         Ok(run) => {
@@ -217,6 +277,11 @@ pub async fn run(
 ) {
     startup_replay(&state).await;
     let mut tasks = tokio::task::JoinSet::new();
+    // The webhook endpoints, checked at start (and daily by their job).
+    if crate::endpoints::scheduled(&state.app) {
+        let state = state.clone();
+        tasks.spawn(async move { check_endpoints(&state).await });
+    }
     for job in jobs(&state) {
         let state = state.clone();
         tracing::info!(job = %job.name, cron = %job.cron.pattern.to_string(), "scheduled");
