@@ -286,6 +286,12 @@ impl Store for FailingStore {
     async fn runs(&self, limit: u32) -> Result<Vec<RunRecord>> {
         self.inner.runs(limit).await
     }
+    async fn run(&self, id: &str) -> Result<Option<RunRecord>> {
+        self.inner.run(id).await
+    }
+    async fn last_successful_sweeps(&self) -> Result<Vec<recon_core::store::LastSweep>> {
+        self.inner.last_successful_sweeps().await
+    }
     async fn drift(&self, q: &DriftQuery) -> Result<Vec<DriftRecord>> {
         self.inner.drift(q).await
     }

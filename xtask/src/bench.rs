@@ -433,7 +433,28 @@ mod serde_json_lite {
 }
 
 /// Run the benchmarks.
+/// `cargo xtask bench status`: only the status page's rows, written into
+/// their section of docs/BENCHMARKS.md.
+fn status_only() -> Result<()> {
+    crate::run(cargo().args(["build", "--release", "-q", "-p", "recon-bin"]))?;
+    let db = crate::pg::TestDatabase::create()?;
+    let rows =
+        crate::status_bench::measure(&std::fs::canonicalize("target/release/recon")?, &db.url())?;
+    let section = crate::status_bench::section(&machine(), &rows);
+    println!("{section}");
+    let doc = std::fs::read_to_string("docs/BENCHMARKS.md").unwrap_or_default();
+    std::fs::write(
+        "docs/BENCHMARKS.md",
+        crate::status_bench::replace_section(&doc, &section),
+    )?;
+    eprintln!("wrote the status page's section of docs/BENCHMARKS.md");
+    Ok(())
+}
+
 pub fn run(args: &[String]) -> Result<()> {
+    if args.first().is_some_and(|a| a == "status") {
+        return status_only();
+    }
     let quick = args.iter().any(|a| a == "quick");
     let peer = std::env::var("PEER_DIR")
         .context("set PEER_DIR to the peer benchmark's directory (docs/BENCHMARKS.md, \"The side-by-side peer benchmark\")")
@@ -504,11 +525,19 @@ pub fn run(args: &[String]) -> Result<()> {
         table.push('\n');
     }
     println!("{table}");
+    // The status page over 10,000 runs and 100,000 drift records.
+    let db = crate::pg::TestDatabase::create()?;
+    let status = crate::status_bench::section(
+        &machine(),
+        &crate::status_bench::measure(&ctx.recon, &db.url())?,
+    );
+    drop(db);
+    println!("{status}");
     std::fs::create_dir_all("docs")?;
     std::fs::write(
         "docs/BENCHMARKS.md",
         format!(
-            "# Benchmarks\n\nProduced by `cargo xtask bench` (never part of the test run).\n\n{table}"
+            "# Benchmarks\n\nProduced by `cargo xtask bench` (never part of the test run).\n\n{table}\n{status}"
         ),
     )?;
     eprintln!("wrote docs/BENCHMARKS.md");

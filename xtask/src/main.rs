@@ -11,6 +11,7 @@
 mod bench;
 mod new_provider;
 mod pg;
+mod status_bench;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -26,6 +27,8 @@ Tasks:
   ci                 cargo fmt --check, cargo clippy -D warnings (also per provider feature),
                      `new-provider --check`, then `test`
   bench [sweep N]    benchmarks; writes docs/BENCHMARKS.md
+  bench status       only the status page's response times (10,000 runs,
+                     100,000 drift records); writes its section of it
   chaos [SCALE [TRIALS]]
                      the chaos suite at a larger size (default SCALE 10: 3,000
                      customers and users, 30,000 mutations per store), the

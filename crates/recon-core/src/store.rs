@@ -150,6 +150,20 @@ pub struct DriftCount {
     pub count: u64,
 }
 
+/// The last successful, non-dry-run sweep of one kind
+/// ([`Store::last_successful_sweeps`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastSweep {
+    /// Provider.
+    pub provider: String,
+    /// Account.
+    pub account: String,
+    /// Kind.
+    pub kind: String,
+    /// When it finished (unix ms).
+    pub finished_at: i64,
+}
+
 /// Rows of `(provider, kind, cause, count)` as [`DriftCount`]s (a cause no
 /// longer known reads as `changed`).
 pub fn drift_counts(rows: Vec<(String, String, String, i64)>) -> Vec<DriftCount> {
@@ -587,6 +601,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Recent runs, newest first.
     async fn runs(&self, limit: u32) -> Result<Vec<RunRecord>>;
+
+    /// One run by id.
+    async fn run(&self, id: &str) -> Result<Option<RunRecord>>;
+
+    /// When each (provider, account, kind) last finished a successful sweep
+    /// that was not a dry run (unix ms), whatever the number of runs since.
+    async fn last_successful_sweeps(&self) -> Result<Vec<LastSweep>>;
 
     /// Drift records, newest first.
     async fn drift(&self, query: &DriftQuery) -> Result<Vec<DriftRecord>>;

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use recon_core::commit::sweep_floor_name;
 use recon_core::project::{AppSync, AppTable, ChangeRow, quote_ident};
 use recon_core::store::{
-    AppWrite, Cursor, Dangling, DriftCount, DriftQuery, Guard, KeySel, LedgerRow, PendingFetch,
-    Reference, SeenRow, StaleObject, Store, StoreTx, View, drift_counts,
+    AppWrite, Cursor, Dangling, DriftCount, DriftQuery, Guard, KeySel, LastSweep, LedgerRow,
+    PendingFetch, Reference, SeenRow, StaleObject, Store, StoreTx, View, drift_counts,
 };
 use recon_core::types::{
     DriftCause, DriftRecord, ObjectKey, RunKind, RunRecord, RunStatus, Snapshot, Source,
@@ -1670,6 +1670,39 @@ impl Store for SqliteStore {
             .map(run_from_row)
             .collect::<std::result::Result<_, _>>()
             .map_err(db_err("runs"))
+    }
+
+    async fn run(&self, id: &str) -> Result<Option<RunRecord>> {
+        let row = sqlx::query("SELECT * FROM runs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_err("run"))?;
+        row.as_ref()
+            .map(run_from_row)
+            .transpose()
+            .map_err(db_err("run"))
+    }
+
+    async fn last_successful_sweeps(&self) -> Result<Vec<LastSweep>> {
+        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+            "SELECT provider, account, kind, max(finished_at) FROM runs
+             WHERE status = 'succeeded' AND run_kind = 'sweep' AND NOT dry_run
+               AND finished_at IS NOT NULL
+             GROUP BY provider, account, kind ORDER BY provider, account, kind",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err("last_successful_sweeps"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(provider, account, kind, finished_at)| LastSweep {
+                provider,
+                account,
+                kind,
+                finished_at,
+            })
+            .collect())
     }
 
     async fn drift(&self, q: &DriftQuery) -> Result<Vec<DriftRecord>> {

@@ -62,6 +62,13 @@ impl AdminToken {
         })
     }
 
+    /// Whether `presented` is the token: both are hashed and the digests
+    /// compared in constant time.
+    pub fn matches(&self, presented: &str) -> bool {
+        let got: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        got.ct_eq(&self.digest).into()
+    }
+
     /// `RECON_ADMIN_TOKEN`, checked; `None` when unset or empty (the admin
     /// API is off).
     pub fn from_env() -> recon_core::Result<Option<AdminToken>> {
@@ -76,11 +83,9 @@ impl AdminToken {
 /// digests compared in constant time, so the time taken says nothing about
 /// the token's content or length.
 pub fn authorized(header: Option<&str>, token: &AdminToken) -> bool {
-    let Some(got) = header.and_then(|h| h.strip_prefix("Bearer ")) else {
-        return false;
-    };
-    let got: [u8; 32] = Sha256::digest(got.as_bytes()).into();
-    got.ct_eq(&token.digest).into()
+    header
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .is_some_and(|got| token.matches(got))
 }
 
 /// The admin routes.

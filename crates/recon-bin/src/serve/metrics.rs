@@ -38,6 +38,8 @@ pub struct Metrics {
     app_rows: Family<Labels, Counter>,
     check_violations: Family<Labels, Gauge>,
     budgets: Vec<(String, Arc<BudgetStats>)>,
+    /// Webhook outcomes per minute, for the status page.
+    pub timeline: Timeline,
 }
 
 impl Metrics {
@@ -62,6 +64,7 @@ impl Metrics {
             app_rows: Family::default(),
             check_violations: Family::default(),
             budgets,
+            timeline: Timeline::default(),
         };
         registry.register(
             "webhooks",
@@ -142,6 +145,8 @@ impl Metrics {
         self.webhooks
             .get_or_create(&l(&[("provider", provider), ("outcome", outcome)]))
             .inc();
+        self.timeline
+            .record(Outcome::of_webhook(outcome), recon_core::now_ms(), 1);
     }
 
     /// Count a finished run.
@@ -206,6 +211,8 @@ impl Metrics {
         self.missed
             .get_or_create(&l(&[("provider", provider)]))
             .inc_by(n);
+        self.timeline
+            .record(Outcome::Replayed, recon_core::now_ms(), n);
     }
 
     /// Count events the provider reports as undelivered long after creation.
@@ -245,5 +252,160 @@ impl Metrics {
         let mut out = String::new();
         let _ = encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// What became of a webhook, as the status page charts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Its state was applied.
+    Applied,
+    /// Seen before: answered 2xx, applied nothing.
+    Duplicate,
+    /// Older than the mirror's state, or of a type recon ignores.
+    Stale,
+    /// Refused: bad signature, malformed, unstorable, not configured.
+    Rejected,
+    /// Not recorded because the store was unavailable (the sender retries).
+    Failed,
+    /// Missed by the webhooks and applied later by a replay.
+    Replayed,
+}
+
+impl Outcome {
+    /// Every outcome, in the order the chart draws them.
+    pub const ALL: [Outcome; 6] = [
+        Outcome::Applied,
+        Outcome::Duplicate,
+        Outcome::Stale,
+        Outcome::Rejected,
+        Outcome::Failed,
+        Outcome::Replayed,
+    ];
+
+    /// Stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Applied => "applied",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Stale => "stale",
+            Outcome::Rejected => "rejected",
+            Outcome::Failed => "failed",
+            Outcome::Replayed => "missed_then_replayed",
+        }
+    }
+
+    /// The chart's outcome of a webhook's metric outcome.
+    pub fn of_webhook(outcome: &str) -> Outcome {
+        match outcome {
+            "applied" => Outcome::Applied,
+            "duplicate" => Outcome::Duplicate,
+            "stale" | "ignored" => Outcome::Stale,
+            "error" => Outcome::Failed,
+            _ => Outcome::Rejected,
+        }
+    }
+}
+
+/// Webhook outcomes per minute over the last day of this process (the
+/// status page's webhook chart; Prometheus keeps the long history).
+#[derive(Default)]
+pub struct Timeline {
+    minutes: std::sync::Mutex<std::collections::VecDeque<(i64, [u64; 6])>>,
+}
+
+impl Timeline {
+    /// Minutes kept.
+    pub const KEEP: i64 = 24 * 60;
+
+    /// Count `n` of `outcome` at `at_ms`.
+    pub fn record(&self, outcome: Outcome, at_ms: i64, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let minute = at_ms.div_euclid(60_000);
+        let slot = Outcome::ALL
+            .iter()
+            .position(|o| *o == outcome)
+            .unwrap_or_default();
+        let mut m = self.minutes.lock().unwrap_or_else(|e| e.into_inner());
+        match m.iter_mut().rev().find(|(t, _)| *t == minute) {
+            Some((_, counts)) => counts[slot] += n,
+            None => {
+                let mut counts = [0; 6];
+                counts[slot] = n;
+                // Clocks may step back: keep the minutes in order.
+                let at = m.partition_point(|(t, _)| *t < minute);
+                m.insert(at, (minute, counts));
+            }
+        }
+        while m.front().is_some_and(|(t, _)| *t <= minute - Self::KEEP) {
+            m.pop_front();
+        }
+    }
+
+    /// The counts of each outcome in `buckets` equal buckets of `width_ms`
+    /// ending at `end_ms` (the last bucket ends at `end_ms`).
+    pub fn buckets(&self, end_ms: i64, width_ms: i64, buckets: usize) -> Vec<[u64; 6]> {
+        let mut out = vec![[0; 6]; buckets];
+        let start = end_ms - width_ms * buckets as i64;
+        let m = self.minutes.lock().unwrap_or_else(|e| e.into_inner());
+        for (minute, counts) in m.iter() {
+            let t = minute * 60_000;
+            if t < start || t >= end_ms {
+                continue;
+            }
+            let i = ((t - start) / width_ms) as usize;
+            for (o, c) in out[i.min(buckets - 1)].iter_mut().zip(counts) {
+                *o += c;
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod timeline_tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_land_in_their_minute_and_bucket() {
+        let t = Timeline::default();
+        let base = 1_000 * 60_000;
+        t.record(Outcome::Applied, base + 5_000, 1);
+        t.record(Outcome::Applied, base + 59_000, 2);
+        t.record(Outcome::Rejected, base + 60_000, 1);
+        // Out of order (a clock step back) still lands in its minute.
+        t.record(Outcome::Duplicate, base - 60_000, 4);
+        t.record(Outcome::Replayed, base, 0);
+        let b = t.buckets(base + 120_000, 60_000, 3);
+        assert_eq!(b[0], [0, 4, 0, 0, 0, 0]);
+        assert_eq!(b[1], [3, 0, 0, 0, 0, 0]);
+        assert_eq!(b[2], [0, 0, 0, 1, 0, 0]);
+        // A bucket two minutes wide sums both.
+        let b = t.buckets(base + 120_000, 120_000, 1);
+        assert_eq!(b[0], [3, 0, 0, 1, 0, 0]);
+    }
+
+    #[test]
+    fn a_day_is_kept_and_no_more() {
+        let t = Timeline::default();
+        t.record(Outcome::Applied, 0, 1);
+        t.record(Outcome::Applied, Timeline::KEEP * 60_000, 1);
+        let all = t.buckets(
+            Timeline::KEEP * 60_000 + 60_000,
+            60_000,
+            2 * Timeline::KEEP as usize,
+        );
+        let total: u64 = all.iter().map(|c| c[0]).sum();
+        assert_eq!(total, 1, "the minute a day old is dropped");
+    }
+
+    #[test]
+    fn webhook_outcomes_map_to_chart_outcomes() {
+        assert_eq!(Outcome::of_webhook("ignored"), Outcome::Stale);
+        assert_eq!(Outcome::of_webhook("bad_signature"), Outcome::Rejected);
+        assert_eq!(Outcome::of_webhook("unstorable"), Outcome::Rejected);
+        assert_eq!(Outcome::of_webhook("error"), Outcome::Failed);
     }
 }

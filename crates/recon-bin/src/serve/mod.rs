@@ -18,6 +18,7 @@
 pub mod admin;
 pub mod metrics;
 pub mod scheduler;
+pub mod status;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -262,6 +263,7 @@ pub fn router(state: Shared, body_limit: usize, admin: Option<AdminToken>) -> Ro
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text));
     if let Some(token) = admin {
+        r = r.merge(status::router(status::StatusAuth::new(token.clone())));
         r = r.nest("/admin", admin::router(state.clone(), token));
     }
     r.layer(DefaultBodyLimit::max(body_limit))
@@ -495,7 +497,10 @@ pub async fn run(config: Option<&Path>) -> Result<u8> {
         None
     };
     let token = state.shutdown.clone();
-    axum::serve(listener, router(state.clone(), body_limit, admin))
+    // The client's address: the status page limits login attempts by it.
+    let service = router(state.clone(), body_limit, admin)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown_signal(token.clone()))
         .await
         .context("server error")?;

@@ -780,6 +780,68 @@ pub async fn runs(store: Arc<dyn Store>) {
     assert_eq!(runs.len(), 2);
     assert_eq!(runs[0], b);
     assert_eq!(runs[1].status, RunStatus::Running);
+    assert_eq!(s.run("run-b").await.unwrap(), Some(b));
+    assert_eq!(s.run("run-none").await.unwrap(), None);
+}
+
+/// The last successful sweep of each kind: the newest finished success,
+/// never a failure, a dry run, a replay or a running sweep, however many
+/// runs came after it.
+pub async fn last_successful_sweeps(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let finish = |mut r: RunRecord, status: RunStatus, at: i64| {
+        r.status = status;
+        r.finished_at = Some(at);
+        r
+    };
+    let runs = [
+        finish(
+            running_sweep("things", "a1", 100),
+            RunStatus::Succeeded,
+            150,
+        ),
+        finish(
+            running_sweep("things", "a2", 200),
+            RunStatus::Succeeded,
+            250,
+        ),
+        // Later, but failed, dry, a replay, or still running: none counts.
+        finish(running_sweep("things", "a3", 300), RunStatus::Failed, 350),
+        {
+            let mut r = finish(
+                running_sweep("things", "a4", 400),
+                RunStatus::Succeeded,
+                450,
+            );
+            r.dry_run = true;
+            r
+        },
+        {
+            let mut r = finish(
+                running_sweep("things", "a5", 500),
+                RunStatus::Succeeded,
+                550,
+            );
+            r.run_kind = RunKind::Replay;
+            r
+        },
+        running_sweep("things", "a6", 600),
+        finish(
+            running_sweep("others", "b1", 700),
+            RunStatus::Succeeded,
+            750,
+        ),
+        finish(running_sweep("never", "c1", 800), RunStatus::Failed, 850),
+    ];
+    for r in &runs {
+        s.insert_run(r).await.unwrap();
+    }
+    let got = s.last_successful_sweeps().await.unwrap();
+    let got: Vec<(&str, i64)> = got
+        .iter()
+        .map(|l| (l.kind.as_str(), l.finished_at))
+        .collect();
+    assert_eq!(got, vec![("others", 750), ("things", 250)]);
 }
 
 /// Runs left `running` without a recent sign of life are closed as failed;
@@ -1065,7 +1127,7 @@ macro_rules! store_conformance_tests {
             idempotent_ingest, duplicate_under_concurrency, monotonic_versions, ties,
             unchanged_raises_version,
             tombstones, cursors, atomic_ledger_and_snapshot, drift_log, runs,
-            abandoned_runs, sweep_scratch, diagnostics_queries, large_batches, schedule_claims,
+            abandoned_runs, last_successful_sweeps, sweep_scratch, diagnostics_queries, large_batches, schedule_claims,
             sql_guard_keeps_tombstones, fetch_queue, seen_versions, change_feed, app_key_locks);
     };
     (@each $make:path; $($name:ident),*) => {
