@@ -201,6 +201,12 @@ pub fn public_url() -> recon_core::Result<String> {
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"))
         .unwrap_or("");
+    if host.split('/').next().unwrap_or("").contains('@') {
+        return Err(Error::config(format!(
+            "{PUBLIC_URL} must not carry a user name or password (they would be shown in \
+             findings and sent to Stripe); set it to the public address alone, like https://app.example.com"
+        )));
+    }
     if host.is_empty() || host.starts_with('/') || url.contains(['?', '#', ' ']) {
         return Err(Error::config(format!(
             "{PUBLIC_URL} must be an http(s) URL without query or fragment, like https://app.example.com, not {raw:?}"

@@ -95,24 +95,48 @@ pub fn expected_url(public_url: &str) -> String {
     format!("{}{WEBHOOK_PATH}", public_url.trim().trim_end_matches('/'))
 }
 
-/// A URL for comparison: scheme and host lower-cased, trailing `/` gone.
+/// A URL for comparison: scheme and host lower-cased, the scheme's default
+/// port, the query, the fragment and a trailing `/` gone (recon answers its
+/// route whatever the query).
 fn normalize(url: &str) -> String {
-    let u = url.trim().trim_end_matches('/');
+    let u = url.trim();
+    let u = u
+        .split(['?', '#'])
+        .next()
+        .unwrap_or(u)
+        .trim_end_matches('/');
     let Some((scheme, rest)) = u.split_once("://") else {
         return u.to_string();
     };
+    let scheme = scheme.to_ascii_lowercase();
     let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    format!(
-        "{}://{}{path}",
-        scheme.to_ascii_lowercase(),
-        host.to_ascii_lowercase()
-    )
+    let host = host.to_ascii_lowercase();
+    let default_port = if scheme == "https" { ":443" } else { ":80" };
+    let host = host.strip_suffix(default_port).unwrap_or(&host);
+    format!("{scheme}://{host}{path}")
 }
 
-/// Whether `url` is `expected`, compared without a trailing `/` and with
-/// the scheme and host in any case.
+/// Whether `url` is `expected`, compared without a trailing `/`, query or
+/// default port, and with the scheme and host in any case.
 pub fn same_url(url: &str, expected: &str) -> bool {
     normalize(url) == normalize(expected)
+}
+
+/// Another service's endpoint URL as recon shows it: its scheme and host
+/// only. Such URLs often carry a secret in their path or query (a catch
+/// hook's token), and findings go to the drift log, alerts and logs.
+pub fn redacted(url: &str) -> String {
+    let u = url.trim();
+    let Some((scheme, rest)) = u.split_once("://") else {
+        return "(not a URL)".to_string();
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit('@').next().unwrap_or(authority);
+    if authority.len() < rest.len() {
+        format!("{scheme}://{host}/…")
+    } else {
+        format!("{scheme}://{host}")
+    }
 }
 
 /// The endpoint that is right, if one is: at `<public_url>/webhooks/stripe`,
@@ -322,7 +346,7 @@ pub fn check(endpoints: &[WebhookEndpoint], public_url: &str, needed: &[&str]) -
     if ours.is_empty() {
         let wrong = others.into_iter().map(|e| Finding::WrongUrl {
             endpoint: e.id.clone(),
-            url: e.url.clone(),
+            url: redacted(&e.url),
             expected_url: expected.clone(),
             status: e.status.clone(),
         });

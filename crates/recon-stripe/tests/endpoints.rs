@@ -238,8 +238,9 @@ fn no_endpoint_at_our_url_lists_the_others_as_wrong() {
     assert_eq!(
         wrong,
         [
-            ("we_old", "https://old.example.com/webhooks/stripe"),
-            ("we_path", "https://app.example.com/hooks/stripe"),
+            // Scheme and host only: other services' paths may hold secrets.
+            ("we_old", "https://old.example.com/…"),
+            ("we_path", "https://app.example.com/…"),
         ]
     );
     let m = found[1].message();
@@ -257,6 +258,8 @@ fn a_trailing_slash_or_case_is_still_our_url() {
     for url in [
         "https://app.example.com/webhooks/stripe/",
         "HTTPS://APP.example.com/webhooks/stripe",
+        "https://app.example.com:443/webhooks/stripe",
+        "https://app.example.com/webhooks/stripe?source=stripe",
     ] {
         let listed = [parsed(&endpoint("we_1", url, "enabled", &["*"]))];
         assert_eq!(check(&listed, PUBLIC, &needed), vec![], "{url}");
@@ -271,6 +274,51 @@ fn a_trailing_slash_or_case_is_still_our_url() {
     ))];
     assert_eq!(check(&listed, PUBLIC, &needed)[0].code(), "no_endpoint");
     assert_eq!(expected_url("https://app.example.com/"), OURS);
+    // Another port is another server.
+    let listed = [parsed(&endpoint(
+        "we_1",
+        "https://app.example.com:8443/webhooks/stripe",
+        "enabled",
+        &["*"],
+    ))];
+    assert_eq!(check(&listed, PUBLIC, &needed)[0].code(), "no_endpoint");
+}
+
+/// Other services' endpoint URLs often hold a secret (a catch hook's
+/// token); findings go to the drift log, alerts and logs, so they show the
+/// scheme and host only.
+#[test]
+fn other_endpoints_are_shown_without_their_path_or_query() {
+    let needed = needed_event_types();
+    let listed = [
+        parsed(&endpoint(
+            "we_zap",
+            "https://hooks.zapier.example/hooks/catch/123/SECRETPATH/?token=SECRETQ",
+            "enabled",
+            &["*"],
+        )),
+        parsed(&endpoint(
+            "we_bare",
+            "https://user:SECRETPW@other.example",
+            "enabled",
+            &["*"],
+        )),
+    ];
+    let findings = check(&listed, PUBLIC, &needed);
+    assert_eq!(findings.len(), 3);
+    let all = format!(
+        "{findings:?} {}",
+        findings
+            .iter()
+            .map(|f| f.message())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    for secret in ["SECRETPATH", "SECRETQ", "SECRETPW", "catch"] {
+        assert!(!all.contains(secret), "{secret} in {all}");
+    }
+    assert!(all.contains("https://hooks.zapier.example/…"), "{all}");
+    assert!(all.contains("we_zap") && all.contains("we_bare"));
 }
 
 #[test]

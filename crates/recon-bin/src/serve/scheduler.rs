@@ -278,9 +278,20 @@ pub async fn run(
     startup_replay(&state).await;
     let mut tasks = tokio::task::JoinSet::new();
     // The webhook endpoints, checked at start (and daily by their job).
+    // Claimed per hour: replicas starting together (a rolling deploy, a
+    // crash loop) check once, not once each.
     if crate::endpoints::scheduled(&state.app) {
         let state = state.clone();
-        tasks.spawn(async move { check_endpoints(&state).await });
+        tasks.spawn(async move {
+            let hour = Utc::now().timestamp() / 3600 * 3600;
+            match state.app.store.claim("endpoints:start", hour).await {
+                Ok(true) => check_endpoints(&state).await,
+                Ok(false) => tracing::info!(
+                    "webhook endpoints not checked at start: the check ran on another replica this hour"
+                ),
+                Err(e) => tracing::warn!(error = %e, "could not claim the start-up endpoint check"),
+            }
+        });
     }
     for job in jobs(&state) {
         let state = state.clone();
