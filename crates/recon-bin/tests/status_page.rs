@@ -52,6 +52,10 @@ impl World {
     }
 
     async fn serve(&self, admin: Option<&str>) -> Server {
+        self.serve_with(admin, &[]).await
+    }
+
+    async fn serve_with(&self, admin: Option<&str>, env: &[(&str, &str)]) -> Server {
         let port = free_port();
         let config = std::env::temp_dir().join(format!("recon-status-{port}.toml"));
         std::fs::write(&config, "[server]\nscheduler = false\n").unwrap();
@@ -64,6 +68,9 @@ impl World {
             .stderr(Stdio::inherit());
         if let Some(t) = admin {
             c.env("RECON_ADMIN_TOKEN", t);
+        }
+        for (k, v) in env {
+            c.env(k, v);
         }
         let server = Server {
             child: c.spawn().expect("spawn recon serve"),
@@ -365,6 +372,68 @@ async fn login_is_a_strict_httponly_session_and_wrong_tokens_are_slowed() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
+}
+
+/// Sessions are signed with a key derived from the token, so a replica
+/// behind a load balancer without sticky sessions accepts them; behind a
+/// proxy that rewrites `Host`, the origin of `RECON_PUBLIC_URL` is this
+/// server's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_work_on_every_replica_and_behind_a_proxy() {
+    let sim = Sim::start(SimConfig::with_seed(8)).await.unwrap();
+    let w = World { db: Db::new(), sim };
+    assert_eq!(run(w.recon().arg("migrate")).0, 0);
+    let public = "https://status.example.com";
+    let a = w
+        .serve_with(Some(TOKEN), &[("RECON_PUBLIC_URL", public)])
+        .await;
+    let b = w.serve(Some(TOKEN)).await;
+    let cookie = login(&a.base).await;
+    let (status, page_b, _) = get(&b.base, "/status", Some(&cookie)).await;
+    assert_eq!(status, StatusCode::OK, "a session of A on B");
+    let (_, page_a, _) = get(&a.base, "/status", Some(&cookie)).await;
+    assert_eq!(csrf(&page_a), csrf(&page_b), "one CSRF token on both");
+
+    // A proxy sends Host: the upstream's address; the browser's Origin is
+    // the public one. A knows it (RECON_PUBLIC_URL); B does not.
+    let proxied = |base: &str| {
+        no_redirects()
+            .post(format!("{base}/status/login"))
+            .header("host", "recon-upstream:8080")
+            .header("origin", public)
+            .form(&[("token", TOKEN)])
+    };
+    assert_eq!(
+        proxied(&a.base).send().await.unwrap().status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        proxied(&b.base).send().await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+
+    // Logging out on B ends the session there.
+    let r = no_redirects()
+        .post(format!("{}/status/logout", b.base))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf(&page_a).as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        get(&b.base, "/status", Some(&cookie)).await.0,
+        StatusCode::SEE_OTHER
+    );
+
+    // Another token: every session ends.
+    let c = w
+        .serve(Some("another-status-page-token-0123456789ab"))
+        .await;
+    assert_eq!(
+        get(&c.base, "/status", Some(&cookie)).await.0,
+        StatusCode::SEE_OTHER
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

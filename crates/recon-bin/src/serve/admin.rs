@@ -69,6 +69,17 @@ impl AdminToken {
         got.ct_eq(&self.digest).into()
     }
 
+    /// A key for `purpose` derived from the token (SHA-256 of the purpose
+    /// and the token's digest): secret as long as the token is, and a
+    /// different one for each purpose.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(purpose.as_bytes());
+        h.update([0]);
+        h.update(self.digest);
+        h.finalize().into()
+    }
+
     /// `RECON_ADMIN_TOKEN`, checked; `None` when unset or empty (the admin
     /// API is off).
     pub fn from_env() -> recon_core::Result<Option<AdminToken>> {

@@ -37,13 +37,14 @@ use axum::routing::{get, post};
 use axum::{Extension, Router};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use hmac::{Hmac, Mac as _};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use rand::RngCore;
 use recon_core::diff::changed_fields;
 use recon_core::store::{DriftQuery, LastSweep};
 use recon_core::{DriftRecord, RunRecord, RunStatus, now_ms};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use super::Shared;
@@ -54,9 +55,6 @@ use super::metrics::Outcome;
 pub const COOKIE: &str = "recon_session";
 /// How long a session lasts.
 pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
-/// Sessions kept at most (the oldest goes first); only a correct token
-/// makes one.
-const MAX_SESSIONS: usize = 1_000;
 /// Runs read for the charts: the newest this many.
 pub const RUNS_READ: u32 = 5_000;
 /// Drift records shown on a run's page.
@@ -65,17 +63,28 @@ const RUN_DRIFT_SHOWN: u32 = 500;
 /// One logged-in browser.
 #[derive(Clone)]
 struct Session {
+    nonce: String,
     expires_at: i64,
     csrf: String,
 }
 
-/// Login state: the token, the sessions, the attempt limiter.
+/// Login state: the token, the session key, the attempt limiter.
+///
+/// Sessions are signed, not stored: the cookie is `<expiry>.<nonce>.<MAC>`,
+/// the MAC an HMAC-SHA-256 under a key derived from the admin token. Every
+/// replica sharing the token accepts it (a load balancer needs no sticky
+/// sessions), and changing the token ends every session. A logout revokes
+/// the session on the replica that served it and clears the browser's
+/// cookie.
 pub struct StatusAuth {
     token: AdminToken,
-    /// By SHA-256 of the cookie value (the value itself is not kept).
-    sessions: Mutex<HashMap<[u8; 32], Session>>,
+    key: [u8; 32],
+    /// Nonces logged out here, until their expiry.
+    revoked: Mutex<HashMap<String, i64>>,
     attempts: DefaultKeyedRateLimiter<IpAddr>,
 }
+
+type Mac = Hmac<Sha256>;
 
 impl StatusAuth {
     /// Login with `token`.
@@ -84,63 +93,109 @@ impl StatusAuth {
             .expect("a non-zero period")
             .allow_burst(NonZeroU32::new(5).expect("non-zero"));
         StatusAuth {
+            key: token.derive("recon status page sessions v1"),
             token,
-            sessions: Mutex::new(HashMap::new()),
+            revoked: Mutex::new(HashMap::new()),
             attempts: RateLimiter::keyed(quota),
         }
     }
 
+    fn mac(&self, what: &str) -> Mac {
+        let mut m = Mac::new_from_slice(&self.key).expect("HMAC takes a key of any length");
+        m.update(what.as_bytes());
+        m
+    }
+
+    fn csrf(&self, nonce: &str) -> String {
+        hex(&self.mac(&format!("csrf|{nonce}")).finalize().into_bytes())
+    }
+
     fn session(&self, headers: &HeaderMap) -> Option<Session> {
         let value = cookie(headers, COOKIE)?;
-        let key: [u8; 32] = Sha256::digest(value.as_bytes()).into();
-        let sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        sessions
-            .get(&key)
-            .filter(|s| s.expires_at > now_ms())
-            .cloned()
+        let mut parts = value.splitn(3, '.');
+        let (expires, nonce, mac) = (parts.next()?, parts.next()?, parts.next()?);
+        let expires_at: i64 = expires.parse().ok()?;
+        let mac = unhex(mac)?;
+        self.mac(&format!("session|{expires_at}|{nonce}"))
+            .verify_slice(&mac)
+            .ok()?;
+        if expires_at <= now_ms() {
+            return None;
+        }
+        let revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
+        if revoked.contains_key(nonce) {
+            return None;
+        }
+        Some(Session {
+            nonce: nonce.to_string(),
+            expires_at,
+            csrf: self.csrf(nonce),
+        })
     }
 
-    /// A new session: the cookie value (64 hex digits from the OS-seeded
-    /// CSPRNG) and its CSRF token.
+    /// A new session's cookie value: its expiry, a nonce of 32 bytes from
+    /// the OS-seeded CSPRNG, and their MAC.
     fn open(&self) -> String {
-        let value = random_hex();
-        let key: [u8; 32] = Sha256::digest(value.as_bytes()).into();
-        let now = now_ms();
-        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        sessions.retain(|_, s| s.expires_at > now);
-        if sessions.len() >= MAX_SESSIONS
-            && let Some(oldest) = sessions
-                .iter()
-                .min_by_key(|(_, s)| s.expires_at)
-                .map(|(k, _)| *k)
-        {
-            sessions.remove(&oldest);
-        }
-        sessions.insert(
-            key,
-            Session {
-                expires_at: now + SESSION_TTL.as_millis() as i64,
-                csrf: random_hex(),
-            },
-        );
-        value
+        let expires_at = now_ms() + SESSION_TTL.as_millis() as i64;
+        let nonce = random_hex();
+        let mac = self
+            .mac(&format!("session|{expires_at}|{nonce}"))
+            .finalize()
+            .into_bytes();
+        format!("{expires_at}.{nonce}.{}", hex(&mac))
     }
 
-    fn close(&self, headers: &HeaderMap) {
-        if let Some(value) = cookie(headers, COOKIE) {
-            let key: [u8; 32] = Sha256::digest(value.as_bytes()).into();
-            self.sessions
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&key);
-        }
+    fn close(&self, session: &Session) {
+        let now = now_ms();
+        let mut revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
+        revoked.retain(|_, exp| *exp > now);
+        revoked.insert(session.nonce.clone(), session.expires_at);
     }
+
+    /// Whether `ip` may try a token now; else how long until it may.
+    fn attempt(&self, ip: IpAddr) -> Result<(), Duration> {
+        // Forget clients whose budget is full again, so the map stays as
+        // small as the set of recent clients.
+        if self.attempts.len() > 1_000 {
+            self.attempts.retain_recent();
+        }
+        self.attempts
+            .check_key(&limit_key(ip))
+            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+}
+
+/// The address a login budget belongs to: an IPv6 client by its /64 (one
+/// host commonly holds a whole /64), an IPv4 one (also mapped into IPv6) by
+/// itself.
+fn limit_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        },
+        v4 => v4,
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) || !s.is_ascii() {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+        .collect()
 }
 
 fn random_hex() -> String {
     let mut b = [0u8; 32];
     rand::rng().fill_bytes(&mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    hex(&b)
 }
 
 /// The value of cookie `name` in the request's `Cookie` headers.
@@ -157,18 +212,33 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// Whether a state-changing request comes from this server's own pages:
 /// no `Origin` (not a browser's cross-site form), or one whose host is the
-/// request's `Host`.
+/// request's `Host`, or the origin of `RECON_PUBLIC_URL` (behind a proxy
+/// that rewrites `Host`).
 fn same_origin(headers: &HeaderMap) -> bool {
+    let public = crate::config::env("RECON_PUBLIC_URL");
+    same_origin_as(headers, public.as_deref())
+}
+
+fn same_origin_as(headers: &HeaderMap, public_url: Option<&str>) -> bool {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
     };
+    let Some(origin) = origin.to_str().ok().map(|o| o.trim_end_matches('/')) else {
+        return false;
+    };
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    let origin_host = origin
-        .to_str()
-        .ok()
-        .and_then(|o| o.split_once("://"))
-        .map(|(_, rest)| rest.trim_end_matches('/'));
-    matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
+    let origin_host = origin.split_once("://").map(|(_, rest)| rest);
+    if matches!((origin_host, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h)) {
+        return true;
+    }
+    // The public URL's scheme and authority, without its path.
+    public_url
+        .and_then(|u| {
+            let (scheme, rest) = u.split_once("://")?;
+            let authority = rest.split(['/', '?', '#']).next()?;
+            Some(format!("{scheme}://{authority}"))
+        })
+        .is_some_and(|p| p.eq_ignore_ascii_case(origin))
 }
 
 fn csrf_ok(session: &Session, presented: &str) -> bool {
@@ -295,8 +365,7 @@ async fn login(
     Form(form): Form<LoginForm>,
 ) -> Response {
     let ip = client(conn.as_ref().map(|e| &e.0));
-    if let Err(not_until) = auth.attempts.check_key(&ip) {
-        let wait = not_until.wait_time_from(DefaultClock::default().now());
+    if let Err(wait) = auth.attempt(ip) {
         let secs = wait.as_secs().max(1);
         tracing::warn!(client = %ip, "status page: too many login attempts");
         let mut res = (
@@ -346,7 +415,7 @@ async fn logout(auth: Auth, headers: HeaderMap, Form(form): Form<CsrfForm>) -> R
     if !same_origin(&headers) || !csrf_ok(&session, &form.csrf) {
         return (StatusCode::FORBIDDEN, "missing or wrong CSRF token\n").into_response();
     }
-    auth.close(&headers);
+    auth.close(&session);
     let mut res = Redirect::to("/status/login").into_response();
     res.headers_mut().insert(
         header::SET_COOKIE,
@@ -471,13 +540,25 @@ impl Fresh {
     }
 }
 
-/// The period between a cron expression's next two times.
+/// The longest gap between a cron expression's times over the coming
+/// fortnight (a weekday schedule's is the weekend), at most 64 of them.
 fn period(expr: &str, now: i64) -> Option<i64> {
     let cron = super::scheduler::parse_cron(expr).ok()?;
     let from = chrono::DateTime::from_timestamp_millis(now)?;
-    let a = cron.find_next_occurrence(&from, false).ok()?;
-    let b = cron.find_next_occurrence(&a, false).ok()?;
-    Some((b - a).num_milliseconds())
+    let horizon = from + chrono::Duration::days(15);
+    let mut prev = cron.find_next_occurrence(&from, false).ok()?;
+    let mut longest = 0;
+    for _ in 0..64 {
+        let Ok(next) = cron.find_next_occurrence(&prev, false) else {
+            break;
+        };
+        longest = longest.max((next - prev).num_milliseconds());
+        if next > horizon {
+            break;
+        }
+        prev = next;
+    }
+    (longest > 0).then_some(longest)
 }
 
 fn freshness(s: &Shared, last: &[LastSweep], now: i64) -> Vec<Fresh> {
@@ -486,29 +567,19 @@ fn freshness(s: &Shared, last: &[LastSweep], now: i64) -> Vec<Fresh> {
         let schedule = s.app.config.schedule(p.name);
         for kind in p.provider.kinds() {
             let every_ms = schedule.get(*kind).and_then(|e| period(e, now));
-            let mine: Vec<&LastSweep> = last
-                .iter()
-                .filter(|l| l.provider == p.name && l.kind == *kind)
-                .collect();
-            if mine.len() <= 1 {
-                out.push(Fresh {
-                    provider: p.name.to_string(),
-                    kind: kind.to_string(),
-                    account: None,
-                    last: mine.first().map(|l| l.finished_at),
-                    every_ms,
-                });
-            } else {
-                for l in mine {
-                    out.push(Fresh {
-                        provider: p.name.to_string(),
-                        kind: kind.to_string(),
-                        account: Some(l.account.clone()),
-                        last: Some(l.finished_at),
-                        every_ms,
-                    });
-                }
-            }
+            // The account this server sweeps; another one's history (an
+            // account configured before) is not this kind's freshness.
+            let account = p.provider.account();
+            out.push(Fresh {
+                provider: p.name.to_string(),
+                kind: kind.to_string(),
+                account: (account != "default").then(|| account.to_string()),
+                last: last
+                    .iter()
+                    .find(|l| l.provider == p.name && l.kind == *kind && l.account == account)
+                    .map(|l| l.finished_at),
+                every_ms,
+            });
         }
     }
     out
@@ -525,7 +596,11 @@ struct OpenAlert {
 
 fn open_alerts(runs: &[RunRecord], fresh: &[Fresh], threshold: f64, now: i64) -> Vec<OpenAlert> {
     let mut latest: BTreeMap<(&str, &str, &str), &RunRecord> = BTreeMap::new();
-    for r in runs.iter().filter(|r| r.status != RunStatus::Running) {
+    // A dry run fixes nothing: it neither raises nor clears an alert.
+    for r in runs
+        .iter()
+        .filter(|r| r.status != RunStatus::Running && !r.dry_run)
+    {
         // Newest first: keep the first seen.
         latest
             .entry((&r.provider, &r.account, &r.kind))
@@ -894,6 +969,12 @@ async fn reconcile(
             StatusCode::OK,
             serde_json::to_string_pretty(&o).unwrap_or_default(),
         ),
+        Err(e)
+            if e.kind() == recon_core::ErrorKind::Config
+                || e.kind() == recon_core::ErrorKind::InvalidInput =>
+        {
+            (StatusCode::BAD_REQUEST, e.to_string())
+        }
         Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()),
     };
     tracing::info!(provider = %form.provider, id = %form.id, ok = status.is_success(), "status page: reconcile one object");
@@ -1177,19 +1258,145 @@ mod tests {
         assert_eq!(cookie(&h, COOKIE), Some("abc"));
         assert_eq!(cookie(&h, "recon"), None);
         h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
-        assert!(same_origin(&h), "no Origin: not a cross-site browser form");
+        assert!(
+            same_origin_as(&h, None),
+            "no Origin: not a cross-site browser form"
+        );
         h.insert(
             header::ORIGIN,
             HeaderValue::from_static("http://127.0.0.1:8080"),
         );
-        assert!(same_origin(&h));
+        assert!(same_origin_as(&h, None));
         h.insert(
             header::ORIGIN,
             HeaderValue::from_static("https://evil.example"),
         );
-        assert!(!same_origin(&h));
+        assert!(!same_origin_as(&h, None));
         h.insert(header::ORIGIN, HeaderValue::from_static("null"));
-        assert!(!same_origin(&h));
+        assert!(!same_origin_as(&h, None));
+        // Behind a proxy that rewrites Host: the public URL's origin.
+        h.insert(header::HOST, HeaderValue::from_static("recon:8080"));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://status.example.com"),
+        );
+        assert!(!same_origin_as(&h, None));
+        assert!(same_origin_as(&h, Some("https://status.example.com/")));
+        assert!(same_origin_as(&h, Some("https://Status.example.com/recon")));
+        assert!(!same_origin_as(&h, Some("http://status.example.com")));
+        assert!(!same_origin_as(&h, Some("https://status.example.com:8443")));
+    }
+
+    fn auth(token: &str) -> StatusAuth {
+        StatusAuth::new(AdminToken::new(token).unwrap())
+    }
+
+    fn with_cookie(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_str(&format!("{COOKIE}={value}")).unwrap(),
+        );
+        h
+    }
+
+    #[test]
+    fn sessions_are_signed_shared_by_replicas_and_end_with_the_token() {
+        let a = auth("a-token-of-at-least-32-characters-0001");
+        let b = auth("a-token-of-at-least-32-characters-0001");
+        let other = auth("a-token-of-at-least-32-characters-0002");
+        let value = a.open();
+        let sa = a.session(&with_cookie(&value)).expect("valid here");
+        let sb = b.session(&with_cookie(&value)).expect("and on a replica");
+        assert_eq!(sa.csrf, sb.csrf, "one CSRF token on every replica");
+        assert!(
+            other.session(&with_cookie(&value)).is_none(),
+            "another token"
+        );
+        // Tampering with any part breaks the MAC.
+        let (exp, rest) = value.split_once('.').unwrap();
+        let later = format!("{}.{rest}", exp.parse::<i64>().unwrap() + 1);
+        assert!(a.session(&with_cookie(&later)).is_none(), "a longer expiry");
+        let mut flipped = value.clone().into_bytes();
+        let last = flipped.len() - 1;
+        flipped[last] = if flipped[last] == b'0' { b'1' } else { b'0' };
+        let flipped = String::from_utf8(flipped).unwrap();
+        assert!(a.session(&with_cookie(&flipped)).is_none());
+        for junk in ["", "1", "1.2", "x.y.z", "9999999999999.n.zz"] {
+            assert!(a.session(&with_cookie(junk)).is_none(), "{junk:?}");
+        }
+        // Expired: a valid MAC over a past expiry.
+        let nonce = "n";
+        let past = now_ms() - 1;
+        let mac = hex(&a
+            .mac(&format!("session|{past}|{nonce}"))
+            .finalize()
+            .into_bytes());
+        assert!(
+            a.session(&with_cookie(&format!("{past}.{nonce}.{mac}")))
+                .is_none()
+        );
+        // Logged out here.
+        a.close(&sa);
+        assert!(a.session(&with_cookie(&value)).is_none());
+        assert_ne!(a.open(), a.open(), "each login its own nonce");
+    }
+
+    #[test]
+    fn login_budgets_are_per_address_and_per_ipv6_slash_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(limit_key(a), limit_key(b));
+        assert_ne!(limit_key(a), limit_key(c));
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(limit_key(mapped), "192.0.2.7".parse::<IpAddr>().unwrap());
+        let auth = auth("a-token-of-at-least-32-characters-0001");
+        for i in 0..5u16 {
+            let ip: IpAddr = format!("2001:db8:1:2::{i:x}").parse().unwrap();
+            assert!(auth.attempt(ip).is_ok());
+        }
+        let wait = auth.attempt(b).expect_err("the /64 spent its 5");
+        assert!(wait <= Duration::from_secs(2));
+        assert!(auth.attempt(c).is_ok(), "another /64 has its own");
+    }
+
+    #[test]
+    fn a_weekday_schedule_is_judged_by_its_weekend_gap() {
+        // Monday 2026-11-30 02:00 UTC; sweeps at 03:00 on weekdays.
+        let monday = chrono::DateTime::parse_from_rfc3339("2026-11-30T02:00:00Z")
+            .unwrap()
+            .timestamp_millis();
+        let every = period("0 0 3 * * 1-5", monday).unwrap();
+        assert_eq!(every, 72 * 3_600_000, "Friday 03:00 to Monday 03:00");
+        let friday = monday - 71 * 3_600_000;
+        let f = Fresh {
+            provider: "p".into(),
+            kind: "k".into(),
+            account: None,
+            last: Some(friday),
+            every_ms: Some(every),
+        };
+        assert_eq!(f.state(monday), "ok");
+    }
+
+    #[test]
+    fn a_dry_run_neither_raises_nor_clears_an_alert() {
+        let mut failed = recon_core::testkit::store_suite::running_sweep("k", "r1", 1_000);
+        failed.status = RunStatus::Failed;
+        failed.finished_at = Some(1_500);
+        failed.error = Some("listing failed".into());
+        let mut dry = recon_core::testkit::store_suite::running_sweep("k", "r2", 2_000);
+        dry.status = RunStatus::Succeeded;
+        dry.dry_run = true;
+        dry.finished_at = Some(2_500);
+        // Newest first, as the store reads them.
+        let alerts = open_alerts(&[dry.clone(), failed], &[], 0.05, 3_000);
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].run.as_deref(), Some("r1"));
+        let mut dry_failed = dry;
+        dry_failed.status = RunStatus::Failed;
+        assert!(open_alerts(&[dry_failed], &[], 0.05, 3_000).is_empty());
     }
 
     #[test]
