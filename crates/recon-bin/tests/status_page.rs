@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::*;
+use fantoccini::Locator;
 use recon_core::Store;
 use recon_sim::{DeliveryFaults, Sim, SimConfig, SimHandle};
 use reqwest::StatusCode;
@@ -644,6 +645,20 @@ fn browser() -> Option<(String, String)> {
     }
 }
 
+/// Type `token` into the login form and submit it.
+async fn log_in(c: &fantoccini::Client, token: &str) {
+    let field = c.find(Locator::Css("#token")).await.unwrap();
+    field.send_keys(token).await.unwrap();
+    let submit = c.find(Locator::Css("button[type=submit]")).await.unwrap();
+    submit.click().await.unwrap();
+}
+
+/// The text of the element `at`, once the page has it.
+async fn wait_text(c: &fantoccini::Client, at: Locator<'_>) -> String {
+    let element = c.wait().for_element(at).await.unwrap();
+    element.text().await.unwrap()
+}
+
 struct Driver(Child);
 
 impl Drop for Driver {
@@ -699,44 +714,13 @@ async fn status_page_in_headless_chromium() {
     c.goto(&format!("{base}/status")).await.unwrap();
     assert_eq!(c.current_url().await.unwrap().path(), "/status/login");
     // A wrong token stays there with a message.
-    use fantoccini::Locator;
-    c.find(Locator::Css("#token"))
-        .await
-        .unwrap()
-        .send_keys("wrong-token")
-        .await
-        .unwrap();
-    c.find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let alert = c
-        .wait()
-        .for_element(Locator::Css("[role=alert]"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(alert, "Wrong token.");
-    c.find(Locator::Css("#token"))
-        .await
-        .unwrap()
-        .send_keys(TOKEN)
-        .await
-        .unwrap();
-    c.find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.wait()
-        .for_element(Locator::Css("svg[data-chart]"))
-        .await
-        .unwrap();
+    log_in(&c, "wrong-token").await;
+    assert_eq!(
+        wait_text(&c, Locator::Css("[role=alert]")).await,
+        "Wrong token."
+    );
+    log_in(&c, TOKEN).await;
+    wait_text(&c, Locator::Css("svg[data-chart]")).await;
     assert_eq!(c.current_url().await.unwrap().path(), "/status");
 
     // The charts, as the browser laid them out: every chart is drawn with
@@ -808,14 +792,7 @@ async fn status_page_in_headless_chromium() {
     .click()
     .await
     .unwrap();
-    let fields = c
-        .wait()
-        .for_element(Locator::Css("pre.fields"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let fields = wait_text(&c, Locator::Css("pre.fields")).await;
     assert!(fields.contains(" → "), "{fields}");
     assert!(
         c.current_url()

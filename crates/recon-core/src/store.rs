@@ -164,6 +164,18 @@ pub struct LastSweep {
     pub finished_at: i64,
 }
 
+impl From<(String, String, String, i64)> for LastSweep {
+    /// A row `(provider, account, kind, finished_at)`.
+    fn from((provider, account, kind, finished_at): (String, String, String, i64)) -> Self {
+        LastSweep {
+            provider,
+            account,
+            kind,
+            finished_at,
+        }
+    }
+}
+
 /// Rows of `(provider, kind, cause, count)` as [`DriftCount`]s (a cause no
 /// longer known reads as `changed`).
 pub fn drift_counts(rows: Vec<(String, String, String, i64)>) -> Vec<DriftCount> {

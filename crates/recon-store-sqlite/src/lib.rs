@@ -1694,15 +1694,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.reader)
         .await
         .map_err(db_err("last_successful_sweeps"))?;
-        Ok(rows
-            .into_iter()
-            .map(|(provider, account, kind, finished_at)| LastSweep {
-                provider,
-                account,
-                kind,
-                finished_at,
-            })
-            .collect())
+        Ok(rows.into_iter().map(LastSweep::from).collect())
     }
 
     async fn drift(&self, q: &DriftQuery) -> Result<Vec<DriftRecord>> {
