@@ -261,6 +261,11 @@ async fn status_page_shows_runs_webhooks_drift_and_freshness() {
     let (status, page, _) = get(base, &format!("/status/runs/{}", changed.id), Some(&cookie)).await;
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains("<td>changed</td>"), "{page}");
+    // A deletion is one line, not every field of the tombstone.
+    if page.contains("<td>deleted</td>") {
+        assert!(page.contains("deleted by the provider"), "{page}");
+        assert!(!page.contains("(absent)\n"), "{page}");
+    }
     assert!(page.contains(" → "), "field-level lines: {page}");
     let (status, _, _) = get(base, "/status/runs/no-such-run", Some(&cookie)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);

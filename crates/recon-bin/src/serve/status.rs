@@ -895,7 +895,13 @@ async fn run_page(
 }
 
 fn drift_row(d: &DriftRecord, session: &Session, can_fix: bool) -> Markup {
-    let changes = changed_fields(d.before.as_ref(), d.after.as_ref());
+    // A deletion's "after" is the provider's tombstone: every field would
+    // read "→ (absent)". The cause says it all.
+    let changes = if d.cause == recon_core::DriftCause::Deleted {
+        Vec::new()
+    } else {
+        changed_fields(d.before.as_ref(), d.after.as_ref())
+    };
     html! {
         tr.drift data-object=(d.key.id) {
             td { code { (d.key.id) } }
@@ -906,6 +912,7 @@ fn drift_row(d: &DriftRecord, session: &Session, can_fix: bool) -> Markup {
             td {
                 @if changes.is_empty() {
                     span.muted { (match (&d.before, &d.after) {
+                        _ if d.cause == recon_core::DriftCause::Deleted => "live in the mirror → deleted by the provider",
                         (None, Some(_)) => "absent from the mirror → present",
                         (Some(_), None) => "present in the mirror → gone",
                         _ => "no field-level change recorded",
